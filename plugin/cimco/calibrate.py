@@ -1,0 +1,62 @@
+"""Peak efficiency of one macro, as CIM papers measure it, through the real mapper.
+
+A macro alone (1 core, 1 macro, free DRAM and buffer) runs a matrix-vector layer that fills
+it exactly (reduction = rows, outputs = cols / weight slices) over many input vectors, and
+we count the macro's compute energy only (word-line drivers, cell MACs, ADCs, shift-add),
+as papers do: weight loading and off-macro traffic are excluded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cimco.spec.macro import MacroSpec, Sourced
+from cimco.spec.system import BufferSpec, DramSpec, SystemSpec
+from cimco.spec.workload import Bits, Layer
+
+MACRO_COMPUTE = ("WordlineDriver", "CellArray.read", "ADC", "ShiftAdd")
+_FREE = Sourced(value=0.0, source="excluded from macro-level efficiency")
+
+
+@dataclass(frozen=True)
+class MacroPoint:
+    tops_per_w: float
+    tops: float
+    energy_by_component_j: dict[str, float]
+    macs: int
+    conversions: float
+
+
+def macro_only_system(macro: MacroSpec) -> SystemSpec:
+    return SystemSpec(
+        name=f"{macro.name}-alone", citation=macro.citation, macro=macro, cores=1, macros_per_core=1,
+        dram=DramSpec(energy_per_bit_j=_FREE, bandwidth_bits_per_s=1e30),
+        global_buffer=BufferSpec(size_bits=1 << 40, energy_per_bit_j=_FREE,
+                                 bandwidth_bits_per_s=1e30, area_m2=_FREE),
+    )
+
+
+def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64) -> MacroPoint:
+    """Map a macro-filling matrix-vector layer; return the macro's compute efficiency."""
+    from cimco import _af, arch
+
+    layer = Layer(name="fill", type="linear", in_channels=macro.rows,
+                  out_channels=macro.cols // macro.n_weight_slices(bits.weight), tokens=vectors)
+    nodes = arch.build_nodes(macro_only_system(macro), bits)
+    einsum = _af.einsum_of(layer, bits)
+    with _af.scratch_cwd():
+        r = _af.map_layer(nodes, einsum, bits)
+    parts: dict[str, float] = {}
+    for (comp, action), e in r.energy.items():
+        key = comp if f"{comp}.{action}" not in MACRO_COMPUTE else f"{comp}.{action}"
+        if key in MACRO_COMPUTE and action != "leak":
+            parts[comp] = parts.get(comp, 0.0) + e
+    energy = sum(parts.values())
+    compute_latency = max(v for k, v in r.latency_by_component.items() if k not in ("DRAM", "GlobalBuffer"))
+    return MacroPoint(
+        tops_per_w=2 * layer.macs / energy / 1e12,
+        tops=2 * layer.macs / compute_latency / 1e12,
+        energy_by_component_j=parts,
+        macs=layer.macs,
+        conversions=r.actions.get(("ADC", "read"), 0.0),
+    )

@@ -1,0 +1,104 @@
+"""Map every layer of a workload: one AccelForge run per distinct (shape, bits), cached.
+
+Layers with identical shape and bits are mapped once. Each mapping is cached on disk under
+a SHA-256 of everything that can change it: the system spec, the layer's shape and bits,
+the versions of cimco, AccelForge and hwcomponents, and the source of the cimco modules
+that build the architecture and the component models. A changed input gets a new key, so
+it is never served stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cimco import _af, arch
+from cimco.io import write_atomic
+from cimco.spec.system import SystemSpec
+from cimco.spec.workload import Bits, Layer, WorkloadSpec
+
+_MODEL_SOURCES = ("arch.py", "_af.py", "models/__init__.py", "mapping.py")
+
+
+@dataclass(frozen=True)
+class LayerKey:
+    """What determines a layer's mapping (its name does not)."""
+
+    shape: str  # the Einsum text and iteration space
+    bits: Bits
+
+
+def _code_hash() -> str:
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for rel in _MODEL_SOURCES:
+        h.update((here / rel).read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(system: SystemSpec, einsum: dict, bits: Bits) -> str:
+    from cimco import __version__
+
+    payload = {
+        "system": system.model_dump(mode="json"),
+        "einsum": einsum,
+        "bits": bits.model_dump(),
+        "versions": {"cimco": __version__, **_af.versions()},
+        "code": _code_hash(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _to_json(r: _af.MapResult) -> str:
+    d = asdict(r)
+    for k in ("energy", "actions"):
+        d[k] = {f"{c}|{a}": v for (c, a), v in d[k].items()}
+    return json.dumps(d)
+
+
+def _from_json(text: str) -> _af.MapResult:
+    d = json.loads(text)
+    for k in ("energy", "actions"):
+        d[k] = {tuple(key.split("|", 1)): v for key, v in d[k].items()}
+    return _af.MapResult(**d)
+
+
+@dataclass
+class LayerRun:
+    layer: Layer
+    bits: Bits
+    result: _af.MapResult
+    cached: bool
+
+
+def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | None,
+                 progress: bool = True) -> list[LayerRun]:
+    """Map each distinct layer once (from cache when possible); one LayerRun per layer."""
+    from tqdm import tqdm
+
+    plan: dict[str, tuple[Layer, Bits, dict]] = {}
+    keys: list[str] = []
+    for layer in workload.layers:
+        bits = workload.layer_bits(layer)
+        einsum = _af.einsum_of(layer, bits)
+        key = cache_key(system, einsum, bits)
+        plan.setdefault(key, (layer, bits, einsum))
+        keys.append(key)
+    results: dict[str, tuple[_af.MapResult, bool]] = {}
+    bar = tqdm(plan.items(), desc="mapping", unit="layer", disable=not progress,
+               total=len(plan), dynamic_ncols=True)
+    with _af.scratch_cwd():
+        for key, (layer, bits, einsum) in bar:
+            bar.set_postfix_str(layer.name)
+            path = cache_dir / f"{key}.json" if cache_dir else None
+            if path and path.exists():
+                results[key] = (_from_json(path.read_text()), True)
+                continue
+            r = _af.map_layer(arch.build_nodes(system, bits), einsum, bits)
+            if path:
+                write_atomic(path, _to_json(r))
+            results[key] = (r, False)
+    return [LayerRun(layer, workload.layer_bits(layer), *results[k])
+            for layer, k in zip(workload.layers, keys)]

@@ -1,0 +1,175 @@
+"""hwcomponents models of the parts of an SRAM CIM macro.
+
+Each class is a small :class:`hwcomponents.ComponentModel`: its ``__init__`` parameter names
+are the attributes cimco's arch passes (hwcomponents matches them by name), and its
+``@action`` methods return :class:`ActionCost` in SI units. ``read`` is the action
+AccelForge charges for one use of a Toll or a memory read; ``write`` a memory write.
+
+Energies are C*V^2 estimates from assumed per-cell capacitances, scaled across technology
+nodes with hwcomponents' IRDS-based ``tech_node_energy`` and across supply voltage as V^2,
+times a named calibration factor (``*_scale``) that a macro spec fits to silicon. The ADC
+uses hwcomponents-adc's survey-based model (Murmann's ADC survey, arXiv 2404.06553).
+
+Assumed constants carry ``# assumed``; they are starting points that calibration corrects,
+and the calibration tests check predictions at operating points *not* used to fit.
+"""
+
+from __future__ import annotations
+
+from hwcomponents import ActionCost, ComponentModel, action
+from hwcomponents.scaling import tech_node_area, tech_node_energy
+
+REF_NODE_M = 28e-9  # node at which the constants below are stated
+# Per-cell capacitances at 28 nm (word line: gate + wire per cell; bit line: drain + wire).
+WL_CAP_PER_CELL_F = 0.15e-15  # assumed
+BL_CAP_PER_CELL_F = 0.10e-15  # assumed
+CELL_LOCAL_CAP_F = 0.30e-15  # assumed: local compute cap/transistor switched per cell MAC
+# Digital add: 0.1 pJ per 32-bit add at 45 nm, 0.9 V (M. Horowitz, "Computing's energy
+# problem", ISSCC 2014) -> per bit, rescaled to REF_NODE_M by tech_node_energy.
+ADD_J_PER_BIT_45NM = 0.1e-12 / 32
+# Areas at 28 nm in units of F^2 (F = node): CIM bit cell (8T + compute device) and the
+# per-row driver; 6T SRAM is ~120-150 F^2, compute cells are about twice that.
+CIM_CELL_AREA_F2 = 300  # assumed
+DRIVER_AREA_F2 = 2000  # assumed, per word line
+ADDER_AREA_F2_PER_BIT = 600  # assumed, per bit of shift-add accumulator
+
+
+def _dyn(energy_28nm_ref_v: float, tech_node: float, voltage: float, reference_voltage: float) -> float:
+    """Energy stated at 28 nm and ``reference_voltage``, moved to ``tech_node``, ``voltage``."""
+    return energy_28nm_ref_v * tech_node_energy(tech_node, REF_NODE_M) * (voltage / reference_voltage) ** 2
+
+
+def _area(f2: float, tech_node: float) -> float:
+    return f2 * tech_node**2
+
+
+class CimcoCellArray(ComponentModel):
+    """The SRAM CIM cell array: stores weight bits; ``read`` = one cell MAC with one input slice.
+
+    A cell MAC switches the cell's local compute capacitance and its share of the bit line.
+    ``write`` programs one weight bit (a full bit-line swing).
+    """
+
+    component_name = "CimcoCellArray"
+    priority = 0.9
+
+    def __init__(self, tech_node: float, voltage: float, reference_voltage: float, rows: int,
+                 cycle_s: float, array_scale: float = 1.0, cells: int = 1):
+        self.tech_node, self.voltage, self.vref = tech_node, voltage, reference_voltage
+        self.rows, self.cycle_s, self.scale = rows, cycle_s, array_scale
+        super().__init__(area=_area(CIM_CELL_AREA_F2, tech_node) * cells, leak_power=0.0)
+
+    @action
+    def read(self) -> ActionCost:
+        c = CELL_LOCAL_CAP_F + BL_CAP_PER_CELL_F
+        e = _dyn(c * self.vref**2, self.tech_node, self.voltage, self.vref) * self.scale
+        return ActionCost(energy=e, latency=0.0, throughput=1 / self.cycle_s)
+
+    @action
+    def write(self) -> ActionCost:
+        c = BL_CAP_PER_CELL_F * self.rows
+        e = _dyn(c * self.vref**2, self.tech_node, self.voltage, self.vref) * self.scale
+        return ActionCost(energy=e, latency=0.0, throughput=1 / self.cycle_s)
+
+
+class CimcoWordlineDriver(ComponentModel):
+    """Word-line (input) driver: ``read`` = drive one word line with one input slice."""
+
+    component_name = "CimcoWordlineDriver"
+    priority = 0.9
+
+    def __init__(self, tech_node: float, voltage: float, reference_voltage: float, cols: int,
+                 wordlines_on: int, rows: int, cycle_s: float, driver_scale: float = 1.0):
+        self.tech_node, self.voltage, self.vref = tech_node, voltage, reference_voltage
+        self.cols, self.wl_on, self.cycle_s, self.scale = cols, wordlines_on, cycle_s, driver_scale
+        super().__init__(area=_area(DRIVER_AREA_F2, tech_node) * rows, leak_power=0.0)
+
+    @action
+    def read(self) -> ActionCost:
+        c = WL_CAP_PER_CELL_F * self.cols
+        e = _dyn(c * self.vref**2, self.tech_node, self.voltage, self.vref) * self.scale
+        return ActionCost(energy=e, latency=0.0, throughput=self.wl_on / self.cycle_s)
+
+    @action
+    def write(self) -> ActionCost:
+        return ActionCost(energy=0.0, latency=0.0, throughput=float("inf"))
+
+
+class CimcoAdc(ComponentModel):
+    """Column ADCs of one macro: ``read`` = one conversion.
+
+    Energy per conversion comes from hwcomponents-adc's survey model at the macro's
+    conversion rate, scaled as V^2 from the macro's reference voltage (the survey model is
+    voltage-agnostic; the V^2 law is assumed) and by the calibration factor ``adc_scale``.
+    """
+
+    component_name = "CimcoAdc"
+    priority = 0.9
+
+    def __init__(self, tech_node: float, voltage: float, reference_voltage: float, adc_bits: int,
+                 adcs: int, cycle_s: float, adc_scale: float = 1.0):
+        from hwcomponents_adc import ADC
+
+        self.voltage, self.vref, self.scale = voltage, reference_voltage, adc_scale
+        self.adcs, self.cycle_s = adcs, cycle_s
+        # The survey model covers >= 4 bits; a smaller ADC (or sense amp) is costed as 4 bits.
+        self._adc = ADC(n_bits=max(adc_bits, 4), tech_node=tech_node,
+                        throughput=adcs / cycle_s, n_adcs=adcs)
+        super().__init__(area=self._adc.area, leak_power=0.0)
+
+    @action
+    def read(self) -> ActionCost:
+        e = self._adc.get_energy() * (self.voltage / self.vref) ** 2 * self.scale
+        return ActionCost(energy=e, latency=0.0, throughput=self.adcs / self.cycle_s)
+
+    @action
+    def write(self) -> ActionCost:
+        return ActionCost(energy=0.0, latency=0.0, throughput=float("inf"))
+
+
+class CimcoShiftAdd(ComponentModel):
+    """Digital shift-add accumulating converted partial sums across bit slices and row groups."""
+
+    component_name = "CimcoShiftAdd"
+    priority = 0.9
+
+    def __init__(self, tech_node: float, voltage: float, reference_voltage: float, width_bits: int,
+                 adcs: int, cycle_s: float, digital_scale: float = 1.0):
+        self.tech_node, self.voltage, self.vref = tech_node, voltage, reference_voltage
+        self.width, self.adcs, self.cycle_s, self.scale = width_bits, adcs, cycle_s, digital_scale
+        super().__init__(area=_area(ADDER_AREA_F2_PER_BIT, tech_node) * width_bits * adcs,
+                         leak_power=0.0)
+
+    @action
+    def read(self) -> ActionCost:
+        e28 = ADD_J_PER_BIT_45NM * tech_node_energy(REF_NODE_M, 45e-9) * self.width
+        e = _dyn(e28 * (self.vref / 0.9) ** 2, self.tech_node, self.voltage, self.vref) * self.scale
+        return ActionCost(energy=e, latency=0.0, throughput=self.adcs / self.cycle_s)
+
+    @action
+    def write(self) -> ActionCost:
+        return ActionCost(energy=0.0, latency=0.0, throughput=float("inf"))
+
+
+class CimcoTable(ComponentModel):
+    """A component whose per-action energies and area are given in a spec (table plug-in)."""
+
+    component_name = "CimcoTable"
+    priority = 0.9
+
+    def __init__(self, read_energy: float, write_energy: float, throughput: float, table_area: float):
+        self.e_read, self.e_write, self.tp = read_energy, write_energy, throughput
+        super().__init__(area=table_area, leak_power=0.0)
+
+    @action
+    def read(self) -> ActionCost:
+        return ActionCost(energy=self.e_read, latency=0.0, throughput=self.tp)
+
+    @action
+    def write(self) -> ActionCost:
+        return ActionCost(energy=self.e_write, latency=0.0, throughput=self.tp)
+
+
+MODELS: tuple[type[ComponentModel], ...] = (
+    CimcoCellArray, CimcoWordlineDriver, CimcoAdc, CimcoShiftAdd, CimcoTable,
+)

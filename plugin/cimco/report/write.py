@@ -1,0 +1,123 @@
+"""Write a report's files into one directory, each atomically: JSON, CSV, Markdown, PNG,
+and Accelergy-format ERT/ART."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import yaml
+
+from cimco.io import write_atomic
+from cimco.report import Tables
+
+
+def _csv(report: dict) -> str:
+    comps = list(report["energy_by_component"])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "dense_macs", "executed_macs", "energy_j", "latency_s", "input_bits",
+                "weight_bits", "output_bits", "weight_density", "block_density", "input_density"]
+               + [f"energy_j.{c}" for c in comps])
+    for x in report["layers"]:
+        b = x["bits"]
+        w.writerow([x["name"], x["dense_macs"], x["executed_macs"], repr(x["energy_j"]),
+                    repr(x["latency_s"]), b["input"], b["weight"], b["output"],
+                    x["weight_density"], x["block_density"], x["input_density"]]
+                   + [repr(x["energy_by_component"].get(c, 0.0)) for c in comps])
+    return buf.getvalue()
+
+
+def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-layer table (shared by the terminal and Markdown)."""
+    head = ["layer", "MACs", "energy (uJ)", "latency (us)", "bits i/w/o", "TOPS/W"]
+    rows = []
+    for x in report["layers"]:
+        b = x["bits"]
+        rows.append([x["name"], f"{x['dense_macs']:,}", f"{x['energy_j'] * 1e6:.3f}",
+                     f"{x['latency_s'] * 1e6:.2f}", f"{b['input']}/{b['weight']}/{b['output']}",
+                     f"{2 * x['dense_macs'] / x['energy_j'] / 1e12:.2f}"])
+    t = report["totals"]
+    rows.append(["TOTAL", f"{t['dense_macs']:,}", f"{t['energy_j'] * 1e6:.3f}",
+                 f"{t['latency_s'] * 1e6:.2f}", "", f"{t['tops_per_w']:.2f}"])
+    return head, rows
+
+
+def totals_line(report: dict) -> str:
+    t = report["totals"]
+    return (f"energy {t['energy_j'] * 1e6:.2f} uJ | latency {t['latency_s'] * 1e3:.3f} ms | "
+            f"{t['tops_per_w']:.2f} TOPS/W | {t['tops']:.3f} TOPS | {t['fps']:.1f} FPS | "
+            f"area {t['area_m2'] * 1e6:.3f} mm^2")
+
+
+def _markdown(report: dict) -> str:
+    head, rows = summary_rows(report)
+    lines = [f"# {report['workload']} on {report['system']}", "", totals_line(report), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", "## Energy by component", "", "| component | energy (uJ) | share |", "|---|---|---|"]
+    total = report["totals"]["energy_j"]
+    for c, e in sorted(report["energy_by_component"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {c} | {e * 1e6:.3f} | {e / total:.1%} |")
+    lines += ["", f"cimco {report['cimco_version']}; engine "
+              + ", ".join(f"{k} {v}" for k, v in report["engine"].items()), ""]
+    return "\n".join(lines)
+
+
+def _png(report: dict) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    comps = [c for c, e in sorted(report["energy_by_component"].items(), key=lambda kv: -kv[1]) if e > 0]
+    names = [x["name"] for x in report["layers"]]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4.5))
+    bottom = [0.0] * len(names)
+    for c in comps:
+        vals = [x["energy_by_component"].get(c, 0.0) * 1e6 for x in report["layers"]]
+        ax.bar(names, vals, bottom=bottom, label=c)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("energy (uJ)")
+    ax.set_title(f"{report['workload']} on {report['system']}: energy by component")
+    ax.tick_params(axis="x", labelrotation=75, labelsize=7)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _ert(tables: Tables, system: str) -> str:
+    """Accelergy v0.4 ERT: energy per action in pJ."""
+    out = {"ERT": {"version": "0.4", "tables": [
+        {"name": f"{system}.{comp}",
+         "actions": [{"name": a, "arguments": None, "energy": e * 1e12} for a, e in acts.items()]}
+        for comp, acts in tables.ert.items()]}}
+    return yaml.safe_dump(out, sort_keys=False)
+
+
+def _art(tables: Tables, system: str) -> str:
+    """Accelergy v0.4 ART: total area of each component (all instances) in um^2."""
+    out = {"ART": {"version": "0.4", "tables": [
+        {"name": f"{system}.{comp}", "area": a * 1e12} for comp, a in tables.art.items()]}}
+    return yaml.safe_dump(out, sort_keys=False)
+
+
+def write_all(report: dict, tables: Tables, out: Path) -> list[Path]:
+    files = {
+        "report.json": json.dumps(report, indent=2),
+        "layers.csv": _csv(report),
+        "report.md": _markdown(report),
+        "energy_by_component.png": _png(report),
+        "ERT.yaml": _ert(tables, report["system"]),
+        "ART.yaml": _art(tables, report["system"]),
+    }
+    paths = []
+    for name, data in files.items():
+        write_atomic(out / name, data)
+        paths.append(out / name)
+    return paths

@@ -1,0 +1,119 @@
+"""SRAM compute-in-memory macro spec.
+
+A macro is an array of ``rows`` word lines by ``cols`` bit lines. Weights sit along the
+bit lines (``weight_bits / bits_per_cell`` columns per weight), inputs drive word lines,
+and ``wordlines_on`` rows are activated at once; their bit-line sums are digitised by
+ADCs of ``adc_bits`` and shift-added across bit slices.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from cimco.errors import Problem
+from cimco.spec._base import Strict
+
+
+class Sourced(Strict):
+    """A number with where it came from (a citation, a measurement or ``assumed``)."""
+
+    value: float
+    source: str = Field(min_length=1)
+
+
+class BitRange(Strict):
+    """Smallest and largest precision the macro supports for one tensor."""
+
+    min: PositiveInt = 1
+    max: PositiveInt
+
+
+class TableEnergy(Strict):
+    """Datasheet-style energies per action (joules), like Accelergy's table plug-in."""
+
+    model: Literal["table"]
+    wordline_drive_j: Sourced  # one word line driven with one input slice
+    cell_mac_j: Sourced  # one cell computing with one input slice
+    adc_convert_j: Sourced  # one ADC conversion
+    shift_add_j: Sourced  # one shift-add of a converted partial sum
+    weight_write_j: Sourced  # writing one weight bit into the array
+
+
+class ComponentEnergy(Strict):
+    """Energies derived from cimco's hwcomponents models, with named calibration factors.
+
+    Every factor defaults to 1 (uncalibrated). A factor other than 1 must say which
+    published operating point it was fitted to in its ``source``.
+    """
+
+    model: Literal["components"]
+    adc_scale: Sourced = Sourced(value=1.0, source="uncalibrated")
+    # Everything else in the macro: cell array, word-line drivers and shift-add.
+    array_scale: Sourced = Sourced(value=1.0, source="uncalibrated")
+
+
+class MacroSpec(Strict):
+    """One SRAM CIM macro."""
+
+    kind: Literal["macro"] = "macro"
+    name: str = Field(min_length=1)
+    citation: str = Field(min_length=1)
+    rows: PositiveInt
+    cols: PositiveInt
+    wordlines_on: PositiveInt
+    partitions: PositiveInt = 1
+    bits_per_cell: PositiveInt = 1
+    input_bits: BitRange
+    weight_bits: BitRange
+    output_bits: BitRange
+    bit_serial_input: bool = True
+    input_slice_bits: PositiveInt = 1  # bits per input slice when not bit-serial (DAC)
+    # True when the columns holding one weight's bits are summed in the analog domain
+    # (binary-weighted) before one conversion; False when each column is converted.
+    analog_weight_combine: bool = False
+    adc_bits: PositiveInt
+    adcs: PositiveInt  # ADCs per macro (columns share them when fewer than cols)
+    tech_node_m: PositiveFloat
+    voltage_v: PositiveFloat
+    reference_voltage_v: PositiveFloat  # voltage at which the energy model is stated
+    cycle_s: PositiveFloat  # one array activation (all wordlines_on rows, one input slice)
+    energy: TableEnergy | ComponentEnergy = Field(discriminator="model")
+    area_m2: Sourced | None = None  # measured macro area; model area is used otherwise
+
+    def input_slice(self) -> int:
+        return 1 if self.bit_serial_input else self.input_slice_bits
+
+    def n_input_slices(self, bits: int) -> int:
+        return -(-bits // self.input_slice())
+
+    def n_weight_slices(self, bits: int) -> int:
+        return -(-bits // self.bits_per_cell)
+
+    def conversions_per_output(self, input_bits: int, weight_bits: int) -> int:
+        """ADC conversions per output and row group: one per input slice (x weight slice)."""
+        w = 1 if self.analog_weight_combine else self.n_weight_slices(weight_bits)
+        return self.n_input_slices(input_bits) * w
+
+    def check(self, file: str, prefix: str = "") -> list[Problem]:
+        """Value checks that need more than one field (phase two of validation)."""
+        p = f"{prefix}." if prefix else ""
+        out = []
+        if self.wordlines_on > self.rows:
+            out.append(Problem(file, f"{p}wordlines_on",
+                               f"expected at most rows={self.rows}, got {self.wordlines_on}"))
+        if self.rows % self.wordlines_on:
+            out.append(Problem(file, f"{p}wordlines_on",
+                               f"expected a divisor of rows={self.rows}, got {self.wordlines_on}"))
+        if self.adcs > self.cols:
+            out.append(Problem(file, f"{p}adcs", f"expected at most cols={self.cols}, got {self.adcs}"))
+        for name in ("input_bits", "weight_bits", "output_bits"):
+            r: BitRange = getattr(self, name)
+            if r.min > r.max:
+                out.append(Problem(file, f"{p}{name}", f"min={r.min} is above max={r.max}"))
+        if self.n_weight_slices(self.weight_bits.max) > self.cols:
+            out.append(Problem(file, f"{p}weight_bits.max",
+                               f"one weight needs {self.n_weight_slices(self.weight_bits.max)} "
+                               f"columns but the macro has cols={self.cols}"))
+        return out

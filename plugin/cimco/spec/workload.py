@@ -1,0 +1,113 @@
+"""Workload spec: an ordered list of conv / linear layers with per-tensor bits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+
+from cimco.errors import Problem
+from cimco.spec._base import Strict
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (v[0], v[1])
+
+
+class Bits(Strict):
+    input: PositiveInt = 8
+    weight: PositiveInt = 8
+    output: PositiveInt = 8
+
+
+class Layer(Strict):
+    """A conv (``type: conv``) or fully-connected (``type: linear``) layer.
+
+    Linear layers are convs with a 1x1 kernel on a 1x1 input; ``tokens`` > 1 models a
+    matmul over several rows (batch of vectors).
+    """
+
+    name: str = Field(min_length=1)
+    type: Literal["conv", "linear"]
+    in_channels: PositiveInt
+    out_channels: PositiveInt
+    input_hw: tuple[PositiveInt, PositiveInt] = (1, 1)
+    kernel: PositiveInt | tuple[PositiveInt, PositiveInt] = 1
+    stride: PositiveInt | tuple[PositiveInt, PositiveInt] = 1
+    padding: int | tuple[int, int] = 0
+    dilation: PositiveInt | tuple[PositiveInt, PositiveInt] = 1
+    groups: PositiveInt = 1
+    tokens: PositiveInt = 1
+    bits: Bits | None = None
+    repeat: PositiveInt = 1  # the layer runs this many times per inference
+
+    def output_hw(self) -> tuple[int, int]:
+        (h, w), (r, s) = self.input_hw, _pair(self.kernel)
+        (sh, sw), (ph, pw), (dh, dw) = _pair(self.stride), _pair(self.padding), _pair(self.dilation)
+        return ((h + 2 * ph - dh * (r - 1) - 1) // sh + 1, (w + 2 * pw - dw * (s - 1) - 1) // sw + 1)
+
+    @property
+    def kernel_hw(self) -> tuple[int, int]:
+        return _pair(self.kernel)
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return _pair(self.stride)
+
+    @property
+    def dilation_hw(self) -> tuple[int, int]:
+        return _pair(self.dilation)
+
+    @property
+    def reduction(self) -> int:
+        """Weights per output channel: C*R*S/groups (the word-line dimension)."""
+        r, s = self.kernel_hw
+        return self.in_channels // self.groups * r * s
+
+    @property
+    def macs(self) -> int:
+        p, q = self.output_hw()
+        return self.tokens * p * q * self.out_channels * self.reduction
+
+    def check(self, file: str, path: str) -> list[Problem]:
+        out = []
+        if self.type == "linear" and (self.input_hw != (1, 1) or self.kernel_hw != (1, 1)):
+            out.append(Problem(file, path, "a linear layer takes no input_hw or kernel"))
+        for what, n in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if n % self.groups:
+                out.append(Problem(file, f"{path}.{what}",
+                                   f"expected a multiple of groups={self.groups}, got {n}"))
+        p, q = self.output_hw()
+        if p < 1 or q < 1:
+            out.append(Problem(file, f"{path}.kernel",
+                               f"kernel {self.kernel_hw} (dilation {self.dilation_hw}) does not fit "
+                               f"the padded input {self.input_hw} + padding {self.padding}; "
+                               f"output would be {p}x{q}"))
+        if min(_pair(self.padding)) < 0:
+            out.append(Problem(file, f"{path}.padding", f"expected >= 0, got {self.padding}"))
+        return out
+
+
+class WorkloadSpec(Strict):
+    kind: Literal["workload"] = "workload"
+    name: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    bits: Bits = Bits()
+    layers: list[Layer] = Field(min_length=1)
+
+    def layer_bits(self, layer: Layer) -> Bits:
+        return layer.bits or self.bits
+
+    def check(self, file: str) -> list[Problem]:
+        out = []
+        seen: set[str] = set()
+        for i, layer in enumerate(self.layers):
+            out += layer.check(file, f"layers[{i}]")
+            if layer.name in seen:
+                out.append(Problem(file, f"layers[{i}].name", f"duplicate layer name {layer.name!r}"))
+            seen.add(layer.name)
+        return out
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs * layer.repeat for layer in self.layers)

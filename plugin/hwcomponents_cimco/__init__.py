@@ -1,0 +1,15 @@
+"""Entry point that lets ``hwc --list`` find cimco's component models.
+
+hwcomponents discovers models in top-level modules named ``hwcomponents_*``; this module
+only re-exports them. cimco itself registers them explicitly on each AccelForge spec.
+"""
+
+from cimco.models import (
+    CimcoAdc,
+    CimcoCellArray,
+    CimcoShiftAdd,
+    CimcoTable,
+    CimcoWordlineDriver,
+)
+
+__all__ = ["CimcoAdc", "CimcoCellArray", "CimcoShiftAdd", "CimcoTable", "CimcoWordlineDriver"]
