@@ -9,11 +9,15 @@ here, so an upgrade that changes one fails loudly. What we rely on:
 - Result columns are named ``<einsum><SEP><kind><SEP><component>...`` and the
   ``Mappings.energy/actions/latency`` accessors aggregate them.
 - ``set_n_parallel_jobs(1)``: on 2 cores the default process pool is 2-3x slower.
+- Upstream deprecation noise (pandas 3.1's ``inplace`` deprecation inside AccelForge,
+  hwcomponents' use of ``Logger.warn``) is silenced around upstream calls only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from copy import deepcopy
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -101,6 +105,15 @@ class MapResult:
     extra: dict = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def _upstream():
+    """Silence upstream Deprecation/Future warnings (not ours to fix) around a call."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 def _one_job() -> None:
     from accelforge.util import set_n_parallel_jobs
 
@@ -115,23 +128,24 @@ def map_layer(nodes: list[dict], einsum: dict, bits) -> MapResult:
     from accelforge.util import _fillna_and__numeric_cast
 
     _one_job()
-    spec = make_spec(nodes, einsum, bits)
-    try:
-        pm = make_pmappings(spec, print_progress=False)
-        res = join_pmappings(pm, require_all_einsums=False, print_progress=False,
-                             metrics=spec.mapper.metrics)
-    except Exception as e:  # AccelForge raises many types; keep its message
-        raise MappingError(f"AccelForge could not map {einsum['einsum']!r}: {e}") from e
-    if len(res.data) == 0:
-        raise MappingError(f"AccelForge found no valid mapping for {einsum['einsum']!r}")
-    local = deepcopy(spec)
-    local.model.metrics = local.mapper.info_metrics
-    local.mapping = res.data.iloc[0]["Total<SEP>mapping"](_for_model=True)
-    evaluated = evaluate_mapping(local, flattened_arches=res.flattened_arches,
-                                 evaluated_specs=res.evaluated_specs)
-    res.data = _fillna_and__numeric_cast(pd.concat([evaluated.data]), 0)
-    energy = {k: float(v) for k, v in res.energy(per_component=True, per_action=True).items()}
-    actions = {k: float(v) for k, v in res.actions(per_component=True).items()}
+    with _upstream():
+        spec = make_spec(nodes, einsum, bits)
+        try:
+            pm = make_pmappings(spec, print_progress=False)
+            res = join_pmappings(pm, require_all_einsums=False, print_progress=False,
+                                 metrics=spec.mapper.metrics)
+        except Exception as e:  # AccelForge raises many types; keep its message
+            raise MappingError(f"AccelForge could not map {einsum['einsum']!r}: {e}") from e
+        if len(res.data) == 0:
+            raise MappingError(f"AccelForge found no valid mapping for {einsum['einsum']!r}")
+        local = deepcopy(spec)
+        local.model.metrics = local.mapper.info_metrics
+        local.mapping = res.data.iloc[0]["Total<SEP>mapping"](_for_model=True)
+        evaluated = evaluate_mapping(local, flattened_arches=res.flattened_arches,
+                                     evaluated_specs=res.evaluated_specs)
+        res.data = _fillna_and__numeric_cast(pd.concat([evaluated.data]), 0)
+        energy = {k: float(v) for k, v in res.energy(per_component=True, per_action=True).items()}
+        actions = {k: float(v) for k, v in res.actions(per_component=True).items()}
     return MapResult(
         energy_j=float(res.energy()),
         latency_s=float(res.latency()),
@@ -148,8 +162,8 @@ def component_costs(nodes: list[dict], einsum: dict | None, bits=None) -> tuple[
 
     Returns ``({component: {action: J}}, {component: {"area_m2": per-instance, "instances": n}})``.
     """
-    spec = make_spec(nodes, einsum, bits)
-    ev = spec.calculate_component_costs()
+    with _upstream():
+        ev = make_spec(nodes, einsum, bits).calculate_component_costs()
     ert: dict[str, dict[str, float]] = {}
     art: dict[str, dict[str, float]] = {}
     for node in ev.arch.nodes:
@@ -169,7 +183,6 @@ def scratch_cwd():
     ``accelforge.util.parallel._memmap_read`` leaves ``tmp*.pkl`` files in the system temp
     dir; both land here instead, so a run leaves nothing outside its output directory.
     """
-    import contextlib
     import tempfile
 
     @contextlib.contextmanager
