@@ -1,0 +1,103 @@
+"""`cimco map` end to end with the real mapper on a small workload (about a minute)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cimco.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEM = str(ROOT / "arch_specs/mars_system.yaml")
+WORKLOAD = """\
+kind: workload
+name: tiny
+source: test
+layers:
+  - {name: a, type: conv, in_channels: 16, out_channels: 32, input_hw: [8, 8], kernel: 3, padding: 1}
+  - {name: b, type: conv, in_channels: 32, out_channels: 32, input_hw: [8, 8], kernel: 3, padding: 1}
+  - {name: b_again, type: conv, in_channels: 32, out_channels: 32, input_hw: [8, 8], kernel: 3, padding: 1}
+  - {name: fc, type: linear, in_channels: 2048, out_channels: 10, repeat: 2}
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("e2e")
+    (d / "w.yaml").write_text(WORKLOAD)
+    cwd = d / "cwd"
+    cwd.mkdir()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        code = main(["map", "--system", SYSTEM, "--workload", str(d / "w.yaml"),
+                     "--out", str(d / "out"), "--quiet"])
+    finally:
+        os.chdir(old)
+    assert code == 0
+    return d
+
+
+def test_writes_every_file_and_nothing_else(run: Path) -> None:
+    names = {p.name for p in (run / "out").iterdir()}
+    assert names == {"report.json", "layers.csv", "report.md", "energy_by_component.png",
+                     "ERT.yaml", "ART.yaml", "cache"}
+    assert list((run / "cwd").iterdir()) == []  # no mapping.svg, nothing else
+
+
+def test_report_contract(run: Path) -> None:
+    r = json.loads((run / "out/report.json").read_text())
+    t = r["totals"]
+    for k in ("energy_j", "latency_s", "dense_macs", "executed_macs", "tops_per_w",
+              "tops_per_w_executed", "tops", "fps", "area_m2"):
+        assert t[k] > 0
+    assert t["dense_macs"] == 8 * 8 * 32 * 144 + 2 * 8 * 8 * 32 * 288 + 2 * 2048 * 10
+    assert t["tops_per_w"] == pytest.approx(2 * t["dense_macs"] / t["energy_j"] / 1e12)
+    assert t["fps"] == pytest.approx(1 / t["latency_s"])
+    layers = r["layers"]
+    assert [x["name"] for x in layers] == ["a", "b", "b_again", "fc"]
+    assert sum(x["energy_j"] for x in layers) == pytest.approx(t["energy_j"], rel=1e-12)
+    assert sum(r["energy_by_component"].values()) == pytest.approx(t["energy_j"], rel=1e-12)
+    for x in layers:
+        assert x["energy_j"] == pytest.approx(x["engine_energy_j"], rel=1e-5)
+        assert set(x["bits"]) == {"input", "weight", "output"}
+    # identical layers are mapped once and get identical results
+    b, b2 = layers[1], layers[2]
+    assert (b["energy_j"], b["latency_s"], b["mapping"]) == (b2["energy_j"], b2["latency_s"], b2["mapping"])
+    assert len(list((run / "out/cache").glob("*.json"))) == 3
+
+
+def test_ert_times_action_counts_is_total_energy(run: Path) -> None:
+    """Independent re-derivation from the written files: ERT (pJ) x counts = total."""
+    r = json.loads((run / "out/report.json").read_text())
+    ert = yaml.safe_load((run / "out/ERT.yaml").read_text())["ERT"]["tables"]
+    per_action = {f"{t['name'].split('.', 1)[1]}.{a['name']}": a["energy"] * 1e-12
+                  for t in ert for a in t["actions"]}
+    total = sum(per_action.get(k, 0.0) * n for x in r["layers"] for k, n in x["action_counts"].items())
+    assert abs(total - r["totals"]["energy_j"]) / r["totals"]["energy_j"] < 1e-9
+
+
+def test_second_run_is_cached_and_identical(run: Path) -> None:
+    first = json.loads((run / "out/report.json").read_text())
+    assert main(["map", "--system", SYSTEM, "--workload", str(run / "w.yaml"),
+                 "--out", str(run / "out"), "--quiet"]) == 0
+    second = json.loads((run / "out/report.json").read_text())
+    assert all(x["cached"] for x in second["layers"])
+    for x in (first, second):
+        for layer in x["layers"]:
+            layer.pop("cached")
+    assert first == second
+
+
+def test_changed_input_is_not_served_from_cache(run: Path) -> None:
+    w = WORKLOAD.replace("name: tiny", "name: tiny4\nbits: {input: 4, weight: 4, output: 8}")
+    (run / "w4.yaml").write_text(w)
+    assert main(["map", "--system", SYSTEM, "--workload", str(run / "w4.yaml"),
+                 "--out", str(run / "out4"), "--cache-dir", str(run / "out/cache"), "--quiet"]) == 0
+    r = json.loads((run / "out4/report.json").read_text())
+    assert not any(x["cached"] for x in r["layers"])
+    assert len(list((run / "out/cache").glob("*.json"))) == 6
