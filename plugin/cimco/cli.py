@@ -32,7 +32,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         raise SpecError([Problem(str(out), "", "--out must be a directory")])
     cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
     runs = map_workload(system, workload, cache, progress=not args.quiet)
-    tables = component_tables(system, workload)
+    tables = component_tables(system, workload, cache)
     report = build_report(system, workload, runs, tables)
     write_all(report, tables, out)
     if not args.quiet:

@@ -19,7 +19,7 @@ from cimco.io import write_atomic
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, Layer, WorkloadSpec
 
-_MODEL_SOURCES = ("arch.py", "_af.py", "models/__init__.py", "mapping.py")
+_MODEL_SOURCES = ("arch.py", "_af.py", "models/__init__.py", "mapping.py", "report/__init__.py")
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,13 @@ in it; AccelForge's own per-layer total is kept as ``engine_energy_j`` for compa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from cimco import _af, arch
-from cimco.mapping import LayerRun
+from cimco.io import write_atomic
+from cimco.mapping import LayerRun, cache_key
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
 
@@ -26,12 +29,20 @@ class Tables:
     art: dict[str, float]
 
 
-def component_tables(system: SystemSpec, workload: WorkloadSpec) -> Tables:
+def component_tables(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | None) -> Tables:
+    """ERT and ART from the component models (cached like mappings, same key rules)."""
     layer = workload.layers[0]
     bits = workload.layer_bits(layer)
+    einsum = _af.einsum_of(layer, bits)
+    path = cache_dir / f"{cache_key(system, einsum, bits)}.tables.json" if cache_dir else None
+    if path and path.exists():
+        return Tables(**json.loads(path.read_text()))
     with _af.scratch_cwd():
-        ert, art = _af.component_costs(arch.build_nodes(system, bits), _af.einsum_of(layer, bits), bits)
-    return Tables(ert=ert, art={c: v["total_area_m2"] for c, v in art.items()})
+        ert, art = _af.component_costs(arch.build_nodes(system, bits), einsum, bits)
+    tables = Tables(ert=ert, art={c: v["total_area_m2"] for c, v in art.items()})
+    if path:
+        write_atomic(path, json.dumps(asdict(tables)))
+    return tables
 
 
 def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
