@@ -60,6 +60,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from cimco import timeloop
+    from cimco.spec import load
+
+    workload = load(args.workload, "workload")
+    paths = timeloop.export(workload, Path(args.out))
+    print(f"wrote {len(paths)} Timeloop v0.4 problem files to {args.out}")
+    return 0
+
+
 def cmd_specs_validate(args: argparse.Namespace) -> int:
     from cimco.spec import load
 
@@ -110,6 +120,12 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="print the summary of an existing report directory")
     r.add_argument("dir", help="directory holding report.json")
     r.set_defaults(func=cmd_report)
+
+    e = sub.add_parser("export", help="write a workload as classic Timeloop v0.4 problem files",
+                       description="One CNN-Layer problem YAML per layer (Timeloop v0.4 format).")
+    e.add_argument("--workload", required=True, help="workload YAML (kind: workload)")
+    e.add_argument("--out", required=True, help="output directory")
+    e.set_defaults(func=cmd_export)
 
     s = sub.add_parser("specs", help="validate or list spec files")
     ssub = s.add_subparsers(dest="specs_command", required=True)
