@@ -19,7 +19,7 @@ import contextlib
 import os
 import warnings
 from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 
 from cimco.errors import MappingError
@@ -102,7 +102,6 @@ class MapResult:
     actions: dict[tuple[str, str], float]  # (component, action) -> count
     latency_by_component: dict[str, float]
     mapping: str
-    extra: dict = field(default_factory=dict)
 
 
 @contextlib.contextmanager

@@ -48,8 +48,7 @@ def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64) -> MacroPoint:
         r = _af.map_layer(nodes, einsum, bits)
     parts: dict[str, float] = {}
     for (comp, action), e in r.energy.items():
-        key = comp if f"{comp}.{action}" not in MACRO_COMPUTE else f"{comp}.{action}"
-        if key in MACRO_COMPUTE and action != "leak":
+        if action != "leak" and (comp in MACRO_COMPUTE or f"{comp}.{action}" in MACRO_COMPUTE):
             parts[comp] = parts.get(comp, 0.0) + e
     energy = sum(parts.values())
     compute_latency = max(v for k, v in r.latency_by_component.items() if k not in ("DRAM", "GlobalBuffer"))

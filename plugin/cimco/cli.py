@@ -40,8 +40,8 @@ def cmd_map(args: argparse.Namespace) -> int:
         print()
         print(totals_line(report))
         n_cached = sum(x["cached"] for x in report["layers"])
-        print(f"{len(runs)} layers, {len({id(r.result) for r in runs})} mapped or read from "
-              f"cache ({n_cached} layer rows from cache); wrote {out}/report.json and friends")
+        print(f"{len(runs)} layers ({n_cached} from cache); wrote report.json, layers.csv, "
+              f"report.md, energy_by_component.png, ERT.yaml, ART.yaml to {out}")
     return 0
 
 

@@ -22,14 +22,6 @@ from cimco.spec.workload import Bits, Layer, WorkloadSpec
 _MODEL_SOURCES = ("arch.py", "_af.py", "models/__init__.py", "mapping.py", "report/__init__.py")
 
 
-@dataclass(frozen=True)
-class LayerKey:
-    """What determines a layer's mapping (its name does not)."""
-
-    shape: str  # the Einsum text and iteration space
-    bits: Bits
-
-
 def _code_hash() -> str:
     here = Path(__file__).parent
     h = hashlib.sha256()
