@@ -1,12 +1,13 @@
 """Benchmark `cimco map` on ResNet-18 (ImageNet shapes) against plain AccelForge.
 
 In one run, each in a fresh subprocess:
-  cold      `cimco map` with an empty cache (maps each distinct layer once)
+  cold      `cimco map` with an empty cache (maps each distinct layer once, one worker
+            process per CPU)
   plain_af  every layer mapped by AccelForge's own `Spec.map_workload_to_arch` on the same
             architecture, one layer at a time, no dedup, no cache (its `mapping.svg`
             render is stubbed out since graphviz is not installed; both sides use 1 job)
   warm      `cimco map` again with the cache from the cold run
-Peak RSS is the largest of the `cimco map` processes. Last line:
+Peak RSS is the largest single process of the cold run (`ru_maxrss` of its children). Last line:
 RESULT cold_s=... plain_af_s=... ratio=... warm_s=... peak_rss_mb=...
 """
 
@@ -45,7 +46,9 @@ for layer in workload.layers:
 def timed(cmd: list[str], cwd: str) -> tuple[float, int]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    # TMPDIR: plain AccelForge leaves tmp*.pkl files in the temp dir; keep them in ours.
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "TMPDIR": cwd})
     dt = time.perf_counter() - t
     return dt, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -35,14 +36,18 @@ def run(tmp_path_factory):
     (d / "w.yaml").write_text(WORKLOAD)
     cwd = d / "cwd"
     cwd.mkdir()
+    tmp_before = set(Path(tempfile.gettempdir()).iterdir())
     old = os.getcwd()
     os.chdir(cwd)
     try:
         code = main(["map", "--system", SYSTEM, "--workload", str(d / "w.yaml"),
-                     "--out", str(d / "out"), "--quiet"])
+                     "--out", str(d / "out"), "--quiet", "--jobs", "2"])
     finally:
         os.chdir(old)
     assert code == 0
+    (d / "tmp_added.txt").write_text("\n".join(
+        str(p) for p in set(Path(tempfile.gettempdir()).iterdir()) - tmp_before
+        if p.name.endswith(".pkl") or p.name == "mapping.svg"))
     return d
 
 
@@ -51,6 +56,7 @@ def test_writes_every_file_and_nothing_else(run: Path) -> None:
     assert names == {"report.json", "layers.csv", "report.md", "energy_by_component.png",
                      "ERT.yaml", "ART.yaml", "cache"}
     assert list((run / "cwd").iterdir()) == []  # no mapping.svg, nothing else
+    assert (run / "tmp_added.txt").read_text() == ""  # AccelForge's tmp*.pkl stay in scratch
 
 
 def test_report_contract(run: Path) -> None:
@@ -101,7 +107,8 @@ def test_changed_input_is_not_served_from_cache(run: Path) -> None:
     w = WORKLOAD.replace("name: tiny", "name: tiny4\nbits: {input: 4, weight: 4, output: 8}")
     (run / "w4.yaml").write_text(w)
     assert main(["map", "--system", SYSTEM, "--workload", str(run / "w4.yaml"),
-                 "--out", str(run / "out4"), "--cache-dir", str(run / "out/cache"), "--quiet"]) == 0
+                 "--out", str(run / "out4"), "--cache-dir", str(run / "out/cache"), "--quiet",
+                 "--jobs", "1"]) == 0
     r = json.loads((run / "out4/report.json").read_text())
     assert not any(x["cached"] for x in r["layers"])
     assert len(_mapping_files(run / "out/cache")) == 6

@@ -31,7 +31,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise SpecError([Problem(str(out), "", "--out must be a directory")])
     cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
-    runs = map_workload(system, workload, cache, progress=not args.quiet)
+    runs = map_workload(system, workload, cache, progress=not args.quiet, jobs=args.jobs)
     tables = component_tables(system, workload, cache)
     report = build_report(system, workload, runs, tables)
     write_all(report, tables, out)
@@ -101,6 +101,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor.main(repair=args.repair)
 
 
+def default_jobs() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cimco", description=__doc__.splitlines()[0] if __doc__ else "")
     sub = p.add_subparsers(dest="command", required=True)
@@ -114,6 +120,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, help="output directory (created if missing)")
     m.add_argument("--cache-dir", help="mapping cache directory (default: OUT/cache)")
     m.add_argument("--no-cache", action="store_true", help="map every layer afresh")
+    m.add_argument("--jobs", type=int, default=default_jobs(),
+                   help="worker processes mapping distinct layers in parallel (default: CPUs)")
     m.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     m.set_defaults(func=cmd_map)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,9 +67,20 @@ class LayerRun:
     cached: bool
 
 
+def _map_one(system: SystemSpec, bits: Bits, einsum: dict) -> _af.MapResult:
+    """One AccelForge mapping in a private scratch dir (runs in a worker process)."""
+    with _af.scratch_cwd():
+        return _af.map_layer(arch.build_nodes(system, bits), einsum, bits)
+
+
 def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | None,
-                 progress: bool = True) -> list[LayerRun]:
-    """Map each distinct layer once (from cache when possible); one LayerRun per layer."""
+                 progress: bool = True, jobs: int = 1) -> list[LayerRun]:
+    """Map each distinct layer once (from cache when possible); one LayerRun per layer.
+
+    With ``jobs > 1`` distinct layers are mapped in that many worker processes (each
+    AccelForge run itself uses one job: its own pool is slower on small machines), the
+    largest layers first so the workers finish together.
+    """
     from tqdm import tqdm
 
     plan: dict[str, tuple[Layer, Bits, dict]] = {}
@@ -79,18 +92,34 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
         plan.setdefault(key, (layer, bits, einsum))
         keys.append(key)
     results: dict[str, tuple[_af.MapResult, bool]] = {}
-    bar = tqdm(plan.items(), desc="mapping", unit="layer", disable=not progress,
-               total=len(plan), dynamic_ncols=True)
-    with _af.scratch_cwd():
-        for key, (layer, bits, einsum) in bar:
-            bar.set_postfix_str(layer.name)
-            path = cache_dir / f"{key}.json" if cache_dir else None
-            if path and path.exists():
-                results[key] = (_from_json(path.read_text()), True)
-                continue
-            r = _af.map_layer(arch.build_nodes(system, bits), einsum, bits)
-            if path:
-                write_atomic(path, _to_json(r))
-            results[key] = (r, False)
+    todo = []
+    for key, (layer, bits, einsum) in plan.items():
+        path = cache_dir / f"{key}.json" if cache_dir else None
+        if path and path.exists():
+            results[key] = (_from_json(path.read_text()), True)
+        else:
+            todo.append(key)
+    todo.sort(key=lambda k: -plan[k][0].macs)
+    bar = tqdm(total=len(plan), initial=len(results), desc="mapping", unit="layer",
+               disable=not progress, dynamic_ncols=True)
+
+    def done(key: str, r: _af.MapResult) -> None:
+        if cache_dir:
+            write_atomic(cache_dir / f"{key}.json", _to_json(r))
+        results[key] = (r, False)
+        bar.set_postfix_str(plan[key][0].name)
+        bar.update()
+
+    if jobs <= 1 or len(todo) <= 1:
+        for key in todo:
+            layer, bits, einsum = plan[key]
+            done(key, _map_one(system, bits, einsum))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
+            futures = {pool.submit(_map_one, system, plan[k][1], plan[k][2]): k for k in todo}
+            for f in as_completed(futures):
+                done(futures[f], f.result())
+    bar.close()
     return [LayerRun(layer, workload.layer_bits(layer), *results[k])
             for layer, k in zip(workload.layers, keys)]
