@@ -63,6 +63,9 @@ class MacroSpec(Strict):
     rows: PositiveInt
     cols: PositiveInt
     wordlines_on: PositiveInt
+    # Bit lines on at once (one column group); default all columns. Sparsity skips a
+    # block of wordlines_on rows x one column group only when all of it is zero.
+    bitlines_on: PositiveInt | None = None
     partitions: PositiveInt = 1
     bits_per_cell: PositiveInt = 1
     input_bits: BitRange
@@ -106,6 +109,9 @@ class MacroSpec(Strict):
         if self.rows % self.wordlines_on:
             out.append(Problem(file, f"{p}wordlines_on",
                                f"expected a divisor of rows={self.rows}, got {self.wordlines_on}"))
+        if self.bitlines_on is not None and self.bitlines_on > self.cols:
+            out.append(Problem(file, f"{p}bitlines_on",
+                               f"expected at most cols={self.cols}, got {self.bitlines_on}"))
         if self.adcs > self.cols:
             out.append(Problem(file, f"{p}adcs", f"expected at most cols={self.cols}, got {self.adcs}"))
         for name in ("input_bits", "weight_bits", "output_bits"):
