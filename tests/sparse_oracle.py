@@ -13,8 +13,8 @@ def oracle(mats, rows: int, wordlines_on: int, outputs_per_macro: int, group_out
     g_n, m, k = len(mats), len(mats[0]), len(mats[0][0])
     blocks_per_tile = rows // wordlines_on
     groups_per_tile = outputs_per_macro // group_outputs
-    counts = dict(weights=0, nonzero=0, blocks=0, kept_blocks=0, kept_outputs=0,
-                  conversions=0, gathered_inputs=0)
+    counts = dict(weights=0, nonzero=0, blocks=0, kept_blocks=0, kept_outputs=0, kept_groups=0,
+                  conversions=0, gathered_inputs=0, executed_macs=0)
     tiles = []  # list of activation counts per tile, in tile order
     for g in range(g_n):
         counts["blocks"] += -(-m // group_outputs) * -(-k // wordlines_on)
@@ -39,18 +39,19 @@ def oracle(mats, rows: int, wordlines_on: int, outputs_per_macro: int, group_out
                     kept += 1
                     counts["conversions"] += len(outs) * conversions_per_output
                     counts["gathered_inputs"] += len(block_rows)
+                    counts["executed_macs"] += len(block_rows) * len(outs)
             counts["kept_blocks"] += kept
+            counts["kept_groups"] += kept > 0
             kept_per_group.append(kept)
+        row_tiles = -(-(-(-k // wordlines_on)) // blocks_per_tile)  # of the dense layout
         for t0 in range(0, len(kept_per_group), groups_per_tile):
             members = kept_per_group[t0:t0 + groups_per_tile]
-            row_tile = 0
-            while True:
-                lo = row_tile * blocks_per_tile
-                load = sum(min(max(kk - lo, 0), blocks_per_tile) for kk in members)
-                if row_tile > 0 and load == 0:
-                    break
-                tiles.append(load)
-                row_tile += 1
+            for row_tile in range(row_tiles):
+                load = 0
+                for kk in members:  # deal kk blocks over row_tiles macros, first ones get more
+                    load += kk // row_tiles + (1 if row_tile < kk % row_tiles else 0)
+                if load:
+                    tiles.append(load)
     # simulate: tile i runs on macro i % n in wave i // n; one activation per cycle
     busy = 0
     for w0 in range(0, len(tiles), n_macros):

@@ -36,9 +36,12 @@ def einsum_of(layer: Layer, bits) -> dict:
     """One layer as an AccelForge Einsum (rank variables p,q outputs; c,r,s reduction)."""
     ranks: dict[str, int] = {}
     if layer.type == "linear":
-        ranks = {"t": layer.tokens, "m": layer.out_channels, "c": layer.in_channels}
-        out, inp, wgt = ["t", "m"], ["t", "c"], ["c", "m"]
+        g = layer.groups
+        ranks = {"g": g, "t": layer.tokens, "m": layer.out_channels // g, "c": layer.in_channels // g}
+        gi = ["g"] if g > 1 else []
+        out, inp, wgt = gi + ["t", "m"], gi + ["t", "c"], gi + ["c", "m"]
         expr = f"O[{', '.join(out)}] = I[{', '.join(inp)}] * W[{', '.join(wgt)}]"
+        ranks = {k: v for k, v in ranks.items() if v > 1 or k != "g"}
     else:
         (p, q), (r, s) = layer.output_hw(), layer.kernel_hw
         (sh, sw), (dh, dw) = layer.stride_hw, layer.dilation_hw
@@ -100,6 +103,7 @@ class MapResult:
     computes: float
     energy: dict[tuple[str, str], float]  # (component, action) -> J
     actions: dict[tuple[str, str], float]  # (component, action) -> count
+    weight_actions: dict[tuple[str, str], float]  # the part of ``actions`` moving weights
     latency_by_component: dict[str, float]
     mapping: str
 
@@ -145,12 +149,15 @@ def map_layer(nodes: list[dict], einsum: dict, bits) -> MapResult:
         res.data = _fillna_and__numeric_cast(pd.concat([evaluated.data]), 0)
         energy = {k: float(v) for k, v in res.energy(per_component=True, per_action=True).items()}
         actions = {k: float(v) for k, v in res.actions(per_component=True).items()}
+        per_tensor = res.actions(per_component=True, per_tensor=True)
+        weight_actions = {(c, a): float(v) for (c, t, a), v in per_tensor.items() if t == "W"}
     return MapResult(
         energy_j=float(res.energy()),
         latency_s=float(res.latency()),
         computes=float(res.n_computes()),
         energy=energy,
         actions=actions,
+        weight_actions=weight_actions,
         latency_by_component={k: float(v) for k, v in res.latency(per_component=True).items()},
         mapping=local.mapping.compact_str(),
     )

@@ -26,12 +26,16 @@ def cmd_map(args: argparse.Namespace) -> int:
     from cimco.report.write import summary_rows, totals_line, write_all
     from cimco.spec import load_pair
 
+    from cimco.sparse.masks import resolve
+
     system, workload = load_pair(args.system, args.workload)
+    masks = resolve(system, workload, args.workload)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise SpecError([Problem(str(out), "", "--out must be a directory")])
     cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
-    runs = map_workload(system, workload, cache, progress=not args.quiet, jobs=args.jobs)
+    runs = map_workload(system, workload, cache, progress=not args.quiet, jobs=args.jobs,
+                        masks=masks)
     tables = component_tables(system, workload, cache)
     report = build_report(system, workload, runs, tables)
     write_all(report, tables, out)

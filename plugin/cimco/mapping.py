@@ -16,12 +16,17 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from cimco import _af, arch
 from cimco.io import write_atomic
+from cimco.sparse import transform
+from cimco.sparse.layout import Geometry
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, Layer, WorkloadSpec
 
-_MODEL_SOURCES = ("arch.py", "_af.py", "models/__init__.py", "mapping.py", "report/__init__.py")
+_MODEL_SOURCES = ("arch.py", "_af.py", "models/__init__.py", "mapping.py", "report/__init__.py",
+                  "sparse/transform.py")
 
 
 def _code_hash() -> str:
@@ -47,24 +52,31 @@ def cache_key(system: SystemSpec, einsum: dict, bits: Bits) -> str:
 
 def _to_json(r: _af.MapResult) -> str:
     d = asdict(r)
-    for k in ("energy", "actions"):
+    for k in ("energy", "actions", "weight_actions"):
         d[k] = {f"{c}|{a}": v for (c, a), v in d[k].items()}
     return json.dumps(d)
 
 
 def _from_json(text: str) -> _af.MapResult:
     d = json.loads(text)
-    for k in ("energy", "actions"):
+    for k in ("energy", "actions", "weight_actions"):
         d[k] = {tuple(key.split("|", 1)): v for key, v in d[k].items()}
     return _af.MapResult(**d)
 
 
 @dataclass
 class LayerRun:
+    """One workload layer: AccelForge's result for what was mapped, and the layer's own
+    action counts and latency (equal to AccelForge's for a dense layer)."""
+
     layer: Layer
     bits: Bits
     result: _af.MapResult
     cached: bool
+    sparse: transform.SparseLayer | None
+    actions: dict[tuple[str, str], float]
+    latency_s: float
+    latency_by_component: dict[str, float]
 
 
 def _map_one(system: SystemSpec, bits: Bits, einsum: dict) -> _af.MapResult:
@@ -74,7 +86,8 @@ def _map_one(system: SystemSpec, bits: Bits, einsum: dict) -> _af.MapResult:
 
 
 def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | None,
-                 progress: bool = True, jobs: int = 1) -> list[LayerRun]:
+                 progress: bool = True, jobs: int = 1,
+                 masks: dict[str, np.ndarray] | None = None) -> list[LayerRun]:
     """Map each distinct layer once (from cache when possible); one LayerRun per layer.
 
     With ``jobs > 1`` distinct layers are mapped in that many worker processes (each
@@ -83,14 +96,19 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
     """
     from tqdm import tqdm
 
+    masks = masks or {}
     plan: dict[str, tuple[Layer, Bits, dict]] = {}
     keys: list[str] = []
+    sparse: list[transform.SparseLayer | None] = []
     for layer in workload.layers:
         bits = workload.layer_bits(layer)
+        geo = Geometry.of(system.macro, bits.input, bits.weight, system.n_macros)
+        sp = transform.plan(layer, masks.get(layer.name), geo)
         einsum = _af.einsum_of(layer, bits)
         key = cache_key(system, einsum, bits)
         plan.setdefault(key, (layer, bits, einsum))
         keys.append(key)
+        sparse.append(sp)
     results: dict[str, tuple[_af.MapResult, bool]] = {}
     todo = []
     for key, (layer, bits, einsum) in plan.items():
@@ -121,5 +139,14 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
             for f in as_completed(futures):
                 done(futures[f], f.result())
     bar.close()
-    return [LayerRun(layer, workload.layer_bits(layer), *results[k])
-            for layer, k in zip(workload.layers, keys)]
+    runs = []
+    for layer, key, sp in zip(workload.layers, keys, sparse):
+        r, cached = results[key]
+        actions, latency, by_comp = r.actions, r.latency_s, r.latency_by_component
+        if sp is not None:  # the layer takes as long as its slowest component
+            actions, by_comp = transform.correct(sp, r.actions, r.weight_actions, by_comp,
+                                                 layer.positions)
+            latency = max(by_comp.values())
+        runs.append(LayerRun(layer, workload.layer_bits(layer), r, cached, sp, actions, latency,
+                             by_comp))
+    return runs

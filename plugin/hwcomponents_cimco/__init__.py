@@ -7,9 +7,10 @@ only re-exports them. cimco itself registers them explicitly on each AccelForge 
 from cimco.models import (
     CimcoAdc,
     CimcoCellArray,
+    CimcoIndexMemory,
     CimcoShiftAdd,
     CimcoTable,
     CimcoWordlineDriver,
 )
 
-__all__ = ["CimcoAdc", "CimcoCellArray", "CimcoShiftAdd", "CimcoTable", "CimcoWordlineDriver"]
+__all__ = ["CimcoAdc", "CimcoCellArray", "CimcoIndexMemory", "CimcoShiftAdd", "CimcoTable", "CimcoWordlineDriver"]

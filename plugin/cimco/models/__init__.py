@@ -151,6 +151,28 @@ class CimcoShiftAdd(ComponentModel):
         return ActionCost(energy=0.0, latency=0.0, throughput=float("inf"))
 
 
+class CimcoIndexMemory(ComponentModel):
+    """Per-macro memory of the index codes of kept weight blocks (MARS): ``read`` = one code.
+
+    Energy per bit and area come from the system spec (a table, with its source).
+    """
+
+    component_name = "CimcoIndexMemory"
+    priority = 0.9
+
+    def __init__(self, code_bits: int, energy_per_bit: float, index_area: float):
+        self.code_bits, self.e_bit = code_bits, energy_per_bit
+        super().__init__(area=index_area, leak_power=0.0)
+
+    @action
+    def read(self) -> ActionCost:
+        return ActionCost(energy=self.code_bits * self.e_bit, latency=0.0, throughput=float("inf"))
+
+    @action
+    def write(self) -> ActionCost:
+        return self.read()
+
+
 class CimcoTable(ComponentModel):
     """A component whose per-action energies and area are given in a spec (table plug-in)."""
 
@@ -171,5 +193,5 @@ class CimcoTable(ComponentModel):
 
 
 MODELS: tuple[type[ComponentModel], ...] = (
-    CimcoCellArray, CimcoWordlineDriver, CimcoAdc, CimcoShiftAdd, CimcoTable,
+    CimcoCellArray, CimcoWordlineDriver, CimcoAdc, CimcoShiftAdd, CimcoIndexMemory, CimcoTable,
 )

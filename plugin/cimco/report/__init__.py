@@ -40,9 +40,28 @@ def component_tables(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path
     with _af.scratch_cwd():
         ert, art = _af.component_costs(arch.build_nodes(system, bits), einsum, bits)
     tables = Tables(ert=ert, art={c: v["total_area_m2"] for c, v in art.items()})
+    im = system.index_memory
+    if im is not None:  # outside the AccelForge arch (a per-macro memory slows its mapper 20-60x)
+        from cimco.models import CimcoIndexMemory
+
+        model = CimcoIndexMemory(code_bits=im.code_bits, energy_per_bit=im.energy_per_bit_j.value,
+                                 index_area=im.area_m2.value)
+        tables.ert["IndexMemory"] = {"read": model.read().energy}
+        tables.art["IndexMemory"] = model.area * system.n_macros
     if path:
         write_atomic(path, json.dumps(asdict(tables)))
     return tables
+
+
+def _sparsity(sp) -> dict | None:
+    if sp is None or sp.occ is None:
+        return None
+    o = sp.occ
+    return {"kept_blocks": o.kept_blocks, "blocks": o.blocks, "kept_outputs": o.kept_outputs,
+            "index_codes": o.kept_blocks if sp.compressed else 0,
+            # activations of the busiest macros, summed over waves of tiles, per input
+            # vector: real mask vs dense; their ratio scales the macros' latency
+            "busy_activations": o.busy, "dense_busy_activations": sp.ref.busy}
 
 
 def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
@@ -54,25 +73,29 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
     for run in runs:
         n = run.layer.repeat
         by_comp: dict[str, float] = {}
-        for (comp, action), count in run.result.actions.items():
+        for (comp, action), count in run.actions.items():
             e = tables.ert.get(comp, {}).get(action, 0.0) * count * n
             by_comp[comp] = by_comp.get(comp, 0.0) + e
         for comp, e in by_comp.items():
             by_comp_total[comp] = by_comp_total.get(comp, 0.0) + e
         dense = run.layer.macs * n
+        sp, occ = run.sparse, run.sparse.occ if run.sparse else None
         layers.append({
             "name": run.layer.name,
             "dense_macs": dense,
-            "executed_macs": dense,
+            # MACs the cells run: the real rows x outputs of the kept blocks
+            "executed_macs": occ.executed_macs * run.layer.positions * n if occ else dense,
             "energy_j": sum(by_comp.values()),
-            "engine_energy_j": run.result.energy_j * n,
-            "latency_s": run.result.latency_s * n,
+            "engine_energy_j": run.result.energy_j * n,  # AccelForge's total for what it mapped
+            "latency_s": run.latency_s * n,
+            "latency_by_component_s": {c: v * n for c, v in run.latency_by_component.items()},
             "bits": run.bits.model_dump(),
-            "weight_density": 1.0,
-            "block_density": 1.0,
-            "input_density": 1.0,
+            "weight_density": occ.weight_density if occ else 1.0,
+            "block_density": occ.block_density if occ else 1.0,
+            "input_density": run.layer.input_density,
+            "sparsity": _sparsity(sp),
             "energy_by_component": by_comp,
-            "action_counts": {f"{c}.{a}": k * n for (c, a), k in run.result.actions.items()},
+            "action_counts": {f"{c}.{a}": k * n for (c, a), k in run.actions.items()},
             "mapping": run.result.mapping,
             "cached": run.cached,
         })

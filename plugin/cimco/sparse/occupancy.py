@@ -5,9 +5,10 @@ Model (MARS-style compaction):
    remaining outputs of each conv group are packed into column groups of
    ``group_outputs`` outputs, in order.
 2. Each column group stores only its *kept* blocks (``wordlines_on`` rows that hold any
-   non-zero), packed down the macro rows, each with one index code. Column groups sharing a
-   tile share its rows; a column group with more kept blocks than a tile holds spills into
-   further row tiles. A column tile always occupies at least one macro.
+   non-zero), each with one index code, spread evenly (in order, the first ones taking one
+   more) over the row tiles the dense layout gives it, ``ceil(blocks / (rows /
+   wordlines_on))`` macros; column groups sharing a tile share its macros. Tiles left
+   with no kept block take no macro.
 3. One activation = one kept block. Per input vector (output position) it costs one index
    read, the block's real rows of gathered inputs, and ``conversions_per_output`` ADC
    conversions for each real output of its column group.
@@ -33,8 +34,10 @@ class Occupancy:
     blocks: int  # blocks of the dense layout (incl. partial edge blocks)
     kept_blocks: int  # blocks holding any non-zero = activations = index reads
     kept_outputs: int  # output channels with any non-zero weight
+    kept_groups: int  # column groups with any kept block
     conversions: int  # ADC conversions
     gathered_inputs: int  # inputs fetched for the kept blocks
+    executed_macs: int  # cell MACs the macro runs: real rows x real outputs of kept blocks
     tile_loads: tuple[int, ...]  # activations per tile, in tile order
     busy: int  # sum over waves of the busiest macro's activations
 
@@ -84,18 +87,14 @@ def occupancy(matrices: np.ndarray, geo: Geometry) -> Occupancy:
     kept = blk.sum(axis=2)  # (g, n_cg)
     outs = _sizes(kept_out, cg, n_cg)  # real outputs per column group (g, n_cg)
     rows = _sizes(np.array(k), wl, n_blk)  # real rows per block (n_blk,)
-    # tiles: column groups of each conv group in chunks of `per`, kept blocks in rows of `cap`
-    n_ct = _cdiv(n_cg, per)
-    by_tile = np.zeros((g, n_ct * per), dtype=np.int64)
-    by_tile[:, :n_cg] = kept
-    by_tile = by_tile.reshape(g, n_ct, per)
-    real_ct = np.arange(n_ct)[None, :] < _cdiv(_cdiv(kept_out, cg), per)[:, None]  # (g, n_ct)
-    n_rt = max(1, _cdiv(int(kept.max(initial=0)), cap))
-    loads = np.clip(by_tile[:, :, None, :] - np.arange(n_rt)[:, None] * cap, 0, cap).sum(axis=3)
-    used = loads > 0
-    used[:, :, 0] = True
-    used &= real_ct[:, :, None]
-    tile_loads = loads[used]
+    # tiles: column groups of each conv group in chunks of `per`; kept blocks of each column
+    # group dealt evenly over the dense layout's n_rt row tiles
+    n_ct, n_rt = _cdiv(n_cg, per), _cdiv(n_blk, cap)
+    by_group = np.zeros((g, n_ct * per), dtype=np.int64)
+    by_group[:, :n_cg] = kept
+    share = by_group[:, :, None] // n_rt + (np.arange(n_rt) < by_group[:, :, None] % n_rt)
+    loads = share.reshape(g, n_ct, per, n_rt).sum(axis=2)  # (g, n_ct, n_rt)
+    tile_loads = loads[loads > 0]
     kept_total = int(kept.sum())
     return Occupancy(
         weights=g * m * k,
@@ -103,8 +102,10 @@ def occupancy(matrices: np.ndarray, geo: Geometry) -> Occupancy:
         blocks=g * _cdiv(m, cg) * n_blk,
         kept_blocks=kept_total,
         kept_outputs=int(kept_out.sum()),
+        kept_groups=int((kept > 0).sum()),
         conversions=int((kept * outs).sum()) * geo.conversions_per_output,
         gathered_inputs=int((blk * rows).sum()),
+        executed_macs=int(((blk * rows).sum(axis=2) * outs).sum()),
         tile_loads=tuple(int(x) for x in tile_loads),
         busy=busy_cycles(tile_loads, geo.n_macros),
     )

@@ -20,6 +20,37 @@ class Bits(Strict):
     output: PositiveInt = 8
 
 
+class Sparsity(Strict):
+    """How a layer's weights are pruned: a real mask, or a seeded pattern at a density.
+
+    ``mask`` names an ``.npz`` file beside the workload holding an array named after the
+    layer (torch weight shape; non-zero = kept). Otherwise ``pattern`` and ``density``
+    generate one for the target macro (see :mod:`cimco.sparse.patterns`); ``n:m`` takes
+    ``n`` and ``m`` instead of a density.
+    """
+
+    mask: str | None = None
+    pattern: Literal["unstructured", "row_block", "kernel_group", "crossbar", "channel", "n:m"] | None = None
+    density: float | None = Field(default=None, ge=0.0, le=1.0)
+    n: PositiveInt | None = None
+    m: PositiveInt | None = None
+    seed: int = 0
+
+    def check(self, file: str, path: str, layer: str) -> list[Problem]:
+        out = []
+        where = f"layer {layer!r}: "
+        if (self.mask is None) == (self.pattern is None):
+            out.append(Problem(file, path, where + "give exactly one of `mask` or `pattern`"))
+        if self.pattern == "n:m":
+            if self.n is None or self.m is None:
+                out.append(Problem(file, path, where + "pattern n:m needs `n` and `m`"))
+            elif self.n > self.m:
+                out.append(Problem(file, f"{path}.n", where + f"N:M needs n <= m, got {self.n}:{self.m}"))
+        elif self.pattern is not None and self.density is None:
+            out.append(Problem(file, f"{path}.density", where + f"pattern {self.pattern} needs a density"))
+        return out
+
+
 class Layer(Strict):
     """A conv (``type: conv``) or fully-connected (``type: linear``) layer.
 
@@ -40,6 +71,9 @@ class Layer(Strict):
     tokens: PositiveInt = 1
     bits: Bits | None = None
     repeat: PositiveInt = 1  # the layer runs this many times per inference
+    sparsity: Sparsity | None = None
+    # Fraction of non-zero inputs (activations) entering the layer; zeros are gated.
+    input_density: float = Field(default=1.0, gt=0.0, le=1.0)
 
     def output_hw(self) -> tuple[int, int]:
         (h, w), (r, s) = self.input_hw, _pair(self.kernel)
@@ -85,7 +119,15 @@ class Layer(Strict):
                                f"output would be {p}x{q}"))
         if min(_pair(self.padding)) < 0:
             out.append(Problem(file, f"{path}.padding", f"expected >= 0, got {self.padding}"))
+        if self.sparsity is not None:
+            out += self.sparsity.check(file, f"{path}.sparsity", self.name)
         return out
+
+    @property
+    def positions(self) -> int:
+        """Output positions (input vectors) per run: P*Q for conv, tokens for linear."""
+        p, q = self.output_hw()
+        return p * q * self.tokens
 
 
 class WorkloadSpec(Strict):
