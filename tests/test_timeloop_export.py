@@ -17,7 +17,7 @@ def test_export_resnet18(tmp_path: Path) -> None:
     assert main(["export", "--workload", str(ROOT / "workloads/resnet18_imagenet.yaml"),
                  "--out", str(tmp_path)]) == 0
     w = load(ROOT / "workloads/resnet18_imagenet.yaml")
-    files = sorted(tmp_path.glob("*.yaml"))
+    files = sorted((tmp_path / "timeloop").glob("*.yaml"))
     assert len(files) == len(w.layers)
     for f, layer in zip(files, w.layers):
         p = yaml.safe_load(f.read_text())["problem"]

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cimco.errors import CimcoError, Problem, SpecError
+from cimco.errors import CimcoError, ExportError, Problem, SpecError
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -64,13 +64,74 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from cimco import timeloop
-    from cimco.spec import load
+def _load_model(spec: str, input_shape: str | None):
+    """A zoo name or ``module:callable`` -> (model, example input, name)."""
+    import importlib
 
-    workload = load(args.workload, "workload")
-    paths = timeloop.export(workload, Path(args.out))
-    print(f"wrote {len(paths)} Timeloop v0.4 problem files to {args.out}")
+    import torch
+
+    from cimco.torch import zoo
+
+    shape = tuple(int(x) for x in input_shape.split(",")) if input_shape else None
+    if spec in zoo.ZOO:
+        model, example = zoo.get(spec)
+        return model, torch.zeros(shape) if shape else example, spec
+    mod_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ExportError(f"--model {spec!r}: not a zoo model ({', '.join(zoo.ZOO)}) "
+                          f"and not of the form module:callable")
+    try:
+        model = getattr(importlib.import_module(mod_name), attr)()
+    except Exception as e:  # the user's code
+        raise ExportError(f"--model {spec!r}: cannot build the model: {type(e).__name__}: {e}") from None
+    if shape is None:
+        raise ExportError(f"--model {spec!r}: give --input-shape (e.g. 1,3,32,32)")
+    return model, torch.zeros(shape), attr
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import yaml
+
+    from cimco import timeloop
+    from cimco.io import write_atomic
+    from cimco.spec import load
+    from cimco.spec.workload import Bits, WorkloadSpec
+
+    if args.list:
+        from cimco.torch import zoo
+
+        for name, (_, shape) in zoo.ZOO.items():
+            print(f"{name:24s} input {'x'.join(map(str, shape))}")
+        return 0
+    if not args.out:
+        raise SpecError([Problem("cimco export", "--out", "an output directory is required")])
+    out = Path(args.out)
+    if args.workload:
+        workload = load(args.workload, "workload")
+    else:
+        import io
+
+        import numpy as np
+
+        from cimco.torch import export
+
+        model, example, name = _load_model(args.model, args.input_shape)
+        bits = Bits(**dict(zip(("input", "weight", "output"), map(int, args.bits.split(",")))))
+        ex = export(model, example, args.name or name, source=f"cimco export --model {args.model}",
+                    bits=bits, mask_file=f"{args.name or name}.masks.npz")
+        workload = WorkloadSpec.model_validate(ex.workload)
+        text = "# Written by cimco export; regenerate rather than edit.\n" + yaml.safe_dump(
+            ex.workload, sort_keys=False, default_flow_style=None, width=100)
+        write_atomic(out / f"{workload.name}.yaml", text)
+        if ex.masks:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **ex.masks)
+            write_atomic(out / f"{workload.name}.masks.npz", buf.getvalue())
+        passed = sum(1 for *_, what in ex.summary if what.startswith("passed"))
+        print(f"{workload.name}: {len(workload.layers)} layers exported, {passed} ops passed through, "
+              f"{len(ex.masks)} masks, {workload.macs / 1e6:.1f} M MACs -> {out / workload.name}.yaml")
+    paths = timeloop.export(workload, out / "timeloop")
+    print(f"wrote {len(paths)} Timeloop v0.4 problem files to {out / 'timeloop'}")
     return 0
 
 
@@ -133,10 +194,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("dir", help="directory holding report.json")
     r.set_defaults(func=cmd_report)
 
-    e = sub.add_parser("export", help="write a workload as classic Timeloop v0.4 problem files",
-                       description="One CNN-Layer problem YAML per layer (Timeloop v0.4 format).")
-    e.add_argument("--workload", required=True, help="workload YAML (kind: workload)")
-    e.add_argument("--out", required=True, help="output directory")
+    e = sub.add_parser("export", help="export a torch model (or a workload) to a cimco workload "
+                       "and Timeloop v0.4 problems",
+                       description="From --model: write OUT/NAME.yaml (layers in execution order, "
+                       "bits), OUT/NAME.masks.npz (zeros of the weights, if any) and "
+                       "OUT/timeloop/*.yaml. From --workload: the Timeloop files only.")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="zoo name (see `cimco export --list`) or module:callable")
+    src.add_argument("--workload", help="an existing workload YAML")
+    src.add_argument("--list", action="store_true", help="list the zoo models and exit")
+    e.add_argument("--input-shape", help="example input shape, e.g. 1,3,32,32 (zoo: its own)")
+    e.add_argument("--bits", default="8,8,8", help="input,weight,output bits (default 8,8,8)")
+    e.add_argument("--name", help="workload name (default: the model's)")
+    e.add_argument("--out", help="output directory")
     e.set_defaults(func=cmd_export)
 
     s = sub.add_parser("specs", help="validate or list spec files")
@@ -159,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except SpecError as e:
+    except (SpecError, ExportError) as e:
         print(f"cimco: error: {e}", file=sys.stderr)
         return 2
     except CimcoError as e:

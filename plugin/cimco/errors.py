@@ -39,6 +39,10 @@ class SpecError(CimcoError):
         return "\n".join([head] + [f"  - {p}" for p in self.problems])
 
 
+class ExportError(CimcoError):
+    """A model cannot be exported to a workload (a user error: exit code 2)."""
+
+
 class MappingError(CimcoError):
     """AccelForge could not map a layer onto the architecture."""
 
