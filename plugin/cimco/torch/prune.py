@@ -61,9 +61,12 @@ def block_scores(m: nn.Module, pattern: str, geo: Geometry, p: int = 1) -> torch
 
 
 def block_mask(m: nn.Module, pattern: str, density: float, geo: Geometry, p: int = 1) -> torch.Tensor:
-    """Keep the ``round(density * units)`` units of largest Lp norm; weight-shaped bool."""
+    """Keep the ``round(density * units)`` units of largest Lp norm (at least one when the
+    density is above zero, so no layer vanishes); weight-shaped bool."""
     scores = block_scores(m, pattern, geo, p)
     n_keep = int(round(density * scores.numel()))
+    if density > 0:
+        n_keep = max(n_keep, 1)
     keep = torch.zeros(scores.numel(), dtype=torch.bool)
     keep[torch.argsort(scores.flatten(), descending=True, stable=True)[:n_keep]] = True
     keep = keep.reshape(scores.shape)

@@ -1,0 +1,1 @@
+"""Co-design: layer replication with mixed precision (LRMP) for spatial CIM mapping."""

@@ -1,0 +1,123 @@
+"""LRMP end to end for one workload: options, the four designs side by side, files.
+
+Designs: ``baseline`` (uniform max precision, no replication), ``replication`` (max
+precision, replication chosen), ``precision`` (no replication, precision chosen),
+``joint`` (both). Precision-choosing designs respect the accuracy budget; all respect the
+macro budget. Gains are baseline / design.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from cimco.codesign.lrmp import Choice, Option, solve
+from cimco.codesign.spatial import layer_options, proxy_loss
+from cimco.errors import Problem, SpecError
+from cimco.io import write_atomic
+from cimco.spec.system import SystemSpec
+from cimco.spec.workload import WorkloadSpec
+
+
+@dataclass
+class Result:
+    workload: str
+    budget: int
+    accuracy_budget: float
+    designs: dict[str, Choice]
+    layers: list[str]
+
+    def gain(self, name: str) -> tuple[float, float]:
+        """(latency gain, throughput gain) of a design over the baseline."""
+        b, d = self.designs["baseline"], self.designs[name]
+        return b.latency_s / d.latency_s, b.bottleneck_s / d.bottleneck_s
+
+
+def read_sensitivity(path: str | Path) -> dict[str, dict[int, float]]:
+    """CSV with columns layer,bits,loss (e.g. accuracy drop when only that layer is quantized)."""
+    out: dict[str, dict[int, float]] = {}
+    with open(path) as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            try:
+                out.setdefault(row["layer"], {})[int(row["bits"])] = float(row["loss"])
+            except (KeyError, ValueError) as e:
+                raise SpecError([Problem(str(path), f"row {i + 2}", f"expected layer,bits,loss: {e}")]) from None
+    return out
+
+
+def run(system: SystemSpec, workload: WorkloadSpec, ert: dict, budget_factor: float = 2.0,
+        objective: str = "throughput", sensitivity: dict[str, dict[int, float]] | None = None,
+        masks: dict | None = None, max_replication: int = 64, budget: int | None = None) -> Result:
+    m = system.macro
+    bits = list(range(m.weight_bits.min, m.weight_bits.max + 1))
+    top = m.weight_bits.max
+    opts = [layer_options(system, l, ert, bits, (masks or {}).get(l.name), max_replication,
+                          (sensitivity or {}).get(l.name)) for l in workload.layers]
+
+    def only(pred) -> list[list[Option]]:
+        return [[o for o in os_ if pred(o)] for os_ in opts]
+
+    base = Choice(tuple(next(o for o in os_ if o.bits == top and o.replication == 1) for os_ in opts))
+    budget = budget if budget is not None else math.ceil(budget_factor * base.macros)
+    # accuracy budget: what uniform (max - 2)-bit precision would lose
+    ref_bits = max(m.weight_bits.min, top - 2)
+    acc = sum(((sensitivity or {}).get(l.name) or {}).get(ref_bits, proxy_loss(l, ref_bits))
+              for l in workload.layers)
+    designs = {
+        "baseline": base,
+        "replication": solve(only(lambda o: o.bits == top), budget, objective=objective),
+        "precision": solve(only(lambda o: o.replication == 1), budget, acc, objective=objective),
+        "joint": solve(opts, budget, acc, objective=objective),
+    }
+    return Result(workload.name, budget, acc, designs, [l.name for l in workload.layers])
+
+
+def write(result: Result, out: Path) -> None:
+    lines = [f"# LRMP: {result.workload}", "",
+             f"macro budget {result.budget}; accuracy budget {result.accuracy_budget:.4g}", "",
+             "| design | macros | bottleneck (us) | latency (us) | energy (uJ) | latency gain | throughput gain |",
+             "|---|---|---|---|---|---|---|"]
+    for name, ch in result.designs.items():
+        lg, tg = result.gain(name)
+        lines.append(f"| {name} | {ch.macros} | {ch.bottleneck_s * 1e6:.2f} | {ch.latency_s * 1e6:.2f} | "
+                     f"{ch.energy_j * 1e6:.3f} | {lg:.2f}x | {tg:.2f}x |")
+    j, b = result.designs["joint"], result.designs["baseline"]
+    lines += ["", "| layer | bits | replication | macros | stage (us) | baseline stage (us) |",
+              "|---|---|---|---|---|---|"]
+    rows = []
+    for name, o, ob in zip(result.layers, j.options, b.options):
+        lines.append(f"| {name} | {o.bits} | {o.replication} | {o.macros} | {o.time_s * 1e6:.2f} | "
+                     f"{ob.time_s * 1e6:.2f} |")
+        rows.append([name, o.bits, o.replication, o.macros, o.time_s, ob.time_s])
+    write_atomic(out / "lrmp.md", "\n".join(lines) + "\n")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["layer", "bits", "replication", "macros", "stage_s", "baseline_stage_s"])
+    w.writerows(rows)
+    write_atomic(out / "lrmp_layers.csv", buf.getvalue())
+    write_atomic(out / "lrmp_stages.png", _png(result))
+
+
+def _png(result: Result) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(result.layers) + 2), 4))
+    x = range(len(result.layers))
+    for name in ("baseline", "joint"):
+        ax.plot(x, [o.time_s * 1e6 for o in result.designs[name].options], marker="o", label=name)
+    ax.set_yscale("log")
+    ax.set_ylabel("stage time (us)")
+    ax.set_xticks(list(x), result.layers, rotation=80, fontsize=6)
+    ax.set_title(f"{result.workload}: pipeline stage times before/after LRMP")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()

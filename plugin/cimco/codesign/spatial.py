@@ -1,0 +1,56 @@
+"""Per-layer options of a spatial (layer-pipelined) mapping: macros, stage time, energy.
+
+See :mod:`cimco.codesign.lrmp` for the model. Counts per input vector come from the exact
+block occupancy of the layer's mask (dense when it has none) at each weight precision;
+energies from the component models' ERT (macro actions only: in spatial mode weights stay
+in their macros and activations move between neighbouring stages, which is not modeled).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cimco.codesign.lrmp import Option
+from cimco.sparse.layout import Geometry, as_matrices, weight_shape
+from cimco.sparse.occupancy import occupancy
+from cimco.spec.system import SystemSpec
+from cimco.spec.workload import Layer
+
+
+def proxy_loss(layer: Layer, bits: int) -> float:
+    """Assumed sensitivity when none is measured: quantization noise power ~ 2**(-2b),
+    summed over the layer's weights (uniform-noise model of rounding)."""
+    return layer.reduction * layer.out_channels * 4.0 ** (-bits)
+
+
+def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: list[int],
+                  mask: np.ndarray | None = None, max_replication: int = 64,
+                  loss: dict[int, float] | None = None) -> list[Option]:
+    m = system.macro
+    shape = (layer.groups, layer.out_channels // layer.groups, layer.reduction)
+    mats = as_matrices(mask, layer) if mask is not None else np.ones(shape, dtype=bool)
+    if mask is not None and mask.shape != weight_shape(layer):
+        raise ValueError(f"mask of {layer.name} has shape {mask.shape}")
+    e = {k: ert.get(c, {}).get("read", 0.0) for k, c in
+         (("wl", "WordlineDriver"), ("cell", "CellArray"), ("adc", "ADC"), ("sa", "ShiftAdd"),
+          ("idx", "IndexMemory"))}
+    out = []
+    for b in bits_choices:
+        geo = Geometry.of(m, b, b, 1)
+        occ = occupancy(mats, geo)
+        in_sl, w_sl = m.n_input_slices(b), m.n_weight_slices(b)
+        busy = max(occ.tile_loads) if occ.tile_loads else 0
+        tiles = len(occ.tile_loads)
+        per_vector = (occ.conversions * (e["adc"] + e["sa"]) + occ.gathered_inputs * in_sl * e["wl"]
+                      + occ.executed_macs * in_sl * w_sl * e["cell"]
+                      + (occ.kept_blocks * e["idx"] if occ.kept_blocks < occ.blocks else 0.0))
+        energy = per_vector * layer.positions * layer.repeat
+        r = 1
+        while r <= max_replication and r <= layer.positions:
+            t = math.ceil(layer.positions / r) * busy * in_sl * m.cycle_s * layer.repeat
+            out.append(Option(bits=b, replication=r, macros=r * tiles, time_s=t, energy_j=energy,
+                              loss=(loss or {}).get(b, proxy_loss(layer, b))))
+            r *= 2
+    return out
