@@ -135,6 +135,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lrmp(args: argparse.Namespace) -> int:
+    from cimco.codesign.run import read_sensitivity, run, write
+    from cimco.report import component_tables
+    from cimco.sparse.masks import resolve
+    from cimco.spec import load_pair
+
+    system, workload = load_pair(args.system, args.workload)
+    masks = resolve(system, workload, args.workload)
+    sens = read_sensitivity(args.sensitivity) if args.sensitivity else None
+    ert = component_tables(system, workload, None).ert
+    res = run(system, workload, ert, args.budget_factor, args.objective, sens, masks,
+              args.max_replication, args.budget)
+    out = Path(args.out)
+    write(res, out)
+    print((out / "lrmp.md").read_text())
+    return 0
+
+
 def cmd_specs_validate(args: argparse.Namespace) -> int:
     from cimco.spec import load
 
@@ -208,6 +226,23 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--name", help="workload name (default: the model's)")
     e.add_argument("--out", help="output directory")
     e.set_defaults(func=cmd_export)
+
+    lr = sub.add_parser("lrmp", help="choose per-layer precision and replication (LRMP MILP)",
+                        description="Spatial (layer-pipelined) mapping: every layer owns its "
+                        "macros. Picks each layer's weight precision and replication under a macro "
+                        "budget and an accuracy budget; compares uniform max precision, replication "
+                        "only, precision only and joint. Writes lrmp.md, lrmp_layers.csv and "
+                        "lrmp_stages.png into OUT.")
+    lr.add_argument("--system", required=True)
+    lr.add_argument("--workload", required=True)
+    lr.add_argument("--out", required=True)
+    lr.add_argument("--objective", choices=["throughput", "latency", "energy"], default="throughput")
+    lr.add_argument("--budget", type=int, help="macro budget (default: --budget-factor x baseline)")
+    lr.add_argument("--budget-factor", type=float, default=2.0,
+                    help="macro budget as a multiple of the baseline's macros (default 2)")
+    lr.add_argument("--sensitivity", help="CSV layer,bits,loss (default: assumed 2^-2b noise proxy)")
+    lr.add_argument("--max-replication", type=int, default=64)
+    lr.set_defaults(func=cmd_lrmp)
 
     s = sub.add_parser("specs", help="validate or list spec files")
     ssub = s.add_subparsers(dest="specs_command", required=True)
