@@ -23,6 +23,7 @@ demo: setup
 	  --workload workloads/resnet18_imagenet.yaml --out out/demo
 
 test: setup
+	$(BIN)/ruff check plugin tests scripts
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -51,7 +51,7 @@ def evaluate(name, model, bits, pattern, density, test, system, cache, quick):
            "test_acc": accuracy(model, test)}
     quantized = bits is not None
     for adc in (4, 6, 8):
-        row[f"cim_adc{adc}_acc"] = (accuracy(model, test, forward=lambda x: cim_forward(model, x, macro, adc))
+        row[f"cim_adc{adc}_acc"] = (accuracy(model, test, forward=lambda x, adc=adc: cim_forward(model, x, macro, adc))
                                     if quantized and not quick else float("nan"))
     row["cim_adc8_var_acc"] = (accuracy(model, test, forward=lambda x: cim_forward(
         model, x, macro, 8, sigma=SIGMA, seed=0)) if quantized and not quick else float("nan"))

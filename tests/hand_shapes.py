@@ -10,7 +10,6 @@ Table 2).
 from __future__ import annotations
 
 
-
 def conv(name, cin, cout, hw, k=3, stride=1, padding=None):
     d = {"name": name, "type": "conv", "in_channels": cin, "out_channels": cout,
          "input_hw": [hw, hw], "kernel": k, "stride": stride,

@@ -43,7 +43,8 @@ def oracle(mats, rows: int, wordlines_on: int, outputs_per_macro: int, group_out
             counts["kept_blocks"] += kept
             counts["kept_groups"] += kept > 0
             kept_per_group.append(kept)
-        row_tiles = -(-(-(-k // wordlines_on)) // blocks_per_tile)  # of the dense layout
+        blocks_per_column = (k + wordlines_on - 1) // wordlines_on
+        row_tiles = (blocks_per_column + blocks_per_tile - 1) // blocks_per_tile  # dense layout
         for t0 in range(0, len(kept_per_group), groups_per_tile):
             members = kept_per_group[t0:t0 + groups_per_tile]
             for row_tile in range(row_tiles):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -18,7 +17,7 @@ from cimco.torch import export, zoo
 from cimco.torch.cim import cim_forward
 from cimco.torch.data import digits_cnn
 from cimco.torch.prune import Pruner, block_mask
-from cimco.torch.quant import QConv2d, calibrate, fold_bn, integer_forward, quantize
+from cimco.torch.quant import calibrate, fold_bn, integer_forward, quantize
 
 ROOT = Path(__file__).resolve().parent.parent
 MARS = load(ROOT / "arch_specs/mars_macro_28nm.yaml")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sparse_oracle import oracle
 
 from cimco.sparse.layout import Geometry, as_matrices
 from cimco.sparse.occupancy import occupancy
 from cimco.sparse.patterns import PATTERNS, generate
 from cimco.spec.workload import Layer
-from sparse_oracle import oracle
 
 GEOMETRIES = [  # rows, wordlines_on, cols, bits_per_cell, weight_bits, bitlines_on, n_macros
     (64, 8, 32, 1, 4, None, 4),

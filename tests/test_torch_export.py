@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hand_shapes import NETS
 from torch import nn
 
 from cimco.cli import main
@@ -15,7 +16,6 @@ from cimco.errors import ExportError
 from cimco.spec import load
 from cimco.spec.workload import Layer, WorkloadSpec
 from cimco.torch import export, zoo
-from hand_shapes import NETS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,7 +151,9 @@ def test_cli_bad_inputs(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     cases = [
         (["--model", "test_torch_export:WithConv1d", "--input-shape", "1,3,10"], "'seq'"),
-        (["--model", "resnet20_cifar", "--input-shape", "1,5,32,32"], "fails on an example input of shape (1, 5, 32, 32)"),
+        (["--model", "resnet20_cifar", "--input-shape", "1,5,32,32"],
+         "fails on an example input of shape (1, 5, 32, 32)"),
+        (["--model", "resnet20_cifar", "--bits", "8,8"], "expected three positive integers"),
         (["--model", "no_such_model"], "not a zoo model"),
     ]
     for argv, words in cases:

@@ -35,7 +35,7 @@ class Slicing:
     weight_slices: int
 
     @classmethod
-    def of(cls, macro: MacroSpec, bits: Bits) -> "Slicing":
+    def of(cls, macro: MacroSpec, bits: Bits) -> Slicing:
         return cls(macro.n_input_slices(bits.input), macro.n_weight_slices(bits.weight))
 
 

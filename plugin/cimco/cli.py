@@ -24,9 +24,8 @@ def cmd_map(args: argparse.Namespace) -> int:
     from cimco.mapping import map_workload
     from cimco.report import build_report, component_tables
     from cimco.report.write import summary_rows, totals_line, write_all
-    from cimco.spec import load_pair
-
     from cimco.sparse.masks import resolve
+    from cimco.spec import load_pair
 
     system, workload = load_pair(args.system, args.workload)
     masks = resolve(system, workload, args.workload)
@@ -89,13 +88,23 @@ def _load_model(spec: str, input_shape: str | None):
     return model, torch.zeros(shape), attr
 
 
+def _bits(text: str):
+    from cimco.spec.workload import Bits
+
+    parts = text.split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise SpecError([Problem("cimco export", "--bits", f"expected three positive integers "
+                                 f"input,weight,output (e.g. 8,8,8), got {text!r}")])
+    return Bits(input=int(parts[0]), weight=int(parts[1]), output=int(parts[2]))
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import yaml
 
     from cimco import timeloop
     from cimco.io import write_atomic
     from cimco.spec import load
-    from cimco.spec.workload import Bits, WorkloadSpec
+    from cimco.spec.workload import WorkloadSpec
 
     if args.list:
         from cimco.torch import zoo
@@ -116,7 +125,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from cimco.torch import export
 
         model, example, name = _load_model(args.model, args.input_shape)
-        bits = Bits(**dict(zip(("input", "weight", "output"), map(int, args.bits.split(",")))))
+        bits = _bits(args.bits)
         ex = export(model, example, args.name or name, source=f"cimco export --model {args.model}",
                     bits=bits, mask_file=f"{args.name or name}.masks.npz")
         workload = WorkloadSpec.model_validate(ex.workload)

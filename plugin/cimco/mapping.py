@@ -111,7 +111,7 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
         sparse.append(sp)
     results: dict[str, tuple[_af.MapResult, bool]] = {}
     todo = []
-    for key, (layer, bits, einsum) in plan.items():
+    for key in plan:
         path = cache_dir / f"{key}.json" if cache_dir else None
         if path and path.exists():
             results[key] = (_from_json(path.read_text()), True)

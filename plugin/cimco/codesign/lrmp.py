@@ -103,7 +103,7 @@ def solve(options: list[list[Option]], budget: int, accuracy_budget: float = mat
         c[:n] = [o.energy_j for o in flat]
     else:  # macros: smallest budget meeting the accuracy budget
         c[:n] = [o.macros for o in flat]
-    rows, lo, hi = [], [], []
+    lo, hi = [], []
     a = lil_matrix((len(options) + 2 + (len(options) if use_t else 0), nv))
     r = 0
     start = 0

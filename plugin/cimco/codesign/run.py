@@ -54,8 +54,8 @@ def run(system: SystemSpec, workload: WorkloadSpec, ert: dict, budget_factor: fl
     m = system.macro
     bits = list(range(m.weight_bits.min, m.weight_bits.max + 1))
     top = m.weight_bits.max
-    opts = [layer_options(system, l, ert, bits, (masks or {}).get(l.name), max_replication,
-                          (sensitivity or {}).get(l.name)) for l in workload.layers]
+    opts = [layer_options(system, layer, ert, bits, (masks or {}).get(layer.name), max_replication,
+                          (sensitivity or {}).get(layer.name)) for layer in workload.layers]
 
     def only(pred) -> list[list[Option]]:
         return [[o for o in os_ if pred(o)] for os_ in opts]
@@ -64,15 +64,15 @@ def run(system: SystemSpec, workload: WorkloadSpec, ert: dict, budget_factor: fl
     budget = budget if budget is not None else math.ceil(budget_factor * base.macros)
     # accuracy budget: what uniform (max - 2)-bit precision would lose
     ref_bits = max(m.weight_bits.min, top - 2)
-    acc = sum(((sensitivity or {}).get(l.name) or {}).get(ref_bits, proxy_loss(l, ref_bits))
-              for l in workload.layers)
+    acc = sum(((sensitivity or {}).get(layer.name) or {}).get(ref_bits, proxy_loss(layer, ref_bits))
+              for layer in workload.layers)
     designs = {
         "baseline": base,
         "replication": solve(only(lambda o: o.bits == top), budget, objective=objective),
         "precision": solve(only(lambda o: o.replication == 1), budget, acc, objective=objective),
         "joint": solve(opts, budget, acc, objective=objective),
     }
-    return Result(workload.name, budget, acc, designs, [l.name for l in workload.layers])
+    return Result(workload.name, budget, acc, designs, [layer.name for layer in workload.layers])
 
 
 def write(result: Result, out: Path) -> None:

@@ -17,7 +17,7 @@ and the calibration tests check predictions at operating points *not* used to fi
 from __future__ import annotations
 
 from hwcomponents import ActionCost, ComponentModel, action
-from hwcomponents.scaling import tech_node_area, tech_node_energy
+from hwcomponents.scaling import tech_node_energy
 
 REF_NODE_M = 28e-9  # node at which the constants below are stated
 # Per-cell capacitances at 28 nm (word line: gate + wire per cell; bit line: drain + wire).

@@ -35,7 +35,7 @@ class Geometry:
         return self.outputs_per_macro // self.group_outputs
 
     @classmethod
-    def of(cls, macro: MacroSpec, input_bits: int, weight_bits: int, n_macros: int) -> "Geometry":
+    def of(cls, macro: MacroSpec, input_bits: int, weight_bits: int, n_macros: int) -> Geometry:
         ws = macro.n_weight_slices(weight_bits)
         per_macro = macro.cols // ws
         group = max(1, (macro.bitlines_on or macro.cols) // ws)

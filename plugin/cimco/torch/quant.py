@@ -15,8 +15,6 @@ does, and what makes the two paths agree on ties.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
