@@ -152,7 +152,7 @@ def test_cli_bad_inputs(tmp_path: Path, capsys, monkeypatch) -> None:
     cases = [
         (["--model", "test_torch_export:WithConv1d", "--input-shape", "1,3,10"], "'seq'"),
         (["--model", "resnet20_cifar", "--input-shape", "1,5,32,32"],
-         "fails on an example input of shape (1, 5, 32, 32)"),
+         "fails on an example input of shape (1, 5, 32, 32) in module 'conv1'"),
         (["--model", "resnet20_cifar", "--bits", "8,8"], "expected three positive integers"),
         (["--model", "no_such_model"], "not a zoo model"),
     ]

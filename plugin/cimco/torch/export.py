@@ -17,6 +17,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -134,6 +135,32 @@ def _hooks(model: nn.Module, example: torch.Tensor):
     return ops
 
 
+def _check_runs(model: nn.Module, example: torch.Tensor, name: str) -> None:
+    """Run the model once; on failure name the innermost module that was running."""
+    stack: list[str] = []
+    handles = []
+    def enter(mod, args, q):
+        stack.append(q)
+
+    def leave(mod, args, out):
+        stack.pop()
+
+    for qual, m in model.named_modules():
+        if qual:
+            handles.append(m.register_forward_pre_hook(partial(enter, q=qual)))
+            handles.append(m.register_forward_hook(leave))
+    try:
+        with torch.no_grad():
+            model(example)
+    except Exception as e:  # the user's model: report it, do not crash
+        where = f" in module {stack[-1]!r}" if stack else ""
+        raise ExportError(f"model {name!r} fails on an example input of shape "
+                          f"{tuple(example.shape)}{where}: {type(e).__name__}: {e}") from None
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _densities(model: nn.Module, names: set[str], batches: Iterable[torch.Tensor]) -> dict[str, float]:
     """Fraction of non-zero inputs entering each named module over the calibration batches."""
     nz: dict[str, int] = dict.fromkeys(names, 0)
@@ -167,12 +194,7 @@ def export(model: nn.Module, example_input: torch.Tensor, name: str, source: str
     ``mask_file``: the ``.npz`` name layers with zero weights will reference.
     """
     model = model.eval()
-    try:
-        with torch.no_grad():
-            model(example_input)
-    except Exception as e:  # the user's model: report it, do not crash
-        raise ExportError(f"model {name!r} fails on an example input of shape "
-                          f"{tuple(example_input.shape)}: {type(e).__name__}: {e}") from None
+    _check_runs(model, example_input, name)
     try:
         ops = _trace(model, example_input)
         how = "torch.fx"
