@@ -120,7 +120,7 @@ def main() -> int:
     text = "\n".join([f"Digits (sklearn, 8x8), held-out test split of {len(test.dataset)} images; "
                       f"energy and TOPS/W from `cimco map` on {system.name} (batch 1, with DRAM). "
                       f"Target density 0.25 = 75% pruned; first and last layer stay dense; densities "
-                      f"over all layers. "
+                      f"over all layers; the FP32 row's energy is that of its 8b deployment. "
                       f"CIM columns: CIM-faithful inference on {system.macro.name}, cell variation "
                       f"sigma={SIGMA}.", ""] + md) + "\n"
     write_atomic(out / "codesign_digits.md", text)
