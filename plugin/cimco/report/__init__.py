@@ -1,9 +1,10 @@
 """Aggregate per-layer mapping results into the report contract and write its files.
 
-Per-layer energy is ``sum(ERT[component][action] * action count)`` over the layer's
-AccelForge action counts, so the ERT written beside the report reproduces every energy
-in it; AccelForge's own per-layer total is kept as ``engine_energy_j`` for comparison
-(it differs only by float32 rounding inside AccelForge).
+Per-layer energy is ``sum(ERT[component][action] * action count)`` over the layer's action
+counts (AccelForge's, corrected for sparsity by :mod:`cimco.sparse.transform`), so the ERT
+written beside the report reproduces every energy in it. AccelForge's own total for the
+layer it mapped is kept as ``engine_energy_j``: for a dense layer it differs only by
+float32 rounding inside AccelForge.
 """
 
 from __future__ import annotations
