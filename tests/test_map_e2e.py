@@ -67,6 +67,8 @@ def test_report_contract(run: Path) -> None:
         assert t[k] > 0
     assert t["dense_macs"] == 8 * 8 * 32 * 144 + 2 * 8 * 8 * 32 * 288 + 2 * 2048 * 10
     assert t["tops_per_w"] == pytest.approx(2 * t["dense_macs"] / t["energy_j"] / 1e12)
+    on_chip = t["energy_j"] - r["energy_by_component"]["DRAM"]
+    assert t["tops_per_w_on_chip"] == pytest.approx(2 * t["dense_macs"] / on_chip / 1e12)
     assert t["fps"] == pytest.approx(1 / t["latency_s"])
     layers = r["layers"]
     assert [x["name"] for x in layers] == ["a", "b", "b_again", "fc"]

@@ -116,6 +116,8 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "executed_macs": executed,
             "tops_per_w": OPS_PER_MAC * dense / energy / 1e12,
             "tops_per_w_executed": OPS_PER_MAC * executed / energy / 1e12,
+            # without off-chip DRAM traffic: how chip papers (MARS, CRIMP) count TOPS/W
+            "tops_per_w_on_chip": OPS_PER_MAC * dense / (energy - by_comp_total.get("DRAM", 0.0)) / 1e12,
             "tops": OPS_PER_MAC * dense / latency / 1e12,
             "fps": 1.0 / latency,
             "area_m2": sum(tables.art.values()),

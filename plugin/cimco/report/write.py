@@ -48,7 +48,8 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
 def totals_line(report: dict) -> str:
     t = report["totals"]
     return (f"energy {t['energy_j'] * 1e6:.2f} uJ | latency {t['latency_s'] * 1e3:.3f} ms | "
-            f"{t['tops_per_w']:.2f} TOPS/W | {t['tops']:.3f} TOPS | {t['fps']:.1f} FPS | "
+            f"{t['tops_per_w']:.2f} TOPS/W ({t['tops_per_w_on_chip']:.2f} on chip, without DRAM) | "
+            f"{t['tops']:.3f} TOPS | {t['fps']:.1f} FPS | "
             f"area {t['area_m2'] * 1e6:.3f} mm^2")
 
 
