@@ -68,3 +68,28 @@ def test_mars_macro_within_si_2020_range() -> None:
     effs = [macro_point(m, Bits(input=b, weight=b, output=8)).tops_per_w for b in (4, 8)]
     assert 11.5 <= min(effs) and max(effs) <= 68.4
     assert effs[0] > effs[1]
+
+
+def test_mars_system_frame_rate_on_cifar(tmp_path) -> None:
+    """MARS (Sie et al., TCAD 2022): > 700 FPS on CIFAR-10 with its compressed networks.
+
+    ResNet-18 (CIFAR shapes) compressed MARS-style: 4-bit, row-block pruning at 50% on all
+    but the first and last layer, on the MARS-like system (one real mapping per layer shape).
+    """
+    import json
+
+    import yaml
+
+    from cimco.cli import main
+
+    w = yaml.safe_load((ROOT / "workloads/resnet18_cifar.yaml").read_text())
+    w["bits"] = {"input": 4, "weight": 4, "output": 8}
+    for i, layer in enumerate(w["layers"]):
+        layer.pop("bits", None)
+        if 0 < i < len(w["layers"]) - 1:
+            layer["sparsity"] = {"pattern": "row_block", "density": 0.5, "seed": i}
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(w))
+    assert main(["map", "--system", str(ROOT / "arch_specs/mars_system.yaml"), "--workload",
+                 str(tmp_path / "w.yaml"), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    totals = json.loads((tmp_path / "o/report.json").read_text())["totals"]
+    assert totals["fps"] > 700
