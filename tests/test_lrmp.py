@@ -71,3 +71,38 @@ def test_cli_lrmp_infeasible_exit_2(tmp_path: Path, capsys) -> None:
                  str(ROOT / "workloads/resnet20_cifar.yaml"), "--out", str(tmp_path), "--budget", "5"])
     err = capsys.readouterr().err
     assert code == 2 and "minimal feasible budget is" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_stage_time_agrees_with_accelforge_on_own_macros(bits: int) -> None:
+    """The spatial stage-time model against AccelForge mapping each conv layer alone on
+    exactly the macros the model gives it (within 10%)."""
+    import numpy as np
+
+    from cimco.codesign.spatial import layer_options
+    from cimco.mapping import map_workload
+    from cimco.report import component_tables
+    from cimco.sparse.layout import Geometry
+    from cimco.sparse.occupancy import occupancy
+    from cimco.spec import load
+    from cimco.spec.workload import Bits, Layer, WorkloadSpec
+
+    system = load(ROOT / "arch_specs/mars_system.yaml")
+    b = Bits(input=bits, weight=bits, output=8)
+    for layer in (Layer(name="a", type="conv", in_channels=64, out_channels=64, input_hw=(32, 32),
+                        kernel=3, padding=1),
+                  Layer(name="b", type="conv", in_channels=16, out_channels=32, input_hw=(16, 16),
+                        kernel=3, padding=1, stride=2),
+                  Layer(name="d", type="conv", in_channels=128, out_channels=256, input_hw=(8, 8),
+                        kernel=3, padding=1)):
+        geo = Geometry.of(system.macro, bits, bits, 1)
+        tiles = len(occupancy(np.ones((1, layer.out_channels, layer.reduction), bool), geo).tile_loads)
+        own = system.model_copy(update={"cores": 1, "macros_per_core": tiles})
+        w = WorkloadSpec(name="x", source="test", bits=b, layers=[layer])
+        run = map_workload(own, w, None, progress=False)[0]
+        mapped = max(v for c, v in run.latency_by_component.items()
+                     if c in ("WordlineDriver", "ADC", "ShiftAdd", "CellArray"))
+        ert = component_tables(own, w, None).ert
+        model = next(o for o in layer_options(own, layer, ert, [bits]) if o.replication == 1)
+        assert model.macros == tiles
+        assert model.time_s == pytest.approx(mapped, rel=0.10), layer.name

@@ -5,8 +5,9 @@ Spatial mode: every layer owns its macros. At weight precision ``b`` a layer nee
 ``tiles(b)`` macros (its kept blocks laid out as in :mod:`cimco.sparse.occupancy`);
 replicated ``r`` times it needs ``r * tiles(b)`` and its ``positions`` output positions
 are split over the copies. Its stage time is
-``ceil(positions / r) * busy(b) * input_slices(b) * cycle_s``: the busiest macro's
-activations per input vector, once per input slice, one activation per cycle. Its energy
+``ceil(positions / r) * busy(b) * input_slices(b) * adc_cycles(b) * cycle_s``: the busiest
+macro's activations per input vector, once per input slice, each taking as many cycles as
+its column group's conversions need of the macro's ADCs. Its energy
 per inference is the exact occupancy counts times the component models' energy per
 action (ERT); replication does not change it.
 

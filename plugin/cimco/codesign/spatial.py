@@ -1,6 +1,9 @@
 """Per-layer options of a spatial (layer-pipelined) mapping: macros, stage time, energy.
 
-See :mod:`cimco.codesign.lrmp` for the model. Counts per input vector come from the exact
+See :mod:`cimco.codesign.lrmp` for the model. Its stage times are checked against
+AccelForge mapping each layer alone on exactly its macros (tests/test_lrmp.py: within 10%
+for conv layers; a single-vector linear layer AccelForge maps up to 3x slower, since its
+abstract macro lets columns split the reduction with per-column inputs). Counts per input vector come from the exact
 block occupancy of the layer's mask (dense when it has none) at each weight precision;
 energies from the component models' ERT (macro actions only: in spatial mode weights stay
 in their macros and activations move between neighbouring stages, which is not modeled).
@@ -43,13 +46,17 @@ def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: lis
         in_sl, w_sl = m.n_input_slices(b), m.n_weight_slices(b)
         busy = max(occ.tile_loads) if occ.tile_loads else 0
         tiles = len(occ.tile_loads)
+        # an activation's column group needs this many conversions; the macro's ADCs share them
+        outs = min(geo.group_outputs, layer.out_channels // layer.groups)
+        per_activation = outs * (1 if m.analog_weight_combine else w_sl)
+        adc_cycles = math.ceil(per_activation / m.adcs)
         per_vector = (occ.conversions * (e["adc"] + e["sa"]) + occ.gathered_inputs * in_sl * e["wl"]
                       + occ.executed_macs * in_sl * w_sl * e["cell"]
                       + (occ.kept_blocks * e["idx"] if occ.kept_blocks < occ.blocks else 0.0))
         energy = per_vector * layer.positions * layer.repeat
         r = 1
         while r <= max_replication and r <= layer.positions:
-            t = math.ceil(layer.positions / r) * busy * in_sl * m.cycle_s * layer.repeat
+            t = math.ceil(layer.positions / r) * busy * in_sl * adc_cycles * m.cycle_s * layer.repeat
             out.append(Option(bits=b, replication=r, macros=r * tiles, time_s=t, energy_j=energy,
                               loss=(loss or {}).get(b, proxy_loss(layer, b))))
             r *= 2
