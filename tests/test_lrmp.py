@@ -48,11 +48,15 @@ def test_milp_equals_brute_force(seed: int, objective: str) -> None:
     key = {"throughput": "bottleneck_s", "latency": "latency_s", "energy": "energy_j"}[objective]
     assert getattr(got, key) == pytest.approx(getattr(ref, key), rel=1e-9)
     assert got.macros <= budget and got.loss <= acc + 1e-9
+    if objective == "throughput":  # ties broken by latency
+        ties = [c for c in [brute_force([[o for o in opts if o.time_s <= ref.bottleneck_s * (1 + 1e-9)]
+                                         for opts in options], budget, acc, "latency")] if c]
+        assert got.latency_s == pytest.approx(ties[0].latency_s, rel=1e-9)
 
 
 def test_infeasible_budget_names_the_minimum() -> None:
     options = _instance(7)
-    need = solve(options, 10**9, math.inf, "macros").macros
+    need = solve(options, 10**9, math.inf, "macros").macros  # the smallest budget that fits
     with pytest.raises(SpecError, match=f"minimal feasible budget is {need} macros"):
         solve(options, need - 1)
     assert solve(options, need).macros <= need

@@ -200,7 +200,10 @@ def default_jobs() -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cimco", description=__doc__.splitlines()[0] if __doc__ else "")
+    p = argparse.ArgumentParser(
+        prog="cimco", description="SRAM compute-in-memory accelerators and CIM-compressed DNNs "
+        "on AccelForge and hwcomponents.",
+        epilog="Exit codes: 0 success, 2 bad input (every problem listed), 1 internal error.")
     sub = p.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser("map", help="map a workload on a system with AccelForge and write a report",

@@ -72,7 +72,7 @@ class Choice:
 def _infeasible(options: list[list[Option]], budget: int, accuracy_budget: float) -> SpecError:
     """Name the smallest macro budget that satisfies the accuracy budget."""
     try:
-        need = solve(options, budget=10**12, accuracy_budget=accuracy_budget, objective="macros").macros
+        need = _solve(options, 10**12, accuracy_budget, "macros", None).macros
         msg = (f"no choice fits {budget} macros within accuracy budget {accuracy_budget:g}; "
                f"the minimal feasible budget is {need} macros")
     except SpecError:
@@ -84,7 +84,21 @@ def _infeasible(options: list[list[Option]], budget: int, accuracy_budget: float
 
 def solve(options: list[list[Option]], budget: int, accuracy_budget: float = math.inf,
           objective: str = "throughput", min_throughput: float | None = None) -> Choice:
-    """Exact optimum over one option per layer (HiGHS MILP)."""
+    """Exact optimum over one option per layer (HiGHS MILP).
+
+    ``throughput`` is lexicographic: the smallest bottleneck, then among those the smallest
+    latency (so stages off the critical path are not slowed for nothing).
+    """
+    best = _solve(options, budget, accuracy_budget, objective, min_throughput)
+    if objective != "throughput":
+        return best
+    t = best.bottleneck_s * (1 + 1e-9)
+    fast = [[o for o in opts if o.time_s <= t] for opts in options]
+    return _solve(fast, budget, accuracy_budget, "latency", None)
+
+
+def _solve(options: list[list[Option]], budget: int, accuracy_budget: float,
+           objective: str, min_throughput: float | None) -> Choice:
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import lil_matrix
 
