@@ -28,6 +28,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python scripts/bench_map.py
+	$(BIN)/python scripts/bench_sparse.py
+	$(BIN)/python scripts/bench_export.py
+	$(BIN)/python scripts/lrmp_table.py
 
 clean:
 	rm -rf out .pytest_cache

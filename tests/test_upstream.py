@@ -87,3 +87,10 @@ def test_energy_is_ert_times_counts(small_map) -> None:
     _, r, ert = small_map
     total = sum(ert.get(c, {}).get(a, 0.0) * n for (c, a), n in r.actions.items())
     assert total == pytest.approx(r.energy_j, rel=1e-5)  # AccelForge sums in float32
+
+
+def test_import_cimco_is_light() -> None:
+    """No AccelForge, hwcomponents or torch at import time; public names resolve lazily."""
+    code = ("import sys, cimco; heavy = [m for m in ('accelforge', 'hwcomponents', 'torch') "
+            "if m in sys.modules]; assert not heavy, heavy; assert callable(cimco.map_workload)")
+    subprocess.run([sys.executable, "-c", code], check=True)

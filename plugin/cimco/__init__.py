@@ -1,9 +1,33 @@
 """cimco: SRAM compute-in-memory accelerators and CIM-compressed DNNs on AccelForge.
 
-Importing cimco is cheap and has no side effects: AccelForge, hwcomponents and torch are
-imported only by the functions that need them.
+Importing cimco is cheap and has no side effects: the public names below load their
+modules on first use, and AccelForge, hwcomponents and torch are imported only by the
+functions that need them.
+
+    >>> import cimco
+    >>> system, workload = cimco.load_pair("arch_specs/mars_system.yaml",
+    ...                                     "workloads/resnet20_cifar.yaml")
+    >>> runs = cimco.map_workload(system, workload, cache_dir=None)
 """
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_LAZY = {
+    "load": "cimco.spec",
+    "load_pair": "cimco.spec",
+    "map_workload": "cimco.mapping",
+    "build_report": "cimco.report",
+    "component_tables": "cimco.report",
+    "CimcoError": "cimco.errors",
+    "SpecError": "cimco.errors",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cimco' has no attribute {name!r}")
