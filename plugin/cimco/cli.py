@@ -279,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, ExportError) as e:
         print(f"cimco: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except CimcoError as e:
         print(f"cimco: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
