@@ -37,7 +37,7 @@ set_n_parallel_jobs(1)
 system, workload = load_pair(sys.argv[1], sys.argv[2])
 for layer in workload.layers:
     bits = workload.layer_bits(layer)
-    spec = _af.make_spec(arch.build_nodes(system, bits), _af.einsum_of(layer, bits), bits)
+    spec = _af.make_spec(arch.build_nodes(system, bits), _af.einsum_of(layer), bits)
     spec.map_workload_to_arch(print_progress=False)
     print(layer.name, flush=True)
 """

@@ -66,7 +66,7 @@ def small_map():
     layer = Layer(name="l", type="conv", in_channels=16, out_channels=32, input_hw=(8, 8),
                   kernel=3, padding=1)
     nodes = arch.build_nodes(system, bits)
-    einsum = _af.einsum_of(layer, bits)
+    einsum = _af.einsum_of(layer)
     with _af.scratch_cwd():
         r = _af.map_layer(nodes, einsum, bits)
         ert, _ = _af.component_costs(nodes, einsum, bits)

@@ -32,9 +32,11 @@ def versions() -> dict[str, str]:
     return {name: version(name) for name in PINNED}
 
 
-def einsum_of(layer: Layer, bits) -> dict:
-    """One layer as an AccelForge Einsum (rank variables p,q outputs; c,r,s reduction)."""
-    ranks: dict[str, int] = {}
+def einsum_of(layer: Layer) -> dict:
+    """One layer as an AccelForge Einsum (rank variables p,q outputs; c,r,s reduction).
+
+    Bits are not part of it: :func:`make_spec` sets them per tensor on the workload.
+    """
     if layer.type == "linear":
         g = layer.groups
         ranks = {"g": g, "t": layer.tokens, "m": layer.out_channels // g, "c": layer.in_channels // g}

@@ -43,7 +43,7 @@ def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64) -> MacroPoint:
     layer = Layer(name="fill", type="linear", in_channels=macro.rows,
                   out_channels=macro.cols // macro.n_weight_slices(bits.weight), tokens=vectors)
     nodes = arch.build_nodes(macro_only_system(macro), bits)
-    einsum = _af.einsum_of(layer, bits)
+    einsum = _af.einsum_of(layer)
     with _af.scratch_cwd():
         r = _af.map_layer(nodes, einsum, bits)
     parts: dict[str, float] = {}

@@ -104,7 +104,7 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
         bits = workload.layer_bits(layer)
         geo = Geometry.of(system.macro, bits.input, bits.weight, system.n_macros)
         sp = transform.plan(layer, masks.get(layer.name), geo)
-        einsum = _af.einsum_of(layer, bits)
+        einsum = _af.einsum_of(layer)
         key = cache_key(system, einsum, bits)
         plan.setdefault(key, (layer, bits, einsum))
         keys.append(key)

@@ -34,7 +34,7 @@ def component_tables(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path
     """ERT and ART from the component models (cached like mappings, same key rules)."""
     layer = workload.layers[0]
     bits = workload.layer_bits(layer)
-    einsum = _af.einsum_of(layer, bits)
+    einsum = _af.einsum_of(layer)
     path = cache_dir / f"{cache_key(system, einsum, bits)}.tables.json" if cache_dir else None
     if path and path.exists():
         return Tables(**json.loads(path.read_text()))
