@@ -38,14 +38,12 @@ def macro_only_system(macro: MacroSpec) -> SystemSpec:
 
 def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64) -> MacroPoint:
     """Map a macro-filling matrix-vector layer; return the macro's compute efficiency."""
-    from cimco import _af, arch
+    from cimco import _af
+    from cimco.mapping import map_one
 
     layer = Layer(name="fill", type="linear", in_channels=macro.rows,
                   out_channels=macro.cols // macro.n_weight_slices(bits.weight), tokens=vectors)
-    nodes = arch.build_nodes(macro_only_system(macro), bits)
-    einsum = _af.einsum_of(layer)
-    with _af.scratch_cwd():
-        r = _af.map_layer(nodes, einsum, bits)
+    r = map_one(macro_only_system(macro), bits, _af.einsum_of(layer))
     parts: dict[str, float] = {}
     for (comp, action), e in r.energy.items():
         if action != "leak" and (comp in MACRO_COMPUTE or f"{comp}.{action}" in MACRO_COMPUTE):

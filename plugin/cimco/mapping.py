@@ -79,8 +79,8 @@ class LayerRun:
     latency_by_component: dict[str, float]
 
 
-def _map_one(system: SystemSpec, bits: Bits, einsum: dict) -> _af.MapResult:
-    """One AccelForge mapping in a private scratch dir (runs in a worker process)."""
+def map_one(system: SystemSpec, bits: Bits, einsum: dict) -> _af.MapResult:
+    """One AccelForge mapping on ``system`` in a private scratch dir (also a worker task)."""
     with _af.scratch_cwd():
         return _af.map_layer(arch.build_nodes(system, bits), einsum, bits)
 
@@ -130,12 +130,12 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
 
     if jobs <= 1 or len(todo) <= 1:
         for key in todo:
-            layer, bits, einsum = plan[key]
-            done(key, _map_one(system, bits, einsum))
+            _, bits, einsum = plan[key]
+            done(key, map_one(system, bits, einsum))
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
-            futures = {pool.submit(_map_one, system, plan[k][1], plan[k][2]): k for k in todo}
+            futures = {pool.submit(map_one, system, plan[k][1], plan[k][2]): k for k in todo}
             for f in as_completed(futures):
                 done(futures[f], f.result())
     bar.close()
