@@ -60,8 +60,8 @@ def evaluate(name, model, bits, pattern, density, test, system, cache, quick):
     runs = map_workload(system, workload, cache, progress=False, jobs=2, masks=ex.masks)
     report = build_report(system, workload, runs, component_tables(system, workload, cache))
     occ = [occupancy(as_matrices(mask_of(model, layer.name), layer),
-                     Geometry.of(macro, b.input, b.weight, system.n_macros))
-           for layer in workload.layers for b in [workload.layer_bits(layer)]]
+                     Geometry.of_system(system, workload.layer_bits(layer)))
+           for layer in workload.layers]
     row["weight_density"] = sum(o.nonzero for o in occ) / sum(o.weights for o in occ)
     row["block_density"] = sum(o.kept_blocks for o in occ) / sum(o.blocks for o in occ)
     row["energy_uj"] = report["totals"]["energy_j"] * 1e6

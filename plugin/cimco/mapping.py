@@ -102,8 +102,7 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
     sparse: list[transform.SparseLayer | None] = []
     for layer in workload.layers:
         bits = workload.layer_bits(layer)
-        geo = Geometry.of(system.macro, bits.input, bits.weight, system.n_macros)
-        sp = transform.plan(layer, masks.get(layer.name), geo)
+        sp = transform.plan(layer, masks.get(layer.name), Geometry.of_system(system, bits))
         einsum = _af.einsum_of(layer)
         key = cache_key(system, einsum, bits)
         plan.setdefault(key, (layer, bits, einsum))

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cimco.spec.macro import MacroSpec
-from cimco.spec.workload import Layer
+from cimco.spec.system import SystemSpec
+from cimco.spec.workload import Bits, Layer
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class Geometry:
                    group_outputs=group,
                    conversions_per_output=macro.conversions_per_output(input_bits, weight_bits),
                    n_macros=n_macros)
+
+    @classmethod
+    def of_system(cls, system: SystemSpec, bits: Bits) -> Geometry:
+        """The geometry a layer of precision ``bits`` sees on ``system``'s macros."""
+        return cls.of(system.macro, bits.input, bits.weight, system.n_macros)
 
 
 def weight_shape(layer: Layer) -> tuple[int, ...]:

@@ -13,11 +13,6 @@ from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
 
 
-def geometry(system: SystemSpec, workload: WorkloadSpec, layer) -> Geometry:
-    bits = workload.layer_bits(layer)
-    return Geometry.of(system.macro, bits.input, bits.weight, system.n_macros)
-
-
 def resolve(system: SystemSpec, workload: WorkloadSpec, workload_path: str | Path) -> dict[str, np.ndarray]:
     """Mask of every layer with ``sparsity``; all problems raised together."""
     file = str(workload_path)
@@ -34,7 +29,7 @@ def resolve(system: SystemSpec, workload: WorkloadSpec, workload_path: str | Pat
             problems.append(Problem(file, path, f"layer {layer.name!r} is pruned but system "
                                     f"{system.name!r} has no index_memory for its index codes"))
         if sp.pattern is not None:
-            masks[layer.name] = generate(layer, geometry(system, workload, layer), sp.pattern,
+            masks[layer.name] = generate(layer, Geometry.of_system(system, workload.layer_bits(layer)), sp.pattern,
                                          sp.density if sp.density is not None else (sp.n or 1) / (sp.m or 1),
                                          sp.seed, n=sp.n, m=sp.m)
             continue
