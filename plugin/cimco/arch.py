@@ -23,6 +23,8 @@ from cimco.spec.macro import ComponentEnergy, MacroSpec
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits
 
+# The parts inside each macro (below the macro fanout), as named in the node list.
+MACRO_PARTS = ("WordlineDriver", "ADC", "ShiftAdd", "CellArray")
 # Rank variables of output positions; a fanout that splits these copies weights.
 OUTPUT_POSITION_RANKS = "{p, q, t}"
 

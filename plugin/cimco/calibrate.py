@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cimco.arch import MACRO_PARTS
 from cimco.spec.macro import MacroSpec, Sourced
 from cimco.spec.system import BufferSpec, DramSpec, SystemSpec
 from cimco.spec.workload import Bits, Layer
@@ -49,7 +50,7 @@ def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64) -> MacroPoint:
         if action != "leak" and (comp in MACRO_COMPUTE or f"{comp}.{action}" in MACRO_COMPUTE):
             parts[comp] = parts.get(comp, 0.0) + e
     energy = sum(parts.values())
-    compute_latency = max(v for k, v in r.latency_by_component.items() if k not in ("DRAM", "GlobalBuffer"))
+    compute_latency = max(v for k, v in r.latency_by_component.items() if k in MACRO_PARTS)
     return MacroPoint(
         tops_per_w=2 * layer.macs / energy / 1e12,
         tops=2 * layer.macs / compute_latency / 1e12,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cimco.arch import MACRO_PARTS
 from cimco.sparse.layout import Geometry, as_matrices
 from cimco.sparse.occupancy import Occupancy, occupancy
 from cimco.spec.workload import Layer
@@ -31,7 +32,6 @@ from cimco.spec.workload import Layer
 SCALED = {("ADC", "read"): "conversions", ("ShiftAdd", "read"): "conversions",
           ("WordlineDriver", "read"): "gathered_inputs", ("CellArray", "read"): "executed_macs"}
 GATED = {"WordlineDriver", "CellArray"}  # skipped for zero inputs
-MACRO = {"WordlineDriver", "ADC", "ShiftAdd", "CellArray", "Compute"}
 INDEX = ("IndexMemory", "read")
 
 
@@ -80,5 +80,5 @@ def correct(sp: SparseLayer, actions: dict[tuple[str, str], float],
     if sp.compressed:
         out[INDEX] = float(sp.occ.kept_blocks * positions)
     busy = sp.ratio("busy")
-    lat = {c: v * busy if c in MACRO else v for c, v in latency_by_component.items()}
+    lat = {c: v * busy if c in MACRO_PARTS else v for c, v in latency_by_component.items()}
     return out, lat
