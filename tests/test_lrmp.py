@@ -110,3 +110,19 @@ def test_stage_time_agrees_with_accelforge_on_own_macros(bits: int) -> None:
         model = next(o for o in layer_options(own, layer, ert, [bits]) if o.replication == 1)
         assert model.macros == tiles
         assert model.time_s == pytest.approx(mapped, rel=0.10), layer.name
+
+
+def test_energy_objective_respects_the_throughput_floor() -> None:
+    options = _instance(3)
+    floor = 1 / max(min(o.time_s for o in opts) for opts in options)  # the fastest feasible pace
+    got = solve(options, 10**6, objective="energy", min_throughput=floor)
+    assert got.bottleneck_s <= 1 / floor
+    fast_enough = [[o for o in opts if o.time_s <= 1 / floor] for opts in options]
+    assert got.energy_j == pytest.approx(brute_force(fast_enough, 10**6, objective="energy").energy_j)
+
+
+def test_cli_energy_objective_needs_a_floor(tmp_path: Path, capsys) -> None:
+    argv = ["lrmp", "--system", str(ROOT / "arch_specs/mars_system.yaml"), "--workload",
+            str(ROOT / "workloads/resnet20_cifar.yaml"), "--out", str(tmp_path), "--objective", "energy"]
+    assert main(argv) == 2 and "--min-throughput" in capsys.readouterr().err
+    assert main([*argv, "--min-throughput", "10000"]) == 0

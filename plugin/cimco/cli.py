@@ -154,8 +154,11 @@ def cmd_lrmp(args: argparse.Namespace) -> int:
     masks = resolve(system, workload, args.workload)
     sens = read_sensitivity(args.sensitivity) if args.sensitivity else None
     ert = component_tables(system, workload, None).ert
+    if args.objective == "energy" and not args.min_throughput:
+        raise SpecError([Problem("cimco lrmp", "--min-throughput", "the energy objective needs a "
+                                 "throughput floor (inferences per second)")])
     res = run(system, workload, ert, args.budget_factor, args.objective, sens, masks,
-              args.max_replication, args.budget)
+              args.max_replication, args.budget, args.min_throughput)
     out = Path(args.out)
     write(res, out)
     print((out / "lrmp.md").read_text())
@@ -253,6 +256,8 @@ def parser() -> argparse.ArgumentParser:
     lr.add_argument("--budget-factor", type=float, default=2.0,
                     help="macro budget as a multiple of the baseline's macros (default 2)")
     lr.add_argument("--sensitivity", help="CSV layer,bits,loss (default: assumed 2^-2b noise proxy)")
+    lr.add_argument("--min-throughput", type=float,
+                    help="with --objective energy: every stage at most 1/this seconds")
     lr.add_argument("--max-replication", type=int, default=64)
     lr.set_defaults(func=cmd_lrmp)
 

@@ -50,7 +50,8 @@ def read_sensitivity(path: str | Path) -> dict[str, dict[int, float]]:
 
 def run(system: SystemSpec, workload: WorkloadSpec, ert: dict, budget_factor: float = 2.0,
         objective: str = "throughput", sensitivity: dict[str, dict[int, float]] | None = None,
-        masks: dict | None = None, max_replication: int = 64, budget: int | None = None) -> Result:
+        masks: dict | None = None, max_replication: int = 64, budget: int | None = None,
+        min_throughput: float | None = None) -> Result:
     m = system.macro
     bits = list(range(m.weight_bits.min, m.weight_bits.max + 1))
     top = m.weight_bits.max
@@ -68,9 +69,11 @@ def run(system: SystemSpec, workload: WorkloadSpec, ert: dict, budget_factor: fl
               for layer in workload.layers)
     designs = {
         "baseline": base,
-        "replication": solve(only(lambda o: o.bits == top), budget, objective=objective),
-        "precision": solve(only(lambda o: o.replication == 1), budget, acc, objective=objective),
-        "joint": solve(opts, budget, acc, objective=objective),
+        "replication": solve(only(lambda o: o.bits == top), budget, objective=objective,
+                             min_throughput=min_throughput),
+        "precision": solve(only(lambda o: o.replication == 1), budget, acc, objective=objective,
+                           min_throughput=min_throughput),
+        "joint": solve(opts, budget, acc, objective=objective, min_throughput=min_throughput),
     }
     return Result(workload.name, budget, acc, designs, [layer.name for layer in workload.layers])
 
