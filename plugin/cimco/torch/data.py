@@ -12,6 +12,11 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 
+def inputs_of(batch):
+    """The model input of a batch: a tensor, or the first item of an ``(x, y)`` pair."""
+    return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
 def digits(seed: int = 0, batch: int = 64) -> tuple[DataLoader, DataLoader, DataLoader]:
     """Train / validation / held-out test loaders (60/20/20 %, stratified, fixed seed).
 

@@ -14,6 +14,7 @@ values entering each layer over a calibration batch.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from torch import nn
 
 from cimco.errors import ExportError
 from cimco.spec.workload import Bits
+from cimco.torch.data import inputs_of
 
 
 @dataclass
@@ -117,69 +119,68 @@ def _trace(model: nn.Module, example: torch.Tensor):
     return ops
 
 
-def _hooks(model: nn.Module, example: torch.Tensor):
-    """Fallback: forward pre-hooks on leaf modules record calls in execution order."""
-    ops, handles = [], []
+@contextlib.contextmanager
+def _hooked(model: nn.Module, which: Callable[[str, nn.Module], bool], enter=None, leave=None):
+    """Forward (pre-)hooks ``enter(name, module, args)`` / ``leave(name)`` on the named modules
+    ``which`` selects, removed on exit; runs inside ``torch.no_grad``."""
+    def pre(mod, args, n):
+        enter(n, mod, args)  # returns None: a hook's return value would replace the input
+
+    def post(mod, args, out, n):
+        leave(n)  # returns None: a hook's return value would replace the output
+
+    handles = []
     for name, m in model.named_modules():
-        if name and _is_leaf(m):
-            def hook(mod, args, name=name):
-                shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
-                ops.append((name, mod, type(mod).__name__, shapes))
-            handles.append(m.register_forward_pre_hook(hook))
+        if name and which(name, m):
+            if enter:
+                handles.append(m.register_forward_pre_hook(partial(pre, n=name)))
+            if leave:
+                handles.append(m.register_forward_hook(partial(post, n=name)))
     try:
         with torch.no_grad():
-            model(example)
+            yield
     finally:
         for h in handles:
             h.remove()
+
+
+def _hooks(model: nn.Module, example: torch.Tensor):
+    """Fallback: forward pre-hooks on leaf modules record calls in execution order."""
+    ops = []
+
+    def record(name, mod, args):
+        ops.append((name, mod, type(mod).__name__, [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]))
+
+    with _hooked(model, lambda n, m: _is_leaf(m), enter=record):
+        model(example)
     return ops
 
 
 def _check_runs(model: nn.Module, example: torch.Tensor, name: str) -> None:
     """Run the model once; on failure name the innermost module that was running."""
     stack: list[str] = []
-    handles = []
-    def enter(mod, args, q):
-        stack.append(q)
-
-    def leave(mod, args, out):
-        stack.pop()
-
-    for qual, m in model.named_modules():
-        if qual:
-            handles.append(m.register_forward_pre_hook(partial(enter, q=qual)))
-            handles.append(m.register_forward_hook(leave))
     try:
-        with torch.no_grad():
+        with _hooked(model, lambda n, m: True, enter=lambda n, mod, args: stack.append(n),
+                     leave=lambda n: stack.pop()):
             model(example)
     except Exception as e:  # the user's model: report it, do not crash
         where = f" in module {stack[-1]!r}" if stack else ""
         raise ExportError(f"model {name!r} fails on an example input of shape "
                           f"{tuple(example.shape)}{where}: {type(e).__name__}: {e}") from None
-    finally:
-        for h in handles:
-            h.remove()
 
 
-def _densities(model: nn.Module, names: set[str], batches: Iterable[torch.Tensor]) -> dict[str, float]:
+def _densities(model: nn.Module, names: set[str], batches: Iterable) -> dict[str, float]:
     """Fraction of non-zero inputs entering each named module over the calibration batches."""
     nz: dict[str, int] = dict.fromkeys(names, 0)
     total: dict[str, int] = dict.fromkeys(names, 0)
-    handles = []
-    for name, m in model.named_modules():
-        if name in names:
-            def hook(mod, args, name=name):
-                x = args[0]
-                nz[name] += int(torch.count_nonzero(x))
-                total[name] += x.numel()
-            handles.append(m.register_forward_pre_hook(hook))
-    try:
-        with torch.no_grad():
-            for b in batches:
-                model(b[0] if isinstance(b, (list, tuple)) else b)
-    finally:
-        for h in handles:
-            h.remove()
+
+    def count(name, mod, args):
+        nz[name] += int(torch.count_nonzero(args[0]))
+        total[name] += args[0].numel()
+
+    with _hooked(model, lambda n, m: n in names, enter=count):
+        for b in batches:
+            model(inputs_of(b))
     return {n: nz[n] / total[n] for n in names if total[n]}
 
 

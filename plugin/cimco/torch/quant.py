@@ -20,6 +20,7 @@ from torch import nn
 
 from cimco.errors import Problem, SpecError
 from cimco.spec.workload import Bits
+from cimco.torch.data import inputs_of
 
 
 def rnd(x: torch.Tensor) -> torch.Tensor:
@@ -184,7 +185,7 @@ def calibrate(model: nn.Module, batches) -> None:
     model.train()
     with torch.no_grad():
         for b in batches:
-            model(b[0] if isinstance(b, (list, tuple)) else b)
+            model(inputs_of(b))
     model.train(was)
 
 
