@@ -36,34 +36,31 @@ def _expand(units: np.ndarray, out: int, rows: int, m: int, k: int) -> np.ndarra
     return full[:, :m, :k]
 
 
+def unit_shape(pattern: str, geo: Geometry, kernel_hw: tuple[int, int], reduction: int) -> tuple[int, int]:
+    """(outputs, rows) of one pruning unit of ``pattern`` in a layer's (M/g, K) matrix."""
+    units = {"unstructured": (1, 1),
+             "row_block": (geo.group_outputs, geo.wordlines_on),
+             "kernel_group": (geo.group_outputs, kernel_hw[0] * kernel_hw[1]),
+             "crossbar": (geo.outputs_per_macro, geo.rows),
+             "channel": (1, reduction)}
+    if pattern not in units:
+        raise ValueError(f"{pattern!r} has no fixed unit")
+    return units[pattern]
+
+
 def generate(layer: Layer, geo: Geometry, pattern: str, density: float, seed: int,
              n: int | None = None, m: int | None = None) -> np.ndarray:
     """A mask for ``layer`` (torch weight shape) in ``pattern`` at ``density``."""
     rng = np.random.default_rng(seed)
     g, mo, k = layer.groups, layer.out_channels // layer.groups, layer.reduction
-    cg, wl = geo.group_outputs, geo.wordlines_on
-
-    def units(out: int, rows: int) -> np.ndarray:
-        shape = (g, -(-mo // out), -(-k // rows))
-        return _expand(_choose(shape, density, rng), out, rows, mo, k)
-
-    if pattern == "unstructured":
-        mats = _choose((g, mo, k), density, rng)
-    elif pattern == "row_block":
-        mats = units(cg, wl)
-    elif pattern == "kernel_group":
-        r, s = layer.kernel_hw
-        mats = units(cg, r * s)
-    elif pattern == "crossbar":
-        mats = units(geo.outputs_per_macro, geo.rows)
-    elif pattern == "channel":
-        mats = units(1, k)
-    elif pattern == "n:m":
+    if pattern == "n:m":
         assert n is not None and m is not None  # checked by the spec
         chunks = -(-k // m)
         scores = rng.random((g, mo, chunks, m))
         ranks = scores.argsort(axis=3).argsort(axis=3)
         mats = (ranks < n).reshape(g, mo, chunks * m)[:, :, :k]
     else:
-        raise ValueError(f"unknown pattern {pattern!r}")
+        out, rows = unit_shape(pattern, geo, layer.kernel_hw, k)
+        keep = _choose((g, -(-mo // out), -(-k // rows)), density, rng)
+        mats = _expand(keep, out, rows, mo, k)
     return mats.reshape(weight_shape(layer))

@@ -22,6 +22,7 @@ from torch import nn
 
 from cimco.errors import Problem, SpecError
 from cimco.sparse.layout import Geometry
+from cimco.sparse.patterns import unit_shape
 from cimco.spec.macro import MacroSpec
 
 PRUNABLE = ("row_block", "kernel_group", "crossbar", "unstructured")
@@ -32,15 +33,8 @@ def _geometry(macro: MacroSpec, w_bits: int, in_bits: int) -> Geometry:
 
 
 def _unit_shape(m: nn.Module, pattern: str, geo: Geometry) -> tuple[int, int]:
-    """(outputs, rows) of one pruning unit in the layer's (M/g, K) im2col matrix."""
-    if pattern == "unstructured":
-        return 1, 1
-    if pattern == "row_block":
-        return geo.group_outputs, geo.wordlines_on
-    if pattern == "kernel_group":
-        r, s = m.kernel_size
-        return geo.group_outputs, r * s
-    return geo.outputs_per_macro, geo.rows  # crossbar
+    kernel = tuple(m.kernel_size) if isinstance(m, nn.Conv2d) else (1, 1)
+    return unit_shape(pattern, geo, kernel, _matrix(m).shape[2])
 
 
 def _matrix(m: nn.Module) -> torch.Tensor:
