@@ -145,3 +145,12 @@ def test_bad_compression_input_names_the_layer() -> None:
         Pruner(lin, "kernel_group", 0.5, MARS)
     with pytest.raises(SpecError, match="layer '1' fits in one crossbar"):
         Pruner(lin, "crossbar", 0.5, MARS)
+
+
+def test_cim_result_of_a_sample_does_not_depend_on_its_batch(qmodel) -> None:
+    """The ADC's full scale is fixed by the configured precision, not by the data seen."""
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    x[0] *= 0.05  # a quiet sample beside loud ones
+    batch = cim_forward(qmodel, x, MARS, adc_bits=6)
+    for i in range(4):
+        assert torch.equal(cim_forward(qmodel, x[i:i + 1], MARS, adc_bits=6), batch[i:i + 1])

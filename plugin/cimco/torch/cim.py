@@ -56,8 +56,10 @@ def cim_mac(layer: nn.Module, x_int: torch.Tensor, w_int: torch.Tensor, macro: M
     pad = n_rg * wl - k
     cols = nn.functional.pad(cols, (0, 0, 0, pad)).reshape(n, g, n_rg, wl, L)
     w = nn.functional.pad(w, (0, pad)).reshape(g, m_out // g, n_rg, wl)
-    in_bits = max(1, int(x_int.abs().max()).bit_length())
-    w_bits = max(1, int(w_int.abs().max()).bit_length())
+    # Magnitude bits of the configured precision (not of this batch's data): they set the
+    # slices and the ADC's full scale, as the hardware's are fixed.
+    in_bits = layer.a_bits - 1 if layer.signed_input else layer.a_bits
+    w_bits = layer.w_bits - 1
     in_per = macro.input_slice()
     w_per = w_bits if macro.analog_weight_combine else macro.bits_per_cell
     gen = torch.Generator().manual_seed(seed)
