@@ -88,8 +88,7 @@ class _Quant:
         return _pot(s) if self.pot else s
 
     def a_scale(self) -> torch.Tensor:
-        levels = 2 ** (self.a_bits - 1) - 1 if self.signed_input else 2**self.a_bits - 1
-        s = self.a_max.clamp_min(1e-8) / levels
+        s = self.a_max.clamp_min(1e-8) / self.a_range()[1]  # the largest code maps to a_max
         return _pot(s) if self.pot else s
 
     def a_range(self) -> tuple[int, int]:
