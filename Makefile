@@ -31,6 +31,7 @@ bench: setup
 	$(BIN)/python scripts/bench_sparse.py
 	$(BIN)/python scripts/bench_export.py
 	$(BIN)/python scripts/lrmp_table.py
+	$(BIN)/python scripts/anchor_consistency.py
 
 clean:
 	rm -rf out .pytest_cache
