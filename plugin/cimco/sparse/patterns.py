@@ -15,12 +15,14 @@ Masks come back in the layer's torch weight shape, True = kept.
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 
 from cimco.sparse.layout import Geometry, weight_shape
-from cimco.spec.workload import Layer
+from cimco.spec.workload import Layer, Pattern
 
-PATTERNS = ("unstructured", "row_block", "kernel_group", "crossbar", "channel", "n:m")
+PATTERNS: tuple[str, ...] = get_args(Pattern)
 
 
 def _choose(shape: tuple[int, ...], density: float, rng: np.random.Generator) -> np.ndarray:

@@ -20,6 +20,10 @@ class Bits(Strict):
     output: PositiveInt = 8
 
 
+# Pruning patterns cimco can generate (cimco.sparse.patterns); one definition of the names.
+Pattern = Literal["unstructured", "row_block", "kernel_group", "crossbar", "channel", "n:m"]
+
+
 class Sparsity(Strict):
     """How a layer's weights are pruned: a real mask, or a seeded pattern at a density.
 
@@ -30,7 +34,7 @@ class Sparsity(Strict):
     """
 
     mask: str | None = None
-    pattern: Literal["unstructured", "row_block", "kernel_group", "crossbar", "channel", "n:m"] | None = None
+    pattern: Pattern | None = None
     density: float | None = Field(default=None, ge=0.0, le=1.0)
     n: PositiveInt | None = None
     m: PositiveInt | None = None
