@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from cimco.codesign.lrmp import Option
-from cimco.sparse.layout import Geometry, as_matrices, weight_shape
+from cimco.sparse.layout import Geometry, as_matrices, dense_matrices, weight_shape
 from cimco.sparse.occupancy import occupancy
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Layer
@@ -32,10 +32,9 @@ def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: lis
                   mask: np.ndarray | None = None, max_replication: int = 64,
                   loss: dict[int, float] | None = None) -> list[Option]:
     m = system.macro
-    shape = (layer.groups, layer.out_channels // layer.groups, layer.reduction)
-    mats = as_matrices(mask, layer) if mask is not None else np.ones(shape, dtype=bool)
     if mask is not None and mask.shape != weight_shape(layer):
         raise ValueError(f"mask of {layer.name} has shape {mask.shape}")
+    mats = as_matrices(mask, layer) if mask is not None else dense_matrices(layer)
     e = {k: ert.get(c, {}).get("read", 0.0) for k, c in
          (("wl", "WordlineDriver"), ("cell", "CellArray"), ("adc", "ADC"), ("sa", "ShiftAdd"),
           ("idx", "IndexMemory"))}

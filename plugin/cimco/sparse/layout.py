@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from cimco.spec.macro import MacroSpec
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, Layer
@@ -60,7 +62,17 @@ def weight_shape(layer: Layer) -> tuple[int, ...]:
     return (layer.out_channels, layer.in_channels // layer.groups, r, s)
 
 
+def matrix_shape(layer: Layer) -> tuple[int, int, int]:
+    """Shape of the layer's im2col weight matrices: (groups, M/g, K)."""
+    g = layer.groups
+    return (g, layer.out_channels // g, layer.reduction)
+
+
 def as_matrices(mask, layer: Layer):
     """Torch-shaped mask -> (groups, M/g, K) im2col matrices (a view when possible)."""
-    g = layer.groups
-    return mask.reshape(g, layer.out_channels // g, layer.reduction)
+    return mask.reshape(matrix_shape(layer))
+
+
+def dense_matrices(layer: Layer) -> np.ndarray:
+    """The all-kept mask of ``layer`` as (groups, M/g, K) matrices."""
+    return np.ones(matrix_shape(layer), dtype=bool)

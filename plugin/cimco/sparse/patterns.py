@@ -19,7 +19,7 @@ from typing import get_args
 
 import numpy as np
 
-from cimco.sparse.layout import Geometry, weight_shape
+from cimco.sparse.layout import Geometry, matrix_shape, weight_shape
 from cimco.spec.workload import Layer, Pattern
 
 PATTERNS: tuple[str, ...] = get_args(Pattern)
@@ -54,7 +54,7 @@ def generate(layer: Layer, geo: Geometry, pattern: str, density: float, seed: in
              n: int | None = None, m: int | None = None) -> np.ndarray:
     """A mask for ``layer`` (torch weight shape) in ``pattern`` at ``density``."""
     rng = np.random.default_rng(seed)
-    g, mo, k = layer.groups, layer.out_channels // layer.groups, layer.reduction
+    g, mo, k = matrix_shape(layer)
     if pattern == "n:m":
         assert n is not None and m is not None  # checked by the spec
         chunks = -(-k // m)

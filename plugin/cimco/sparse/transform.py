@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cimco.arch import MACRO_PARTS
-from cimco.sparse.layout import Geometry, as_matrices
+from cimco.sparse.layout import Geometry, as_matrices, dense_matrices
 from cimco.sparse.occupancy import Occupancy, occupancy
 from cimco.spec.workload import Layer
 
@@ -60,8 +60,7 @@ def plan(layer: Layer, mask: np.ndarray | None, geo: Geometry) -> SparseLayer | 
     """How ``layer``'s sparsity applies; None when it is plain dense."""
     if mask is None:
         return None if layer.input_density == 1.0 else SparseLayer(None, None, layer.input_density)
-    dense = np.ones((layer.groups, layer.out_channels // layer.groups, layer.reduction), dtype=bool)
-    return SparseLayer(occupancy(as_matrices(mask, layer), geo), occupancy(dense, geo),
+    return SparseLayer(occupancy(as_matrices(mask, layer), geo), occupancy(dense_matrices(layer), geo),
                        layer.input_density)
 
 
