@@ -69,8 +69,8 @@ def main() -> None:
         result[key] = f"{k:.2f}"
 
     anchored = [p for p in POINTS if p[5]]
-    lo = max(window(p[3] / p[2], p[4])[0] for p in anchored)
-    hi = min(window(p[3] / p[2], p[4])[1] for p in anchored)
+    windows = [window(v2 / v1, r) for _, _, v1, v2, r, _ in anchored]
+    lo, hi = max(w[0] for w in windows), min(w[1] for w in windows)
     k_best, worst = minimax(anchored)
     common = f"{lo:.2f}..{hi:.2f}" if lo <= hi else "empty"
     print(f"\nAnchor points (first four): a single V^k within 10% of all needs k in {common}; "
