@@ -52,7 +52,7 @@ def test_good_macro_is_ok(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.parametrize("edit, path, words", [
     (lambda t: t.replace("rows: 64\n", ""), "rows", "required field is missing"),
-    (lambda t: t.replace("cols: 64", "cols: many"), "cols", "valid integer"),
+    (lambda t: t.replace("cols: 64", "cols: many"), "cols", "expected an integer"),
     (lambda t: t + "colour: blue\n", "colour", "unknown key"),
     (lambda t: t.replace("wordlines_on: 16", "wordlines_on: 128"), "wordlines_on", "at most rows=64"),
     (lambda t: t.replace("rows: 64", "rows: [64"), "", "YAML syntax error at line"),
@@ -107,7 +107,7 @@ def test_bits_above_macro_support(tmp_path: Path, capsys, root: Path) -> None:
 
 def test_missing_file(tmp_path: Path, capsys) -> None:
     assert main(["specs", "validate", str(tmp_path / "nope.yaml")]) == 2
-    assert "cannot read file" in capsys.readouterr().err
+    assert "cannot read spec file" in capsys.readouterr().err
 
 
 def test_system_references_macro_file(root: Path) -> None:

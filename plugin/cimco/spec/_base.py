@@ -1,16 +1,55 @@
-"""Shared pydantic base and the helpers that turn validation failures into Problems."""
+"""Shared pydantic base and the helpers that turn validation failures into Problems.
+
+Messages speak the spec's language: dotted paths into the user's file (never pydantic's
+union tags such as ``constrained-int``), "expected ..., got ..." with the value shortened,
+a unit hint for physical quantities, and the closest valid key for a misspelt one.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+import difflib
+import types
+import typing
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cimco.errors import Problem
 
 
 class Strict(BaseModel):
-    """Base of every spec model: unknown keys are errors, values are immutable."""
+    """Base of every spec model: unknown keys are errors, values are immutable and finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def Bounded(lo: int = 1, hi: int = 2**20) -> Any:  # noqa: N802 (reads as a type)
+    """An integer in ``lo..hi``: far beyond any real macro or layer, but small enough that
+    the models and the mapper never see absurd sizes."""
+    return Annotated[int, Field(ge=lo, le=hi, strict=True)]
+
+
+# Unit hints by the field name's suffix (longest first): shown when a value is out of range.
+UNIT_HINTS = (
+    ("_bits_per_s", "in bits per second (12.8 GB/s is 1.024e11)"),
+    ("_m2", "in square metres (0.5 mm^2 is 0.5e-6)"),
+    ("_j", "in joules (1 pJ is 1e-12)"),
+    ("_m", "in metres (28 nm is 28e-9)"),
+    ("_v", "in volts"),
+    ("_s", "in seconds (4 ns is 4e-9)"),
+)
+
+MAX_ECHO = 60  # characters of a user's value quoted back in a message
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters (file names, upstream messages)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def short(value: Any, limit: int = MAX_ECHO) -> str:
+    """``repr(value)``, cut to ``limit`` characters so a message never echoes a whole input."""
+    return clip(repr(value), limit)
 
 
 def dotted(loc: tuple) -> str:
@@ -24,20 +63,99 @@ def dotted(loc: tuple) -> str:
     return out
 
 
-def problems_from(err: ValidationError, file: str, prefix: str = "") -> list[Problem]:
-    """One Problem per pydantic error, naming the dotted path, expected and got."""
+def _real_loc(loc: tuple, data: Any) -> tuple:
+    """Drop the parts of pydantic's ``loc`` that are not in the user's data (union member
+    tags like ``int``, ``tuple[int, int]``, ``constrained-int``, a discriminator's value)."""
+    out, node = [], data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list | tuple) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The spec models an annotation may hold (through Optional, unions, lists, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
     out = []
+    if typing.get_origin(annotation) is not None or isinstance(annotation, types.UnionType):
+        for arg in typing.get_args(annotation):
+            out += _models_in(arg)
+    return out
+
+
+def _keys_at(model: type[BaseModel], loc: tuple) -> set[str]:
+    """Valid keys of the mapping at ``loc`` (below ``model``), for spelling suggestions."""
+    models = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        models = [m for cls in models if part in cls.model_fields
+                  for m in _models_in(cls.model_fields[part].annotation)]
+    return {k for cls in models for k in cls.model_fields}
+
+
+def _hint(loc: tuple) -> str:
+    names = [p for p in loc if isinstance(p, str) and p != "value"]
+    name = names[-1] if names else ""
+    for suffix, hint in UNIT_HINTS:
+        if name.endswith(suffix):
+            return f"; {name} is {hint}"
+    return ""
+
+
+_WANTED = {  # pydantic error type -> what the user should write, in the spec's words
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
+    "bool_type": "true or false", "bool_parsing": "true or false", "string_type": "text",
+    "tuple_type": "a list", "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "less_than_equal": "at most {le}", "greater_than_equal": "at least {ge}",
+    "greater_than": "above {gt}", "less_than": "below {lt}",
+    "too_long": "a list of at most {max_length} values", "too_short": "a list of at least {min_length} values",
+    "string_too_long": "text of at most {max_length} characters",
+    "string_too_short": "text of at least {min_length} character(s)",
+}
+
+
+def _expected(e: dict) -> str:
+    form = _WANTED.get(e["type"])
+    if form is None:
+        return e["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+    return form.format(**{k: v for k, v in (e.get("ctx") or {}).items()})
+
+
+def problems_from(err: ValidationError, file: str, data: Any, model: type[BaseModel],
+                  prefix: str = "") -> list[Problem]:
+    """One Problem per bad field of ``data`` (validated as ``model``): the dotted path, what
+    was expected and what was found. Union members' errors at one path are merged."""
+    by_path: dict[tuple, list[dict]] = {}
     for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        by_path.setdefault(_real_loc(e["loc"], data), []).append(e)
+    out = []
+    for loc, errs in by_path.items():
         path = dotted(loc)
         if prefix:
             path = f"{prefix}.{path}" if path else prefix
-        kind = e["type"]
-        if kind == "missing":
-            msg = "required field is missing"
-        elif kind == "extra_forbidden":
-            msg = "unknown key (check the spelling; see the bundled specs for the schema)"
+        kinds = {e["type"] for e in errs}
+        if "missing" in kinds:
+            missing = sorted({str(e["loc"][-1]) for e in errs if e["type"] == "missing"})
+            for key in missing:
+                out.append(Problem(file, f"{path}.{key}" if path else key, "required field is missing"))
+        elif "extra_forbidden" in kinds:
+            # pydantic puts the unknown key itself last in loc; _real_loc kept it
+            key = str(loc[-1]) if loc else ""
+            near = difflib.get_close_matches(key, sorted(_keys_at(model, loc[:-1])), n=1)
+            msg = "unknown key" + (f"; did you mean {near[0]!r}?" if near else
+                                   f" (valid here: {', '.join(sorted(_keys_at(model, loc[:-1])))})")
+            out.append(Problem(file, path, msg))
         else:
-            msg = f"{e['msg']} (got {e.get('input')!r})"
-        out.append(Problem(file, path, msg))
+            wanted = " or ".join(dict.fromkeys(_expected(e) for e in errs))
+            out.append(Problem(file, path, f"expected {wanted}, got {short(errs[0].get('input'))}"
+                               + _hint(loc)))
     return out

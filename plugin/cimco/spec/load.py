@@ -7,6 +7,8 @@ the first problem: a :class:`SpecError` lists all of them with file and dotted p
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -14,62 +16,168 @@ import yaml
 from pydantic import ValidationError
 
 from cimco.errors import Problem, SpecError
-from cimco.spec._base import problems_from
+from cimco.spec._base import clip, problems_from, short
 from cimco.spec.macro import MacroSpec
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
 
 KINDS = {"macro": MacroSpec, "system": SystemSpec, "workload": WorkloadSpec}
 
+MAX_SPEC_BYTES = 4 * 2**20  # the largest bundled spec is ~30 kB
+MAX_YAML_NODES = 1_000_000  # after alias expansion: a ~1000-layer workload is ~50,000
+MAX_YAML_DEPTH = 32  # the specs nest 4 levels
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Parse one YAML mapping; syntax errors and missing files become SpecErrors."""
-    file = str(path)
+
+def read_regular(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``. Directories, devices, FIFOs and
+    sockets are refused before any read (a FIFO is opened without blocking), so a path
+    pointing at /dev/zero or a pipe cannot hang or exhaust memory."""
+    file = clip(str(path))
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError([Problem(file, "", f"cannot read file: {e.strerror}")]) from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        reason = e.strerror if isinstance(e, OSError) else str(e)
+        raise SpecError([Problem(file, "", f"cannot read {what}: {reason}")]) from None
     try:
-        data = yaml.safe_load(text)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, FIFO or socket)"
+            raise SpecError([Problem(file, "", f"cannot read {what}: {kind}")])
+        if st.st_size > max_bytes:
+            raise SpecError([Problem(file, "", f"{what} is {st.st_size:,} bytes; cimco reads at most "
+                                     f"{max_bytes:,}")])
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # grew while being read
+        raise SpecError([Problem(file, "", f"{what} is over {max_bytes:,} bytes")])
+    return data
+
+
+def _node_problems(root: yaml.Node, file: str) -> list[Problem]:
+    """Bound the document before building it: expanded size (alias bombs), depth, and
+    duplicate keys (PyYAML keeps the last silently)."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    problems: list[Problem] = []
+
+    def walk(node: yaml.Node, depth: int, where: str) -> int:
+        if depth > MAX_YAML_DEPTH:
+            raise _Bound(f"nested deeper than {MAX_YAML_DEPTH} levels at {where or 'top level'}")
+        if id(node) in size:
+            return size[id(node)]
+        if id(node) in open_:
+            raise _Bound(f"an alias refers to its own anchor at {where or 'top level'} (recursive data)")
+        open_.add(id(node))
+        n = 1
+        if isinstance(node, yaml.SequenceNode):
+            for i, child in enumerate(node.value):
+                n += walk(child, depth + 1, f"{where}[{i}]")
+        elif isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for k, v in node.value:
+                key = str(k.value) if isinstance(k, yaml.ScalarNode) else "?"
+                sub = f"{where}.{key}" if where else key
+                if isinstance(k, yaml.ScalarNode) and key != "<<":
+                    if key in seen:
+                        problems.append(Problem(file, clip(sub), f"duplicate key {short(key)} (line "
+                                                f"{k.start_mark.line + 1}); YAML would keep only the last"))
+                    seen.add(key)
+                n += walk(k, depth + 1, sub) + walk(v, depth + 1, sub)
+        open_.discard(id(node))
+        size[id(node)] = n
+        if n > MAX_YAML_NODES:
+            raise _Bound(f"expands to over {MAX_YAML_NODES:,} values (YAML aliases?)")
+        return n
+
+    try:
+        walk(root, 0, "")
+    except _Bound as e:
+        return [Problem(file, "", f"refused: the document {e}")]
+    return problems
+
+
+class _Bound(Exception):
+    pass
+
+
+def parse_yaml(data: bytes, file: str) -> Any:
+    """Parse one YAML document safely: UTF-8 only, bounded size, depth and aliases."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError([Problem(file, "", f"not UTF-8 text (byte {e.start}): a spec must be a YAML "
+                                 f"text file")]) from None
+    if "\x00" in text:
+        raise SpecError([Problem(file, "", "contains NUL bytes: a spec must be a YAML text file")])
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        problems = _node_problems(node, file)
+        if problems:
+            raise SpecError(problems)
+        return loader.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        msg = f"YAML syntax error{' at ' + where if where else ''}: {getattr(e, 'problem', e)}"
-        raise SpecError([Problem(file, "", msg)]) from None
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError([Problem(file, "", f"YAML syntax error{where}: {clip(problem)}")]) from None
+    except RecursionError:
+        raise SpecError([Problem(file, "", f"refused: nested deeper than {MAX_YAML_DEPTH} levels")]) from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """One YAML mapping from a regular file; every failure becomes a SpecError."""
+    file = clip(str(path))
+    data = parse_yaml(read_regular(path, MAX_SPEC_BYTES, "spec file"), file)
     if not isinstance(data, dict):
         raise SpecError([Problem(file, "", f"expected a mapping at top level, got {type(data).__name__}")])
+    if not all(isinstance(k, str) for k in data):
+        bad = [short(k) for k in data if not isinstance(k, str)]
+        raise SpecError([Problem(file, "", f"expected text keys, got {', '.join(bad[:5])}")])
     return data
 
 
 def _inline_macro(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """A system's ``macro:`` may name a macro YAML beside it; read it in."""
+    """A system's ``macro:`` may name a macro YAML beside it; read it in. A bad macro file
+    is reported with both the system file's key and the macro file."""
     ref = data.get("macro")
-    if isinstance(ref, str):
-        data = {**data, "macro": read_yaml(path.parent / ref)}
-    return data
+    if not isinstance(ref, str):
+        return data
+    try:
+        macro = read_yaml(path.parent / ref)
+    except SpecError as e:
+        raise SpecError([Problem(clip(str(path)), "macro", f"macro file {clip(repr(ref))}: "
+                                 f"{p.path + ': ' if p.path else ''}{p.message}") for p in e.problems]) from None
+    return {**data, "macro": macro}
 
 
 def load(path: str | Path, kind: str | None = None) -> MacroSpec | SystemSpec | WorkloadSpec:
     """Load and fully validate one spec file; its ``kind:`` key picks the model."""
     path = Path(path)
-    file = str(path)
+    file = clip(str(path))
     data = read_yaml(path)
     k = data.get("kind", kind)
-    if k not in KINDS:
-        raise SpecError([Problem(file, "kind", f"expected one of {sorted(KINDS)}, got {k!r}")])
+    if not isinstance(k, str) or k not in KINDS:
+        raise SpecError([Problem(file, "kind", f"expected one of {', '.join(KINDS)}, got {short(k)}")])
     if kind is not None and k != kind:
         raise SpecError([Problem(file, "kind", f"expected {kind!r}, got {k!r}")])
-    problems: list[Problem] = []
-    if k == "system":
+    macro_file = data.get("macro") if k == "system" and isinstance(data.get("macro"), str) else None
+    if macro_file:
         data = _inline_macro(data, path)
     try:
         spec = KINDS[k].model_validate(data)
+        problems = spec.macro.check(file, "macro") if isinstance(spec, SystemSpec) else spec.check(file)
     except ValidationError as e:
-        raise SpecError(problems_from(e, file)) from None
-    if isinstance(spec, SystemSpec):
-        problems += spec.macro.check(file, "macro")
-    else:
-        problems += spec.check(file)
+        problems = problems_from(e, file, data, KINDS[k])
+    if macro_file:  # say which file a macro problem is in
+        problems = [Problem(p.file, p.path, f"(in macro file {short(macro_file)}) {p.message}")
+                    if p.path.startswith("macro") else p for p in problems]
     if problems:
         raise SpecError(problems)
     return spec

@@ -8,37 +8,61 @@ ADCs of ``adc_bits`` and shift-added across bit slices.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field
 
 from cimco.errors import Problem
-from cimco.spec._base import Strict
+from cimco.spec._base import Bounded, Strict
+
+# Physical quantities in SI units, finite, in ranges no real SRAM CIM design leaves (a value
+# outside is a unit mistake far more often than a design: 65 meaning 65 nm, say).
+Metres = Annotated[float, Field(ge=1e-9, le=1e-6)]  # technology node: 1 nm .. 1 um
+Volts = Annotated[float, Field(gt=0.0, le=5.0)]
+Seconds = Annotated[float, Field(ge=1e-12, le=1e-3)]  # one array cycle: 1 ps .. 1 ms
 
 
 class Sourced(Strict):
     """A number with where it came from (a citation, a measurement or ``assumed``)."""
 
-    value: float
-    source: str = Field(min_length=1)
+    value: Annotated[float, Field(ge=0.0)]
+    source: str = Field(min_length=1, max_length=2000)
+
+
+class Joules(Sourced):
+    """An energy per action or per bit: 0 .. 1 nJ (one access of anything on a chip)."""
+
+    value: Annotated[float, Field(ge=0.0, le=1e-9)]
+
+
+class SquareMetres(Sourced):
+    """An area: above 0 and at most 1000 mm^2 (beyond the largest reticle)."""
+
+    value: Annotated[float, Field(gt=0.0, le=1e-3)]
+
+
+class Factor(Sourced):
+    """A calibration factor on a model's energy: 1e-3 .. 1e3."""
+
+    value: Annotated[float, Field(ge=1e-3, le=1e3)]
 
 
 class BitRange(Strict):
     """Smallest and largest precision the macro supports for one tensor."""
 
-    min: PositiveInt = 1
-    max: PositiveInt
+    min: Bounded(1, 32) = 1
+    max: Bounded(1, 32)
 
 
 class TableEnergy(Strict):
     """Datasheet-style energies per action (joules), like Accelergy's table plug-in."""
 
     model: Literal["table"]
-    wordline_drive_j: Sourced  # one word line driven with one input slice
-    cell_mac_j: Sourced  # one cell computing with one input slice
-    adc_convert_j: Sourced  # one ADC conversion
-    shift_add_j: Sourced  # one shift-add of a converted partial sum
-    weight_write_j: Sourced  # writing one weight bit into the array
+    wordline_drive_j: Joules  # one word line driven with one input slice
+    cell_mac_j: Joules  # one cell computing with one input slice
+    adc_convert_j: Joules  # one ADC conversion
+    shift_add_j: Joules  # one shift-add of a converted partial sum
+    weight_write_j: Joules  # writing one weight bit into the array
 
 
 class ComponentEnergy(Strict):
@@ -49,41 +73,41 @@ class ComponentEnergy(Strict):
     """
 
     model: Literal["components"]
-    adc_scale: Sourced = Sourced(value=1.0, source="uncalibrated")
+    adc_scale: Factor = Factor(value=1.0, source="uncalibrated")
     # Everything else in the macro: cell array, word-line drivers and shift-add.
-    array_scale: Sourced = Sourced(value=1.0, source="uncalibrated")
+    array_scale: Factor = Factor(value=1.0, source="uncalibrated")
 
 
 class MacroSpec(Strict):
     """One SRAM CIM macro."""
 
     kind: Literal["macro"] = "macro"
-    name: str = Field(min_length=1)
-    citation: str = Field(min_length=1)
-    rows: PositiveInt
-    cols: PositiveInt
-    wordlines_on: PositiveInt
+    name: str = Field(min_length=1, max_length=200)
+    citation: str = Field(min_length=1, max_length=2000)
+    rows: Bounded(1, 2**16)
+    cols: Bounded(1, 2**16)
+    wordlines_on: Bounded(1, 2**16)
     # Bit lines on at once (one column group); default all columns. Sparsity skips a
     # block of wordlines_on rows x one column group only when all of it is zero.
-    bitlines_on: PositiveInt | None = None
-    partitions: PositiveInt = 1
-    bits_per_cell: PositiveInt = 1
+    bitlines_on: Bounded(1, 2**16) | None = None
+    partitions: Bounded(1, 2**16) = 1
+    bits_per_cell: Bounded(1, 8) = 1
     input_bits: BitRange
     weight_bits: BitRange
     output_bits: BitRange
     bit_serial_input: bool = True
-    input_slice_bits: PositiveInt = 1  # bits per input slice when not bit-serial (DAC)
+    input_slice_bits: Bounded(1, 32) = 1  # bits per input slice when not bit-serial (DAC)
     # True when the columns holding one weight's bits are summed in the analog domain
     # (binary-weighted) before one conversion; False when each column is converted.
     analog_weight_combine: bool = False
-    adc_bits: PositiveInt
-    adcs: PositiveInt  # ADCs per macro (columns share them when fewer than cols)
-    tech_node_m: PositiveFloat
-    voltage_v: PositiveFloat
-    reference_voltage_v: PositiveFloat  # voltage at which the energy model is stated
-    cycle_s: PositiveFloat  # one array activation (all wordlines_on rows, one input slice)
+    adc_bits: Bounded(1, 16)  # beyond any published SRAM CIM readout
+    adcs: Bounded(1, 2**16)  # ADCs per macro (columns share them when fewer than cols)
+    tech_node_m: Metres
+    voltage_v: Volts
+    reference_voltage_v: Volts  # voltage at which the energy model is stated
+    cycle_s: Seconds  # one array activation (all wordlines_on rows, one input slice)
     energy: TableEnergy | ComponentEnergy = Field(discriminator="model")
-    area_m2: Sourced | None = None  # measured macro area; model area is used otherwise
+    area_m2: SquareMetres | None = None  # measured macro area; model area is used otherwise
 
     def input_slice(self) -> int:
         return 1 if self.bit_serial_input else self.input_slice_bits

@@ -2,42 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field
 
-from cimco.spec._base import Strict
-from cimco.spec.macro import MacroSpec, Sourced
+from cimco.spec._base import Bounded, Strict
+from cimco.spec.macro import Joules, MacroSpec, SquareMetres
+
+BitsPerSecond = Annotated[float, Field(ge=1e3, le=1e16)]  # 1 kb/s .. 10 Pb/s
 
 
 class DramSpec(Strict):
-    energy_per_bit_j: Sourced
-    bandwidth_bits_per_s: PositiveFloat
+    energy_per_bit_j: Joules
+    bandwidth_bits_per_s: BitsPerSecond
 
 
 class BufferSpec(Strict):
-    size_bits: PositiveInt
-    energy_per_bit_j: Sourced
-    bandwidth_bits_per_s: PositiveFloat
-    area_m2: Sourced
+    size_bits: Bounded(1, 2**40)
+    energy_per_bit_j: Joules
+    bandwidth_bits_per_s: BitsPerSecond
+    area_m2: SquareMetres
 
 
 class IndexMemorySpec(Strict):
     """Per-macro storage of the index codes of kept weight blocks (MARS)."""
 
-    size_bits: PositiveInt
-    code_bits: PositiveInt
-    energy_per_bit_j: Sourced
-    area_m2: Sourced
+    size_bits: Bounded(1, 2**40)
+    code_bits: Bounded(1, 64)
+    energy_per_bit_j: Joules
+    area_m2: SquareMetres
 
 
 class SystemSpec(Strict):
     kind: Literal["system"] = "system"
-    name: str = Field(min_length=1)
-    citation: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
+    citation: str = Field(min_length=1, max_length=2000)
     macro: MacroSpec
-    cores: PositiveInt
-    macros_per_core: PositiveInt
+    cores: Bounded(1, 2**16)
+    macros_per_core: Bounded(1, 2**16)
     dram: DramSpec
     global_buffer: BufferSpec
     index_memory: IndexMemorySpec | None = None

@@ -1,0 +1,226 @@
+"""Hostile and absurd input: every case exits 2 with file and dotted path, never a traceback,
+never a hang, and never echoes a whole input back (issue 10, one test per class)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_specs import MACRO, WORKLOAD
+
+from cimco.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEM = (ROOT / "arch_specs/mars_system.yaml").read_text()
+
+
+def _run(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert all(len(line) < 400 for line in err.splitlines()), "a message echoes a whole input"
+    return code, err
+
+
+def _validate(tmp_path: Path, capsys, data: str | bytes, name: str = "spec.yaml") -> tuple[int, str]:
+    f = tmp_path / name
+    f.write_bytes(data.encode() if isinstance(data, str) else data)
+    return _run(capsys, "specs", "validate", str(f))
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")) + "kind: macro\n"
+
+
+@pytest.mark.parametrize("data, words", [
+    (ALIAS_BOMB, "expands to over"),  # 9^9 values from a ~500-byte file
+    ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested deeper"),
+    ("a: &a [*a]\nkind: macro\n", "refers to its own anchor"),
+    (b"kind: macro\nname: \xff\xfe\n", "not UTF-8"),
+    (b"kind: macro\x00\n", "NUL"),
+    (bytes(range(256)) * 4, "not UTF-8"),
+    ("", "expected a mapping at top level"),
+    ("- 1\n- 2\n", "expected a mapping at top level"),
+    ("{[1, 2]: 3}\n", "found unhashable key"),
+    ("1: 3\nkind: macro\n", "expected text keys"),
+    ("kind: [a, b]\n", "kind: expected one of macro, system, workload"),
+    ("kind: {a: 1}\n", "kind: expected one of"),
+    (MACRO + "rows: 32\n", "rows: duplicate key"),
+])
+def test_unparseable_or_hostile_yaml(tmp_path: Path, capsys, data, words) -> None:
+    code, err = _validate(tmp_path, capsys, data)
+    assert code == 2 and "spec.yaml" in err and words in err
+
+
+@pytest.mark.parametrize("edit, path, words", [
+    (("rows: 64", "rows: " + "9" * 500), "rows", "expected at most 65536"),
+    (("voltage_v: 0.9", "voltage_v: .inf"), "voltage_v", "finite"),
+    (("voltage_v: 0.9", "voltage_v: .nan"), "voltage_v", "finite"),
+    (("voltage_v: 0.9", "voltage_v: 12"), "voltage_v", "at most 5"),
+    (("tech_node_m: 28.0e-9", "tech_node_m: 65"), "tech_node_m", "in metres (28 nm is 28e-9)"),
+    (("cycle_s: 1.0e-8", "cycle_s: 10"), "cycle_s", "in seconds"),
+    (("adc_bits: 4", "adc_bits: 1000000"), "adc_bits", "at most 16"),
+    (("energy: {model: components}", "energy: {model: components, adc_scale: {value: -1, source: x}}"),
+     "energy.adc_scale.value", "at least 0.001"),
+    (("energy: {model: components}", "energy: {model: table}"), "energy.wordline_drive_j", "missing"),
+    (("energy: {model: components}", "energy: {model: magic}"), "energy", "'table', 'components'"),
+    (("cols: 64", "cols: [64]"), "cols", "expected an integer"),
+    (("cols: 64", "cols: true"), "cols", "expected an integer"),
+    (("adcs: 16", "adsc: 16"), "adsc", "did you mean 'adcs'"),
+])
+def test_bad_macro_values(tmp_path: Path, capsys, edit, path, words) -> None:
+    code, err = _validate(tmp_path, capsys, MACRO.replace(*edit))
+    assert code == 2
+    assert f"spec.yaml: {path}" in err and words in err
+    for internal in ("constrained-int", "tuple[", "function-", "union_tag", "pydantic"):
+        assert internal not in err
+
+
+def test_table_energies_negative_or_infinite(tmp_path: Path, capsys) -> None:
+    table = ("energy: {model: table, wordline_drive_j: {value: -1.0e-15, source: a}, "
+             "cell_mac_j: {value: .inf, source: a}, adc_convert_j: {value: 2.0, source: a}, "
+             "shift_add_j: {value: 1.0e-15, source: a}, weight_write_j: {value: 1.0e-15, source: a}}")
+    code, err = _validate(tmp_path, capsys, MACRO.replace("energy: {model: components}", table))
+    assert code == 2 and "3 problems" in err
+    assert "energy.wordline_drive_j.value: expected at least 0" in err
+    assert "energy.cell_mac_j.value: expected a finite number" in err
+    assert "energy.adc_convert_j.value: expected at most 1e-09, got 2.0; adc_convert_j is in joules" in err
+
+
+def test_long_values_are_not_echoed_whole(tmp_path: Path, capsys) -> None:
+    code, err = _validate(tmp_path, capsys, MACRO.replace("cols: 64", "cols: " + "x" * 100_000))
+    assert code == 2 and "cols: expected an integer" in err and "..." in err
+
+
+def test_nul_in_path(capsys) -> None:
+    code, err = _run(capsys, "specs", "validate", "bad\0name.yaml")
+    assert code == 2 and "cannot read spec file" in err
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/null", "DIR", "FIFO", "missing.yaml"])
+def test_macro_reference_to_non_regular_file(tmp_path: Path, capsys, target) -> None:
+    if target == "DIR":
+        target = str(tmp_path)
+    elif target == "FIFO":
+        target = str(tmp_path / "fifo")
+        os.mkfifo(target)  # opened without blocking: must not hang
+    sysf = tmp_path / "sys.yaml"
+    sysf.write_text(SYSTEM.replace("macro: mars_macro_28nm.yaml", f"macro: {target}"))
+    code, err = _run(capsys, "specs", "validate", str(sysf))
+    assert code == 2
+    assert f"sys.yaml: macro: macro file '{target}'" in err and "cannot read spec file" in err
+
+
+def test_bad_macro_file_named_with_system_key(tmp_path: Path, capsys) -> None:
+    (tmp_path / "m.yaml").write_text(MACRO.replace("tech_node_m: 28.0e-9", "tech_node_m: 65"))
+    sysf = tmp_path / "sys.yaml"
+    sysf.write_text(SYSTEM.replace("macro: mars_macro_28nm.yaml", "macro: m.yaml"))
+    code, err = _run(capsys, "specs", "validate", str(sysf))
+    assert code == 2
+    assert "sys.yaml: macro.tech_node_m: (in macro file 'm.yaml') expected at most 1e-06, got 65" in err
+
+
+def test_oversize_spec_file(tmp_path: Path, capsys) -> None:
+    code, err = _validate(tmp_path, capsys, MACRO + "#" * (5 * 2**20) + "\n")
+    assert code == 2 and "cimco reads at most" in err
+
+
+@pytest.mark.parametrize("edit, path, words", [
+    (("kernel: 3, padding: 1", "kernel: 3, padding: 1, repeat: 0"), "layers[0].repeat", "at least 1"),
+    (("in_channels: 16,", "in_channels: 1.0e+300,"), "layers[0].in_channels", "expected an integer"),
+    (("input_hw: [8, 8]", "input_hw: [8, 8, 8]"), "layers[0].input_hw", "at most 2 values"),
+    (("type: linear,", "type: linear, sparsity: {pattern: row_block, density: 0.5, seed: -1},"),
+     "layers[1].sparsity.seed", "at least 0"),
+    (("type: linear,", "type: linear, sparsity: {pattern: 'n:m', n: 2, m: 1000000},"),
+     "layers[1].sparsity.m", "at most 1024"),
+    (("type: linear,", "type: linear, sparsity: {pattern: 'n:m', n: 2, m: 64},"),
+     "layers[1].sparsity.m", "expected m at most the layer's reduction"),
+    (("type: linear,", "type: linear, sparsity: {pattern: row_block, density: .nan},"),
+     "layers[1].sparsity.density", "finite"),
+    (("type: linear,", "type: linear, input_density: .nan,"), "layers[1].input_density", "finite"),
+])
+def test_bad_workload_values(tmp_path: Path, capsys, edit, path, words) -> None:
+    assert edit[0] in WORKLOAD
+    code, err = _validate(tmp_path, capsys, WORKLOAD.replace(*edit))
+    assert code == 2 and f"spec.yaml: {path}" in err and words in err
+
+
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _truncated_zip() -> bytes:
+    return _npz(b=np.ones((10, 32), bool))[:60]
+
+
+def _renamed_npy() -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ones((10, 32), bool))
+    return buf.getvalue()
+
+
+def _bad_member() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("b.npy", b"not an array")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "cannot read mask file"),
+    (_npz(), "has no array named 'b'"),
+    (_truncated_zip(), "cannot read mask file"),
+    (_renamed_npy(), "a single .npy array"),
+    (_bad_member(), "not a numpy array"),
+    (b"PK\x03\x04" + b"\0" * 100, "cannot read mask file"),
+    (_npz(b=np.array(["x"] * 320).reshape(10, 32)), "got dtype <U1"),
+    (_npz(b=np.zeros((10, 32), dtype=[("a", "i4"), ("b", "f4")])), "got dtype"),
+    (_npz(b=np.full((10, 32), np.nan)), "NaN"),
+    (_npz(b=np.ones((32, 10), bool)), "does not match the weight shape (10, 32)"),
+])
+def test_bad_mask_files(tmp_path: Path, capsys, content: bytes, words: str) -> None:
+    (tmp_path / "m.npz").write_bytes(content)
+    w = tmp_path / "w.yaml"
+    w.write_text(WORKLOAD.replace("type: linear,", "type: linear, sparsity: {mask: m.npz},"))
+    code, err = _run(capsys, "map", "--system", str(ROOT / "arch_specs/mars_system.yaml"),
+                     "--workload", str(w), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 2 and "w.yaml: layers[1].sparsity.mask: layer 'b'" in err and words in err
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_mask_path_to_device_is_refused(tmp_path: Path, capsys) -> None:
+    w = tmp_path / "w.yaml"
+    w.write_text(WORKLOAD.replace("type: linear,", "type: linear, sparsity: {mask: /dev/zero},"))
+    code, err = _run(capsys, "map", "--system", str(ROOT / "arch_specs/mars_system.yaml"),
+                     "--workload", str(w), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 2 and "not a regular file" in err
+
+
+def test_internal_error_is_one_paragraph(monkeypatch, capsys) -> None:
+    import cimco.cli
+
+    def boom(args):
+        raise RuntimeError("x" * 10_000)
+
+    monkeypatch.delenv("CIMCO_DEBUG", raising=False)
+    monkeypatch.setattr(cimco.cli, "cmd_report", boom)
+    code = main(["report", "anywhere"])
+    err = capsys.readouterr().err
+    assert code == 1 and "internal error (RuntimeError)" in err and "CIMCO_DEBUG=1" in err
+    assert "Traceback" not in err and len(err) < 2200
+
+
+def test_report_json_is_strict(tmp_path: Path) -> None:
+    from cimco.report.write import write_all
+
+    with pytest.raises(ValueError, match="JSON compliant"):
+        write_all({"totals": {"energy_j": float("nan")}}, None, tmp_path)  # type: ignore[arg-type]
+    assert not (tmp_path / "report.json").exists()
+    json.dumps({"a": 1.0}, allow_nan=False)
