@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cimco.spec import load
+from cimco.sparse.masks import resolve
+from cimco.spec import load, load_pair
 from cimco.spec.workload import Layer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,3 +40,27 @@ def test_conv_output_and_macs_by_hand() -> None:
 def test_zoo_totals_match_published(name: str, macs: float, tol: float) -> None:
     w = load(ROOT / f"workloads/{name}.yaml")
     assert abs(w.macs - macs) / macs < tol
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "workloads").glob("*.yaml")), ids=lambda p: p.stem)
+def test_bundled_workload_loads_with_its_masks(path: Path) -> None:
+    """Everything `cimco map` reads before mapping: the pair, then every mask file."""
+    system, workload = load_pair(ROOT / "arch_specs/mars_system.yaml", path)
+    masks = resolve(system, workload, path)
+    assert set(masks) == {x.name for x in workload.layers if x.sparsity is not None}
+
+
+def test_per_side_padding_by_hand() -> None:
+    # 'same' with a 4x4 kernel on 7x7: 3 padded rows, 1 on top and 2 at the bottom; out 7x7
+    same = Layer(name="s", type="conv", in_channels=3, out_channels=4, input_hw=(7, 7), kernel=4,
+                 padding=(1, 2, 1, 2))
+    assert same.output_hw() == (7, 7) and same.macs == 7 * 7 * 4 * 3 * 16
+    # [h, w] and n still mean both sides
+    assert Layer(name="p", type="conv", in_channels=1, out_channels=1, input_hw=(5, 6), kernel=3,
+                 padding=(1, 0)).output_hw() == (5, 4)
+    assert Layer(name="q", type="conv", in_channels=1, out_channels=1, input_hw=(5, 6), kernel=3,
+                 padding=2).pads == (2, 2, 2, 2)
+    bad = Layer(name="b", type="conv", in_channels=1, out_channels=1, input_hw=(5, 6), kernel=3,
+                padding=(1, 2, 3))
+    (problem,) = bad.check("f.yaml", "layers[0]")
+    assert problem.path == "layers[0].padding" and "[top, bottom, left, right]" in problem.message

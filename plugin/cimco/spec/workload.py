@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
 from cimco.errors import Problem
-from cimco.spec._base import Strict
+from cimco.spec._base import Bounded, Strict
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (v[0], v[1])
 
 
+# Masks are held as boolean arrays (and n:m scores as floats): bound them to what fits.
+MAX_MASK_WEIGHTS = 2**27
+
+
 class Bits(Strict):
-    input: PositiveInt = 8
-    weight: PositiveInt = 8
-    output: PositiveInt = 8
+    input: Bounded(1, 32) = 8
+    weight: Bounded(1, 32) = 8
+    output: Bounded(1, 32) = 8
 
 
 # Pruning patterns cimco can generate (cimco.sparse.patterns); one definition of the names.
@@ -33,12 +37,12 @@ class Sparsity(Strict):
     ``n`` and ``m`` instead of a density.
     """
 
-    mask: str | None = None
+    mask: str | None = Field(default=None, min_length=1, max_length=1000)
     pattern: Pattern | None = None
     density: float | None = Field(default=None, ge=0.0, le=1.0)
-    n: PositiveInt | None = None
-    m: PositiveInt | None = None
-    seed: int = 0
+    n: Bounded(1, 1024) | None = None
+    m: Bounded(1, 1024) | None = None
+    seed: Bounded(0, 2**63 - 1) = 0
 
     def check(self, file: str, path: str, layer: str) -> list[Problem]:
         out = []
@@ -62,27 +66,36 @@ class Layer(Strict):
     matmul over several rows (batch of vectors).
     """
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     type: Literal["conv", "linear"]
-    in_channels: PositiveInt
-    out_channels: PositiveInt
-    input_hw: tuple[PositiveInt, PositiveInt] = (1, 1)
-    kernel: PositiveInt | tuple[PositiveInt, PositiveInt] = 1
-    stride: PositiveInt | tuple[PositiveInt, PositiveInt] = 1
-    padding: int | tuple[int, int] = 0
-    dilation: PositiveInt | tuple[PositiveInt, PositiveInt] = 1
-    groups: PositiveInt = 1
-    tokens: PositiveInt = 1
+    in_channels: Bounded(1, 2**20)
+    out_channels: Bounded(1, 2**20)
+    input_hw: tuple[Bounded(1, 2**16), Bounded(1, 2**16)] = (1, 1)
+    kernel: Bounded(1, 2**10) | tuple[Bounded(1, 2**10), Bounded(1, 2**10)] = 1
+    stride: Bounded(1, 2**10) | tuple[Bounded(1, 2**10), Bounded(1, 2**10)] = 1
+    padding: Bounded(0, 2**10) | tuple[Bounded(0, 2**10), ...] = 0  # n, [h, w] or [top, bottom, left, right]
+    dilation: Bounded(1, 2**10) | tuple[Bounded(1, 2**10), Bounded(1, 2**10)] = 1
+    groups: Bounded(1, 2**20) = 1
+    tokens: Bounded(1, 2**24) = 1
     bits: Bits | None = None
-    repeat: PositiveInt = 1  # the layer runs this many times per inference
+    repeat: Bounded(1, 2**20) = 1  # the layer runs this many times per inference
     sparsity: Sparsity | None = None
     # Fraction of non-zero inputs (activations) entering the layer; zeros are gated.
     input_density: float = Field(default=1.0, gt=0.0, le=1.0)
 
     def output_hw(self) -> tuple[int, int]:
         (h, w), (r, s) = self.input_hw, _pair(self.kernel)
-        (sh, sw), (ph, pw), (dh, dw) = _pair(self.stride), _pair(self.padding), _pair(self.dilation)
-        return ((h + 2 * ph - dh * (r - 1) - 1) // sh + 1, (w + 2 * pw - dw * (s - 1) - 1) // sw + 1)
+        (sh, sw), (dh, dw), (top, bottom, left, right) = _pair(self.stride), _pair(self.dilation), self.pads
+        return ((h + top + bottom - dh * (r - 1) - 1) // sh + 1, (w + left + right - dw * (s - 1) - 1) // sw + 1)
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """Zero padding per side (top, bottom, left, right): asymmetric padding (an even kernel
+        with ``padding='same'``, an explicit ``F.pad``) needs the four sides."""
+        p = self.padding
+        if isinstance(p, int):
+            return (p, p, p, p)
+        return (p[0], p[0], p[1], p[1]) if len(p) == 2 else (p[0], p[1], p[2], p[3])
 
     @property
     def kernel_hw(self) -> tuple[int, int]:
@@ -115,16 +128,24 @@ class Layer(Strict):
             if n % self.groups:
                 out.append(Problem(file, f"{path}.{what}",
                                    f"expected a multiple of groups={self.groups}, got {n}"))
-        p, q = self.output_hw()
-        if p < 1 or q < 1:
+        if not isinstance(self.padding, int) and len(self.padding) not in (2, 4):
+            out.append(Problem(file, f"{path}.padding", f"expected n, [h, w] or [top, bottom, left, right], "
+                               f"got {len(self.padding)} values {list(self.padding)}"))
+        elif min(self.output_hw()) < 1:
+            p, q = self.output_hw()
             out.append(Problem(file, f"{path}.kernel",
                                f"kernel {self.kernel_hw} (dilation {self.dilation_hw}) does not fit "
                                f"the padded input {self.input_hw} + padding {self.padding}; "
                                f"output would be {p}x{q}"))
-        if min(_pair(self.padding)) < 0:
-            out.append(Problem(file, f"{path}.padding", f"expected >= 0, got {self.padding}"))
         if self.sparsity is not None:
             out += self.sparsity.check(file, f"{path}.sparsity", self.name)
+            weights = self.out_channels * self.reduction
+            if weights > MAX_MASK_WEIGHTS:
+                out.append(Problem(file, f"{path}.sparsity", f"layer {self.name!r}: a mask of {weights:,} "
+                                   f"weights is above the {MAX_MASK_WEIGHTS:,} cimco holds in memory"))
+            if self.sparsity.m is not None and self.sparsity.m > self.reduction:
+                out.append(Problem(file, f"{path}.sparsity.m", f"layer {self.name!r}: expected m at most "
+                                   f"the layer's reduction C*R*S/groups={self.reduction}, got {self.sparsity.m}"))
         return out
 
     @property
@@ -136,8 +157,8 @@ class Layer(Strict):
 
 class WorkloadSpec(Strict):
     kind: Literal["workload"] = "workload"
-    name: str = Field(min_length=1)
-    source: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1, max_length=2000)
     bits: Bits = Bits()
     layers: list[Layer] = Field(min_length=1)
 

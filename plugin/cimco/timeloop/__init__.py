@@ -5,10 +5,19 @@ The problem shape is Timeloop's CNN-Layer (dimensions C, M, R, S, N, P, Q; Input
 writes it. Here R and P run along the input's height and S and Q along its width, so
 ``Wstride``/``Wdilation`` carry the height stride/dilation. Grouped and depthwise convs
 add a G dimension to every data space.
+
+v0.4 has no padding and no repeat count, so:
+- P and Q are the layer's real output size (its per-side padding included); each file's
+  comment gives the input size and the padding per side.
+- ``index.yaml`` beside the problem files lists them in execution order with each layer's
+  name, ``repeat`` (runs per inference) and MACs per run: an inference costs the sum over the
+  files of ``repeat`` times the file's result. Timeloop reads only the problem files; the
+  index is plain YAML for whoever sums the results.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -46,11 +55,26 @@ def problem(layer: Layer) -> dict:
     return {"problem": {"shape": _shape(g > 1), "instance": inst}}
 
 
+def _comment(workload: WorkloadSpec, layer: Layer) -> str:
+    (h, w), (top, bottom, left, right) = layer.input_hw, layer.pads
+    text = (f"# {workload.name} layer {layer.name} (cimco export, Timeloop v0.4)\n"
+            f"# input {h}x{w}, zero padding top {top} bottom {bottom} left {left} right {right}: "
+            f"P, Q are the padded output size\n")
+    if layer.repeat > 1:
+        text += f"# runs {layer.repeat} times per inference (repeat; see index.yaml)\n"
+    return text
+
+
 def export(workload: WorkloadSpec, out: Path) -> list[Path]:
-    paths = []
+    """One problem file per layer and ``index.yaml`` into ``out``; returns the problem files."""
+    paths, index = [], []
     for i, layer in enumerate(workload.layers):
-        path = out / f"{i:03d}_{layer.name.replace('/', '_')}.yaml"
-        write_atomic(path, f"# {workload.name} layer {layer.name} (cimco export, Timeloop v0.4)\n"
+        path = out / f"{i:03d}_{re.sub(r'[^A-Za-z0-9._-]', '_', layer.name)}.yaml"
+        write_atomic(path, _comment(workload, layer)
                      + yaml.safe_dump(problem(layer), sort_keys=False, default_flow_style=None))
         paths.append(path)
+        index.append({"file": path.name, "layer": layer.name, "repeat": layer.repeat, "macs": layer.macs})
+    write_atomic(out / "index.yaml", f"# {workload.name}: Timeloop v0.4 problem files in execution order; "
+                 f"an inference costs the sum of repeat x each file's result (cimco export)\n"
+                 + yaml.safe_dump({"workload": workload.name, "layers": index}, sort_keys=False))
     return paths

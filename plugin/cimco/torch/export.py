@@ -1,32 +1,76 @@
-"""Export a torch model to a cimco workload: every layer the macro computes, in order.
+"""Export a torch model to a cimco workload: every multiply-accumulate the macro computes, in order.
 
-Tracing uses torch.fx with shape propagation, so each layer gets its real input shape; a
-model fx cannot trace falls back to forward hooks (which see modules, not functional
-matmuls). Layers are found by walking each module class's MRO against :data:`HANDLERS`,
-so subclasses of ``nn.Conv2d``/``nn.Linear`` export like their bases. Modules in
-:data:`MACRO_WORK` would need the macro but are not supported: they fail with the module's
-name. Everything else (activations, pooling, adds, batch norm, reshapes) costs nothing on
-the macro and is listed in the summary as passed through.
+The model runs once on the example input (batch 1) under a ``TorchFunctionMode`` that sees
+every torch call, with forward hooks keeping the stack of running modules. So a layer is what
+actually ran, not what a module's attributes say: a ``Conv2d`` subclass that pads inside its
+forward, or calls its conv twice, exports what it did; data-dependent branches take the path
+the example input takes (say which input you used).
 
-Weight masks are the weights' actual zeros; input densities are the fraction of non-zero
-values entering each layer over a calibration batch.
+- ``conv2d`` becomes a conv layer (stride, dilation, groups, per-side padding, including
+  ``padding='same'`` with an even kernel). A zero ``F.pad`` (``nn.ZeroPad2d``) of the height
+  and width whose output a conv consumes is folded into that conv's padding; any other pad
+  (reflect, non-zero) is a conv on the padded input, which has the same MACs.
+- ``linear``, the matmul family (:data:`PRODUCTS`) and ``einsum`` become linear layers when
+  they are a (batched) matrix product. A parameter operand (a tensor sharing a parameter's or
+  buffer's storage; in a ``Conv2d``/``Linear`` module, its weight however computed) is the
+  stored weight: ``tokens`` rows stream through it and its zeros are the mask (a module's own
+  ``weight`` parameter for a ``Conv2d``/``Linear``, as pruning left it). Two activations
+  (attention's Q.K^T) are a matmul of activations: the right operand is the stored one, and
+  each of the ``repeat`` batch entries loads its own. An einsum that is not a matrix product
+  (three operands, a diagonal, an index summed over one operand alone, no index summed over
+  both) and a parameter operand with its own batch of weights are refused.
+- Ops in :data:`UNSUPPORTED` and modules in :data:`MACRO_WORK` are refused with the op, the
+  module and its class named. Every other op does no macro work (activations, pooling,
+  adds, elementwise products, batch norm, reshapes) and is listed as passed through.
+
+A module or op that runs twice gives two layers, named ``name`` and ``name#2`` in execution
+order. The workload is validated before it is returned, so export never writes one that
+``cimco specs validate`` rejects. Input densities (with a calibration set) are the fraction
+of non-zero values in the streamed operand of each layer (for a folded pad, before padding).
 """
 
 from __future__ import annotations
 
-import contextlib
-import operator
-from collections.abc import Callable, Iterable
+import math
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from cimco.errors import ExportError
-from cimco.spec.workload import Bits
+from cimco.spec.workload import Bits, WorkloadSpec
 from cimco.torch.data import inputs_of
+
+# Matmul-family ops: full signature (the two multiplied operands are named in _OPERANDS).
+PRODUCTS: dict[str, tuple[str, ...]] = {
+    "matmul": ("input", "other"), "__matmul__": ("input", "other"), "__rmatmul__": ("input", "other"),
+    "linalg_matmul": ("input", "other"), "mm": ("input", "mat2"), "bmm": ("input", "mat2"),
+    "mv": ("input", "vec"), "dot": ("input", "tensor"), "addmm": ("input", "mat1", "mat2"),
+    "addmv": ("input", "mat", "vec"), "baddbmm": ("input", "batch1", "batch2"),
+    "linear": ("input", "weight", "bias"),
+}
+_OPERANDS = {"__rmatmul__": ("other", "input"), "addmm": ("mat1", "mat2"), "addmv": ("mat", "vec"),
+             "baddbmm": ("batch1", "batch2")}
+_CONV = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+_PAD = ("input", "pad", "mode", "value")
+UNSUPPORTED: frozenset[str] = frozenset({
+    "conv1d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv_tbc",
+    "convolution", "_convolution", "bilinear", "embedding", "embedding_bag", "addbmm", "addr",
+    "vdot", "inner", "outer", "ger", "tensordot", "chain_matmul", "multi_dot", "vecdot", "kron",
+    "scaled_dot_product_attention", "multi_head_attention_forward", "lstm", "gru", "rnn_tanh",
+    "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
+})
+MACRO_WORK: tuple[type, ...] = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                                nn.ConvTranspose3d, nn.Bilinear, nn.MultiheadAttention, nn.RNNBase,
+                                nn.RNNCellBase, nn.Embedding, nn.EmbeddingBag)
+SUPPORTED = "conv2d, linear, einsum and matmul/mm/bmm/mv/dot/addmm/addmv/baddbmm"
 
 
 @dataclass
@@ -38,41 +82,248 @@ class Exported:
     summary: list[tuple[str, str, str]] = field(default_factory=list)  # (name, op, what)
 
 
-def _conv(name: str, m: nn.Conv2d, shape: tuple[int, ...]) -> dict:
-    if m.padding_mode != "zeros" or isinstance(m.padding, str):
-        pad = m._reversed_padding_repeated_twice  # resolved 'same' padding
-        padding = [pad[2], pad[0]]
-    else:
-        padding = list(m.padding)
-    return {"name": name, "type": "conv", "in_channels": m.in_channels,
-            "out_channels": m.out_channels, "input_hw": [int(shape[-2]), int(shape[-1])],
-            "kernel": list(m.kernel_size), "stride": list(m.stride), "padding": padding,
-            "dilation": list(m.dilation), "groups": m.groups}
+def example_input(shape: tuple[int, ...], kind: str = "random", seed: int = 0) -> torch.Tensor:
+    """An example input: standard normal values from ``seed`` (``random``), or ``zeros``, which
+    makes every data-dependent branch take one path and every input density zero."""
+    if kind == "zeros":
+        return torch.zeros(shape)
+    if kind != "random":
+        raise ExportError(f"example input {kind!r}: expected 'random' or 'zeros'")
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
-def _linear(name: str, m: nn.Linear, shape: tuple[int, ...]) -> dict:
-    tokens = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
-    return {"name": name, "type": "linear", "in_channels": m.in_features,
-            "out_channels": m.out_features, "tokens": tokens}
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-HANDLERS: dict[type, Callable[[str, nn.Module, tuple[int, ...]], dict]] = {
-    nn.Conv2d: _conv,
-    nn.Linear: _linear,
-}
-MACRO_WORK: tuple[type, ...] = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                                nn.ConvTranspose3d, nn.Bilinear, nn.MultiheadAttention, nn.RNNBase,
-                                nn.Embedding)
-MATMULS = {torch.matmul, torch.bmm, torch.mm, operator.matmul}
+def _matrix(eq: str, a: torch.Tensor, b: torch.Tensor) -> tuple[int, int, int, int, list[int], list[int]]:
+    """Sizes (batch, n, k, m) of the two-operand einsum ``eq`` as a batched matrix product
+    (a: batch x n x k, b: batch x k x m), and the permutations that order each operand's
+    dimensions as (free, summed, others). ValueError saying why if it is not one."""
+    lhs, arrow, out = eq.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if len(terms) != 2:
+        raise ValueError(f"{len(terms)} operands")
+    shapes = (tuple(a.shape), tuple(b.shape))
+    n_ell = [len(s) - len(t) + 3 if "..." in t else 0 for t, s in zip(terms, shapes)]
+    ell = "".join(chr(0x3B1 + i) for i in range(max(n_ell)))  # Greek: never an einsum index
+    terms = [t.replace("...", ell[len(ell) - e:]) for t, e in zip(terms, n_ell)]
+    if not arrow:  # implicit output: the ellipsis, then indices used once, in order
+        joined = "".join(terms)
+        out = ell + "".join(sorted(c for c in set(joined) - set(ell) if joined.count(c) == 1))
+    out = out.replace("...", ell)
+    if any(len(set(t)) < len(t) for t in terms):
+        raise ValueError("an index repeats within one operand (a diagonal)")
+    size: dict[str, int] = {}
+    for t, s in zip(terms, shapes):
+        for c, d in zip(t, s):
+            size[c] = max(size.get(c, 1), d)
+    # size-1 dimensions multiply nothing: only dimensions > 1 take part
+    ia, ib = ({c for c, d in zip(t, s) if d > 1} for t, s in zip(terms, shapes))
+    io = {c for c in out if size.get(c, 1) > 1}
+    alone = (ia - ib - io) | (ib - ia - io)
+    if alone:
+        raise ValueError(f"index {''.join(sorted(alone))} is summed over one operand alone")
+    summed = (ia & ib) - io
+    if not summed:
+        raise ValueError("no index is summed over both operands")
+
+    def order(t: str, free: set[str]) -> list[int]:
+        return sorted(range(len(t)), key=lambda i: 0 if t[i] in free else 1 if t[i] in summed else 2)
+
+    p = lambda cs: math.prod(size[c] for c in cs)  # noqa: E731
+    return (p(ia & ib & io), p((ia & io) - ib), p(summed), p((ib & io) - ia),
+            order(terms[0], ia - ib), order(terms[1], ib - ia))
+
+
+def _matmul_eq(a: torch.Tensor, b: torch.Tensor) -> str:
+    """torch.matmul's broadcasting rules as an einsum equation."""
+    ta, tb = ("...nk" if a.dim() > 1 else "k"), ("...km" if b.dim() > 1 else "k")
+    return f"{ta},{tb}->..." + ("n" if a.dim() > 1 else "") + ("m" if b.dim() > 1 else "")
+
+
+def _own_weight(mod: nn.Module, operand: torch.Tensor) -> torch.Tensor:
+    """A Conv2d/Linear's mask comes from its own ``weight`` parameter (what pruning zeroed),
+    not from a weight its forward computes (quantized modules round small weights to zero)."""
+    own = getattr(mod, "weight", None)
+    return own if isinstance(own, torch.Tensor) and own.shape == operand.shape else operand
+
+
+@dataclass
+class _Layer:
+    layer: dict
+    module: nn.Module
+    weight: torch.Tensor | None  # the stored operand in torch layout (out, in, ...); None: activations
+    what: str
+
+
+class _Recorder(TorchFunctionMode):
+    """One real run of a model: the layers it computed and the ops it passed through."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.stack: list[tuple[str, nn.Module]] = [("", model)]
+        self.owner: dict[int, str] = {}  # storage address -> parameter or buffer name
+        for n, t in chain(model.named_parameters(), model.named_buffers()):
+            if t.numel():
+                self.owner.setdefault(t.untyped_storage().data_ptr(), n)
+        self.pads: dict[int, tuple[torch.Tensor, torch.Tensor, tuple[int, int, int, int]]] = {}
+        self.count: Counter[str] = Counter()
+        self.layers: list[_Layer] = []
+        self.summary: list[tuple[str, str, str]] = []
+        self.nonzero: Counter[str] = Counter()
+        self.numel: Counter[str] = Counter()
+
+    def run(self, x: torch.Tensor, name: str) -> None:
+        """Run the model on ``x``; a failure names the innermost module that was running."""
+        def enter(mod: nn.Module, args, *, qual: str) -> None:
+            if isinstance(mod, MACRO_WORK):
+                raise ExportError(f"module {qual!r} ({type(mod).__name__}) needs macro work but cimco "
+                                  f"cannot export it yet; supported: {SUPPORTED}")
+            self.stack.append((qual, mod))
+
+        def leave(mod: nn.Module, args, out) -> None:  # returns None: a value would replace the output
+            self.stack.pop()
+
+        handles = []
+        for qual, m in self.model.named_modules():
+            if qual:
+                handles += [m.register_forward_pre_hook(partial(enter, qual=qual)), m.register_forward_hook(leave)]
+        try:
+            with torch.no_grad(), self:
+                self.model(x)
+        except ExportError:
+            raise
+        except Exception as e:  # the user's model: report it, do not crash
+            where = f" in module {self.stack[-1][0]!r}" if len(self.stack) > 1 else ""
+            raise ExportError(f"model {name!r} fails on an example input of shape {tuple(x.shape)}"
+                              f"{where}: {type(e).__name__}: {e}") from None
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _where(self) -> str:
+        qual, mod = self.stack[-1]
+        return f"module {qual!r} ({type(mod).__name__})" if qual else f"the forward of {type(mod).__name__}"
+
+    def _param(self, t: torch.Tensor) -> str | None:
+        return self.owner.get(t.untyped_storage().data_ptr()) if t.numel() else None
+
+    def _add(self, base: str, layer: dict, weight: torch.Tensor | None, x: torch.Tensor, op: str, what: str) -> None:
+        self.count[base] += 1
+        name = base if self.count[base] == 1 else f"{base}#{self.count[base]}"
+        layer = {"name": name, **layer}
+        self.layers.append(_Layer(layer, self.stack[-1][1], None if weight is None else weight.detach(), what))
+        self.summary.append((name, op, what))
+        self.nonzero[name] += int(torch.count_nonzero(x))
+        self.numel[name] += x.numel()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        op = getattr(func, "__name__", "")
+        if op in UNSUPPORTED:
+            raise ExportError(f"{op} in {self._where()} needs macro work but cimco cannot export it yet; "
+                              f"supported: {SUPPORTED}")
+        out = func(*args, **kwargs)
+        if op == "conv2d":
+            self._conv({**dict(zip(_CONV, args)), **kwargs}, out)
+        elif op in PRODUCTS:
+            a = {**dict(zip(PRODUCTS[op], args)), **kwargs}
+            x, w = (a[k] for k in _OPERANDS.get(op, PRODUCTS[op][:2]))
+            eq = "...k,mk->...m" if op == "linear" else _matmul_eq(x, w)
+            self._product(op, eq, x, w)
+        elif op == "einsum":
+            operands = args[1:]
+            if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+                operands = tuple(operands[0])
+            if len(operands) != 2:
+                raise ExportError(f"einsum {args[0]!r} in {self._where()} has {len(operands)} operands; "
+                                  f"cimco exports an einsum only when it is a (batched) matrix product")
+            self._product(op, args[0], *operands)
+        elif isinstance(out, torch.Tensor) and op != "__get__":
+            if op == "pad":
+                self._pad({**dict(zip(_PAD, args)), **kwargs}, out)
+            qual = self.stack[-1][0]
+            self.summary.append((f"{qual}.{op}" if qual else op, op, "passed through (no macro work)"))
+        return out
+
+    def _pad(self, a: dict, out: torch.Tensor) -> None:
+        """Remember a zero pad of height and width, to fold into the conv that consumes it."""
+        pad = list(a["pad"])
+        if (a.get("mode", "constant") == "constant" and not a.get("value") and len(pad) >= 2
+                and min(pad[:4]) >= 0 and not any(pad[4:])):
+            left, right, top, bottom = (pad + [0, 0])[:4]
+            self.pads[id(out)] = (out, a["input"], (top, bottom, left, right))
+
+    def _conv(self, a: dict, out: torch.Tensor) -> None:
+        x, w = a["input"], a["weight"]
+        (kh, kw), (dh, dw) = w.shape[-2:], _pair(a.get("dilation", 1))
+        padding = a.get("padding", 0)
+        if padding == "same":  # torch pads the extra row/column at the bottom/right
+            th, tw = dh * (kh - 1), dw * (kw - 1)
+            sides = [th // 2, th - th // 2, tw // 2, tw - tw // 2]
+        else:
+            ph, pw = (0, 0) if padding == "valid" else _pair(padding)
+            sides = [ph, ph, pw, pw]
+        what = "exported"
+        while id(x) in self.pads and self.pads[id(x)][0] is x:  # fold zero pads into the conv
+            _, x, extra = self.pads[id(x)]
+            sides = [s + e for s, e in zip(sides, extra)]
+            what = "exported (zero F.pad folded into its padding)"
+        qual, mod = self.stack[-1]
+        layer = {"type": "conv", "in_channels": int(x.shape[-3]), "out_channels": int(w.shape[0]),
+                 "input_hw": [int(x.shape[-2]), int(x.shape[-1])], "kernel": [int(kh), int(kw)],
+                 "stride": list(_pair(a.get("stride", 1))), "padding": sides, "dilation": [int(dh), int(dw)],
+                 "groups": int(a.get("groups", 1)), "tokens": int(x.shape[0]) if x.dim() == 4 else 1}
+        h, wd, (sh, sw) = layer["input_hw"][0], layer["input_hw"][1], layer["stride"]
+        hw = ((h + sides[0] + sides[1] - dh * (kh - 1) - 1) // sh + 1,
+              (wd + sides[2] + sides[3] - dw * (kw - 1) - 1) // sw + 1)
+        if hw != tuple(out.shape[-2:]):  # a convention cimco got wrong: never export it silently
+            raise ExportError(f"conv2d in {self._where()}: cimco computes a {hw} output, torch gave "
+                              f"{tuple(out.shape[-2:])}; please report this model")
+        if isinstance(mod, nn.Conv2d):
+            self._add(qual, layer, _own_weight(mod, w), x, "conv2d", what)
+        elif self._param(w) is not None:
+            self._add(self._param(w).removesuffix(".weight"), layer, w, x, "conv2d", what)
+        else:
+            self._add(f"{qual}.conv2d" if qual else "conv2d", layer, None, x, "conv2d",
+                      what + " (computed weight: no mask)")
+
+    def _product(self, op: str, eq: str, a: torch.Tensor, b: torch.Tensor) -> None:
+        try:
+            batch, n, k, m, order_a, order_b = _matrix(eq, a, b)
+        except ValueError as e:
+            raise ExportError(f"{op} {eq!r} in {self._where()} is not a (batched) matrix product ({e}); "
+                              f"cimco cannot export it") from None
+        qual, mod = self.stack[-1]
+        stored_b = (op == "linear" and isinstance(mod, nn.Linear)) or self._param(b) is not None
+        if stored_b or self._param(a) is not None:  # one operand is a weight
+            w, x, out_ch, tokens, order = (b, a, m, n, order_b) if stored_b else (a, b, n, m, order_a)
+            pname = self._param(w)
+            if batch > 1:
+                raise ExportError(f"{op} {eq!r} in {self._where()}: the weight operand {pname or '(computed)'} "
+                                  f"holds {batch} weight matrices (one per batch entry); cimco cannot export it")
+            base = qual if op == "linear" and isinstance(mod, nn.Linear) else pname.removesuffix(".weight")
+            layer = {"type": "linear", "in_channels": k, "out_channels": out_ch, "tokens": tokens}
+            weight = w.permute(order).reshape(out_ch, k)
+            if op == "linear" and isinstance(mod, nn.Linear):
+                weight = _own_weight(mod, weight)
+            self._add(base, layer, weight, x, op, "exported")
+        else:
+            layer = {"type": "linear", "in_channels": k, "out_channels": m, "tokens": n, "repeat": batch}
+            self._add(f"{qual}.{op}" if qual else op, layer, None, a, op, "exported (matmul of activations)")
 
 
 _DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "tokens": 1, "repeat": 1}
 
 
 def _compact(layer: dict, default_bits: dict) -> dict:
-    """Readable YAML: square pairs as one number, defaults and default bits left out."""
+    """Readable YAML: equal sides and pairs as one number, defaults and default bits left out."""
     out = {}
     for k, v in layer.items():
+        if k == "padding" and v[0] == v[1] and v[2] == v[3]:
+            v = [v[0], v[2]]
         if isinstance(v, list) and len(v) == 2 and v[0] == v[1] and k != "input_hw":
             v = v[0]
         if _DEFAULTS.get(k) == v or (k == "bits" and v == default_bits):
@@ -81,160 +332,55 @@ def _compact(layer: dict, default_bits: dict) -> dict:
     return out
 
 
-def handler(module: nn.Module):
-    """The handler of the nearest class in the module's MRO, or None."""
-    for cls in type(module).__mro__:
-        if cls in HANDLERS:
-            return HANDLERS[cls]
-    return None
-
-
-def _is_leaf(m: nn.Module) -> bool:
-    return handler(m) is not None or isinstance(m, MACRO_WORK) or not list(m.children())
-
-
-def _trace(model: nn.Module, example: torch.Tensor):
-    """[(qualified name, module or None, op name, input shapes)] in execution order, via fx."""
-    import torch.fx
-    from torch.fx.passes.shape_prop import ShapeProp
-
-    class Tracer(torch.fx.Tracer):
-        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-            return _is_leaf(m)
-
-    graph = Tracer().trace(model)
-    gm = torch.fx.GraphModule(model, graph)
-    ShapeProp(gm).propagate(example)
-    mods = dict(model.named_modules())
-    ops = []
-    for node in gm.graph.nodes:
-        shapes = [tuple(a.meta["tensor_meta"].shape) for a in node.args
-                  if isinstance(a, torch.fx.Node) and "tensor_meta" in a.meta]
-        if node.op == "call_module":
-            ops.append((node.target, mods[node.target], type(mods[node.target]).__name__, shapes))
-        elif node.op in ("call_function", "call_method"):
-            fn = node.target
-            name = getattr(fn, "__name__", str(fn))
-            ops.append((node.name, fn if fn in MATMULS or name in ("matmul", "bmm") else None, name, shapes))
-    return ops
-
-
-@contextlib.contextmanager
-def _hooked(model: nn.Module, which: Callable[[str, nn.Module], bool], enter=None, leave=None):
-    """Forward (pre-)hooks ``enter(name, module, args)`` / ``leave(name)`` on the named modules
-    ``which`` selects, removed on exit; runs inside ``torch.no_grad``."""
-    def pre(mod, args, n):
-        enter(n, mod, args)  # returns None: a hook's return value would replace the input
-
-    def post(mod, args, out, n):
-        leave(n)  # returns None: a hook's return value would replace the output
-
-    handles = []
-    for name, m in model.named_modules():
-        if name and which(name, m):
-            if enter:
-                handles.append(m.register_forward_pre_hook(partial(pre, n=name)))
-            if leave:
-                handles.append(m.register_forward_hook(partial(post, n=name)))
+def _validated(workload: dict) -> None:
+    """Raise ExportError with every problem if ``cimco specs validate`` would reject it."""
     try:
-        with torch.no_grad():
-            yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def _hooks(model: nn.Module, example: torch.Tensor):
-    """Fallback: forward pre-hooks on leaf modules record calls in execution order."""
-    ops = []
-
-    def record(name, mod, args):
-        ops.append((name, mod, type(mod).__name__, [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]))
-
-    with _hooked(model, lambda n, m: _is_leaf(m), enter=record):
-        model(example)
-    return ops
-
-
-def _check_runs(model: nn.Module, example: torch.Tensor, name: str) -> None:
-    """Run the model once; on failure name the innermost module that was running."""
-    stack: list[str] = []
-    try:
-        with _hooked(model, lambda n, m: True, enter=lambda n, mod, args: stack.append(n),
-                     leave=lambda n: stack.pop()):
-            model(example)
-    except Exception as e:  # the user's model: report it, do not crash
-        where = f" in module {stack[-1]!r}" if stack else ""
-        raise ExportError(f"model {name!r} fails on an example input of shape "
-                          f"{tuple(example.shape)}{where}: {type(e).__name__}: {e}") from None
-
-
-def _densities(model: nn.Module, names: set[str], batches: Iterable) -> dict[str, float]:
-    """Fraction of non-zero inputs entering each named module over the calibration batches."""
-    nz: dict[str, int] = dict.fromkeys(names, 0)
-    total: dict[str, int] = dict.fromkeys(names, 0)
-
-    def count(name, mod, args):
-        nz[name] += int(torch.count_nonzero(args[0]))
-        total[name] += args[0].numel()
-
-    with _hooked(model, lambda n, m: n in names, enter=count):
-        for b in batches:
-            model(inputs_of(b))
-    return {n: nz[n] / total[n] for n in names if total[n]}
+        problems = WorkloadSpec.model_validate(workload).check(f"export of {workload['name']!r}")
+    except ValidationError as e:
+        problems = [str(e)]
+    if problems:
+        raise ExportError("the exported workload would not validate: " + "; ".join(map(str, problems)))
 
 
 def export(model: nn.Module, example_input: torch.Tensor, name: str, source: str = "torch export",
-           bits: Bits | dict[str, Bits] | None = None,
-           calibration: Iterable[torch.Tensor] | None = None, mask_file: str | None = None) -> Exported:
-    """Export ``model`` run on ``example_input`` (batch 1) to a cimco workload.
+           bits: Bits | dict[str, Bits] | None = None, calibration: Iterable[torch.Tensor] | None = None,
+           mask_file: str | None = None, masks: bool = True) -> Exported:
+    """Export ``model`` run on ``example_input`` (batch first, batch 1) to a cimco workload.
 
     ``bits``: one :class:`Bits` for all layers, or a mapping from layer name (and
     ``"default"``) to Bits; a module's own ``cimco_bits`` attribute (set by cimco's quantized
     modules) wins. ``calibration``: batches (or a DataLoader) to measure input densities.
-    ``mask_file``: the ``.npz`` name layers with zero weights will reference.
+    ``masks``: reference the weights' exact zeros from ``mask_file`` (an ``.npz``); turn it
+    off for shapes-only models, whose random init may hold an exact zero by chance.
     """
+    if example_input.dim() == 0 or example_input.shape[0] != 1:
+        raise ExportError(f"the example input has shape {tuple(example_input.shape)}: a workload is one "
+                          f"inference, so give batch 1 (N inferences cost N times one)")
     model = model.eval()
-    _check_runs(model, example_input, name)
-    try:
-        ops = _trace(model, example_input)
-        how = "torch.fx"
-    except Exception:  # fx cannot trace data-dependent control flow: fall back to hooks
-        ops = _hooks(model, example_input)
-        how = "forward hooks"
-    default = bits if isinstance(bits, Bits) else (bits or {}).get("default", Bits())
-    layers, masks, summary = [], {}, []
-    for qual, obj, op, shapes in ops:
-        if isinstance(obj, nn.Module) and handler(obj) is not None:
-            layer = handler(obj)(qual, obj, shapes[0])
-            per_layer = bits.get(qual) if isinstance(bits, dict) else None
-            layer["bits"] = (getattr(obj, "cimco_bits", None) or per_layer or default).model_dump()
-            w = obj.weight.detach()
-            if bool((w == 0).any()):
-                masks[qual] = (w != 0).cpu().numpy()
-                layer["sparsity"] = {"mask": mask_file or f"{name}.masks.npz"}
-            layers.append(layer)
-            summary.append((qual, op, "exported"))
-        elif isinstance(obj, MACRO_WORK):
-            raise ExportError(f"module {qual!r} ({op}) needs macro work but cimco cannot export it "
-                              f"yet; supported: {', '.join(c.__name__ for c in HANDLERS)} and matmul")
-        elif obj in MATMULS:
-            a, b = shapes[0], shapes[1]
-            batch = int(np.prod(a[1:-2])) if len(a) > 2 else 1
-            layers.append({"name": qual, "type": "linear", "in_channels": int(a[-1]),
-                           "out_channels": int(b[-1]), "tokens": int(a[-2]) if len(a) > 1 else 1,
-                           "repeat": max(batch, 1), "bits": default.model_dump()})
-            summary.append((qual, op, "exported (matmul of activations)"))
-        else:
-            summary.append((qual, op, "passed through (no macro work)"))
-    if not layers:
+    rec = _Recorder(model)
+    rec.run(example_input, name)
+    if not rec.layers:
         raise ExportError(f"model {name!r} has no layer that runs on the macro")
+    default = bits if isinstance(bits, Bits) else (bits or {}).get("default", Bits())
+    weight_masks = {}
+    for x in rec.layers:
+        per_layer = bits.get(x.layer["name"]) if isinstance(bits, dict) else None
+        x.layer["bits"] = (getattr(x.module, "cimco_bits", None) or per_layer or default).model_dump()
+        if masks and x.weight is not None and bool((x.weight == 0).any()):
+            weight_masks[x.layer["name"]] = (x.weight != 0).cpu().numpy()
+            x.layer["sparsity"] = {"mask": mask_file or f"{name}.masks.npz"}
+    layers = [x.layer for x in rec.layers]
     if calibration is not None:
-        dens = _densities(model, {x["name"] for x in layers}, calibration)
+        nonzero, numel = Counter(), Counter()
+        for batch in calibration:
+            cal = _Recorder(model)
+            cal.run(inputs_of(batch), name)
+            nonzero.update(cal.nonzero)
+            numel.update(cal.numel)
         for x in layers:
-            if x["name"] in dens:
-                x["input_density"] = max(round(dens[x["name"]], 6), 1e-6)
-    layers = [_compact(x, default.model_dump()) for x in layers]
-    workload = {"kind": "workload", "name": name, "source": f"{source} (cimco export via {how})",
-                "bits": default.model_dump(), "layers": layers}
-    return Exported(workload, masks, summary)
+            if numel[x["name"]]:
+                x["input_density"] = max(round(nonzero[x["name"]] / numel[x["name"]], 6), 1e-6)
+    workload = {"kind": "workload", "name": name, "source": f"{source} (cimco export)",
+                "bits": default.model_dump(), "layers": [_compact(x, default.model_dump()) for x in layers]}
+    _validated(workload)
+    return Exported(workload, weight_masks, rec.summary)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from cimco.torch.export import example_input
+
 
 class BasicBlock(nn.Module):
     expansion = 1
@@ -176,10 +178,12 @@ ZOO: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
 }
 
 
-def get(name: str) -> tuple[nn.Module, torch.Tensor]:
-    """A zoo model (eval mode, seeded init) and an example input of its shape."""
+def get(name: str, example: str = "random", seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    """A zoo model (eval mode, init seeded with 0) and an example input of its shape:
+    ``random`` (standard normal from ``seed``) or ``zeros``. The weights are random: export
+    them without masks (an exact zero in them is chance, not pruning)."""
     if name not in ZOO:
         raise KeyError(name)
     make, shape = ZOO[name]
     torch.manual_seed(0)
-    return make().eval(), torch.zeros(shape)
+    return make().eval(), example_input(shape, example, seed)

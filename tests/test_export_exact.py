@@ -1,0 +1,351 @@
+"""Export never drops or miscounts a MAC: small models, each layer counted by hand here.
+
+Each model holds one op class that export once passed through silently or miscounted
+(issue 10): einsum, functional conv2d/linear with a parameter, matmuls under data-dependent
+control flow, Conv2d subclasses whose forward pads or runs the conv twice, asymmetric
+padding, a module run twice, batch > 1 and an all-zeros example input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cimco.cli import main
+from cimco.errors import ExportError
+from cimco.spec import load
+from cimco.spec.workload import Layer, WorkloadSpec
+from cimco.torch import export, zoo
+
+
+def _layers(model: nn.Module, shape: tuple[int, ...], **kw) -> dict[str, dict]:
+    ex = export(model, torch.randn(shape, generator=torch.Generator().manual_seed(1)), "m", **kw)
+    WorkloadSpec.model_validate(ex.workload)
+    return {x["name"]: x for x in ex.workload["layers"]}
+
+
+def _macs(layer: dict) -> int:
+    """MACs of one exported layer, all its runs (cimco's count of the exported shape)."""
+    return Layer.model_validate(layer).macs * layer.get("repeat", 1)
+
+
+# --- einsum -------------------------------------------------------------------------------
+
+class EinsumProj(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.einsum("bnk,km->bnm", x, self.w)  # a linear layer: 5 tokens, 8 -> 6
+        return torch.einsum("...qd,...kd->...qk", y, y)  # attention scores: a matmul of activations
+
+
+def test_einsum_matmuls_are_exported() -> None:
+    model = EinsumProj()
+    with torch.no_grad():
+        model.w[0, :3] = 0
+    ex = export(model, torch.randn(1, 5, 8), "e")
+    w, scores = ex.workload["layers"]
+    assert (w["name"], w["type"], w["in_channels"], w["out_channels"], w["tokens"]) == ("w", "linear", 8, 6, 5)
+    assert _macs(w) == 5 * 8 * 6
+    assert np.array_equal(ex.masks["w"], model.w.detach().numpy().T != 0)  # (out, in) as nn.Linear
+    assert (scores["in_channels"], scores["out_channels"], scores["tokens"]) == (6, 5, 5)
+    assert _macs(scores) == 5 * 5 * 6
+
+
+class Heads(nn.Module):
+    def forward(self, q: torch.Tensor) -> torch.Tensor:  # (1, heads, tokens, dim)
+        return torch.einsum("bhqd,bhkd->bhqk", q, q)
+
+
+def test_batched_einsum_of_activations_repeats_per_head() -> None:
+    (layer,) = _layers(Heads(), (1, 3, 5, 8)).values()
+    assert (layer["tokens"], layer["in_channels"], layer["out_channels"], layer["repeat"]) == (5, 8, 5, 3)
+    assert _macs(layer) == 3 * 5 * 5 * 8
+
+
+class EinsumOdd(nn.Module):
+    def __init__(self, eq: str) -> None:
+        super().__init__()
+        self.eq = eq
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.eq.split("->")[0].count(",") + 1
+        return torch.einsum(self.eq, *[x[0]] * n)
+
+
+class HasOdd(nn.Module):
+    def __init__(self, eq: str) -> None:
+        super().__init__()
+        self.odd = EinsumOdd(eq)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.odd(x)
+
+
+@pytest.mark.parametrize("eq, why", [
+    ("ij,ij->ij", "no index is summed over both operands"),  # elementwise product
+    ("ij,jk,kl->il", "3 operands"),
+    ("ij,kl->ik", "summed over one operand alone"),
+    ("ii,ij->ij", "diagonal"),
+])
+def test_einsum_that_is_no_matrix_product_is_refused(eq: str, why: str) -> None:
+    with pytest.raises(ExportError, match=rf"einsum.*module 'odd' \(EinsumOdd\).*{why}"):
+        export(HasOdd(eq), torch.randn(1, 4, 4), "odd")
+
+
+# --- functional conv2d / linear / addmm with a parameter ------------------------------------
+
+class Functional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernel = nn.Parameter(torch.randn(8, 3, 3, 3))
+        self.proj = nn.Parameter(torch.randn(10, 8))
+        self.head = nn.Parameter(torch.randn(10, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, self.kernel, stride=2, padding=1)  # (1, 8, 5, 5)
+        x = F.linear(x.flatten(2).transpose(1, 2), self.proj)  # 25 tokens, 8 -> 10
+        return torch.addmm(torch.zeros(4), x[0], self.head)  # 25 tokens, 10 -> 4
+
+
+def test_functional_ops_with_a_parameter_are_layers() -> None:
+    by = _layers(Functional(), (1, 3, 9, 9))
+    assert list(by) == ["kernel", "proj", "head"]
+    k = by["kernel"]
+    assert (k["input_hw"], k["kernel"], k["stride"], k["padding"]) == ([9, 9], 3, 2, 1)
+    assert _macs(k) == 5 * 5 * 8 * (3 * 3 * 3)  # out (9 + 2 - 3) // 2 + 1 = 5
+    assert _macs(by["proj"]) == 25 * 8 * 10 and by["proj"]["tokens"] == 25
+    assert _macs(by["head"]) == 25 * 10 * 4 and by["head"]["out_channels"] == 4
+
+
+class PerHeadWeights(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(2, 8, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, self.w)  # (1, 2, 5, 8) @ (2, 8, 4): one weight per head
+
+
+def test_a_weight_per_batch_entry_is_refused() -> None:
+    with pytest.raises(ExportError, match=r"matmul.*weight operand w holds 2 weight matrices"):
+        export(PerHeadWeights(), torch.randn(1, 2, 5, 8), "p")
+
+
+class Conv1dInside(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv1d(x, torch.ones(4, 3, 3))
+
+
+class Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blk = Conv1dInside()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.blk(x))
+
+
+def test_unsupported_functional_op_is_refused_with_op_and_module() -> None:
+    with pytest.raises(ExportError, match=r"conv1d in module 'blk' \(Conv1dInside\)"):
+        export(Outer(), torch.randn(1, 3, 10), "o")
+
+
+# --- data-dependent control flow (fx cannot trace it) ---------------------------------------
+
+class Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x != 0).any():  # data-dependent: fx cannot trace this
+            x = torch.softmax(x @ x.transpose(-1, -2), -1) @ x  # two matmuls of activations
+        return x @ self.w
+
+
+def test_matmuls_under_data_dependent_control_flow() -> None:
+    with pytest.raises(Exception):  # noqa: B017 (whatever fx raises: it cannot trace this model)
+        torch.fx.symbolic_trace(Branchy())
+    by = _layers(Branchy(), (1, 2, 5, 8))
+    assert list(by) == ["matmul", "matmul#2", "w"]
+    assert [_macs(x) for x in by.values()] == [2 * 5 * 8 * 5, 2 * 5 * 5 * 8, 2 * 5 * 8 * 6]
+    assert by["matmul"]["repeat"] == 2 and by["w"]["tokens"] == 10  # one stored weight for both heads
+    assert [x["name"] for x in export(Branchy(), torch.zeros(1, 2, 5, 8), "z").workload["layers"]] == ["w"]
+
+
+# --- Conv2d subclasses: what forward does, not what the attributes say ----------------------
+
+class PadInside(nn.Conv2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (0, 1, 0, 1)))  # right and bottom only
+
+
+class Twice(nn.Conv2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(super().forward(x))
+
+
+def test_conv_subclass_that_pads_in_forward() -> None:
+    (layer,) = _layers(nn.Sequential(PadInside(4, 8, 2)), (1, 4, 6, 6)).values()
+    assert layer["name"] == "0" and layer["padding"] == [0, 1, 0, 1] and layer["input_hw"] == [6, 6]
+    assert _macs(layer) == 6 * 6 * 8 * (4 * 2 * 2)  # (6 + 0 + 1 - 2) + 1 = 6, not 5 from the attributes
+
+
+def test_conv_subclass_that_runs_its_conv_twice() -> None:
+    by = _layers(nn.Sequential(Twice(4, 4, 3, padding=1)), (1, 4, 8, 8))
+    assert list(by) == ["0", "0#2"]
+    assert [_macs(x) for x in by.values()] == [8 * 8 * 4 * 4 * 9] * 2
+
+
+# --- asymmetric padding ----------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_same_padding_with_an_even_kernel() -> None:
+    (layer,) = _layers(nn.Sequential(nn.Conv2d(3, 4, 4, padding="same")), (1, 3, 7, 7)).values()
+    assert layer["padding"] == [1, 2, 1, 2]  # 3 rows in all, the extra one at the bottom (torch's rule)
+    assert Layer.model_validate(layer).output_hw() == (7, 7)
+    assert _macs(layer) == 7 * 7 * 4 * (3 * 4 * 4)
+
+
+def test_zero_pad_folds_into_the_conv() -> None:
+    model = nn.Sequential(nn.ZeroPad2d((1, 2, 0, 3)), nn.Conv2d(3, 4, 3))  # left 1, right 2, top 0, bottom 3
+    (layer,) = _layers(model, (1, 3, 6, 5)).values()
+    assert layer["input_hw"] == [6, 5] and layer["padding"] == [0, 3, 1, 2]
+    assert _macs(layer) == 7 * 6 * 4 * (3 * 9)  # out (6 + 3 - 3) + 1 = 7 by (5 + 3 - 3) + 1 = 6
+
+
+def test_reflect_pad_is_a_conv_on_the_padded_input() -> None:
+    model = nn.Sequential(nn.ReflectionPad2d((1, 2, 0, 3)), nn.Conv2d(3, 4, 3))
+    (layer,) = _layers(model, (1, 3, 6, 5)).values()
+    assert layer["input_hw"] == [9, 8] and "padding" not in layer
+    assert _macs(layer) == 7 * 6 * 4 * (3 * 9)
+
+
+def test_per_side_padding_round_trips_through_yaml(tmp_path: Path) -> None:
+    import yaml
+
+    model = nn.Sequential(nn.ZeroPad2d((1, 2, 0, 3)), nn.Conv2d(3, 4, 3))
+    ex = export(model, torch.randn(1, 3, 6, 5), "pad")
+    (tmp_path / "pad.yaml").write_text(yaml.safe_dump(ex.workload))
+    (layer,) = load(tmp_path / "pad.yaml").layers
+    assert layer.pads == (0, 3, 1, 2) and layer.output_hw() == (7, 6)
+
+
+# --- a module run twice ------------------------------------------------------------------------
+
+class Shared(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+        self.out = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.fc(torch.relu(self.fc(x))))
+
+
+def test_module_run_twice_gives_two_layers_with_unique_names(tmp_path: Path, monkeypatch) -> None:
+    by = _layers(Shared(), (1, 6))
+    assert list(by) == ["fc", "fc#2", "out"]
+    assert [_macs(x) for x in by.values()] == [36, 36, 12]
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    assert main(["export", "--model", "test_export_exact:Shared", "--input-shape", "1,6", "--out", str(tmp_path)]) == 0
+    assert main(["specs", "validate", str(tmp_path / "Shared.yaml")]) == 0
+
+
+# --- batch, example input, CLI ------------------------------------------------------------------
+
+def test_batch_above_one_is_refused() -> None:
+    with pytest.raises(ExportError, match=r"shape \(2, 6\).*batch 1"):
+        export(Shared(), torch.randn(2, 6), "s")
+
+
+class ZeroBranch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x != 0).any():
+            x = self.a(x)
+        return self.b(x)
+
+
+def test_cli_example_input_is_random_by_default_and_said(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    base = ["export", "--model", "test_export_exact:ZeroBranch", "--input-shape", "1,4"]
+    assert main([*base, "--out", str(tmp_path / "r")]) == 0
+    assert "example input 1x4, random normal, seed 0" in capsys.readouterr().out
+    assert [x.name for x in load(tmp_path / "r/ZeroBranch.yaml").layers] == ["a", "b"]
+    assert main([*base, "--example", "zeros", "--out", str(tmp_path / "z")]) == 0
+    assert "example input 1x4, all zeros" in capsys.readouterr().out
+    w = load(tmp_path / "z/ZeroBranch.yaml")
+    assert [x.name for x in w.layers] == ["b"] and "all zeros" in w.source
+
+
+def test_zoo_example_is_seeded_random() -> None:
+    _, x = zoo.get("resnet20_cifar")
+    assert torch.equal(x, torch.randn((1, 3, 32, 32), generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(zoo.get("resnet20_cifar", "zeros")[1], torch.zeros(1, 3, 32, 32))
+
+
+def test_zoo_export_carries_no_masks_by_default(tmp_path: Path) -> None:
+    assert main(["export", "--model", "resnet20_cifar", "--out", str(tmp_path)]) == 0
+    assert not list(tmp_path.glob("*.npz"))
+    assert all(x.sparsity is None for x in load(tmp_path / "resnet20_cifar.yaml").layers)
+    model, x = zoo.get("resnet20_cifar")
+    with torch.no_grad():
+        model.conv1.weight[0, 0, 0, 0] = 0  # the kind of exact zero a random init may hold
+    assert export(model, x, "r", masks=False).masks == {}
+    assert set(export(model, x, "r").masks) == {"conv1"}
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--model", "test_export_exact:Shared", "--input-shape", "3,6"], "batch 1"),
+    (["--model", "test_export_exact:HeadsOdd", "--input-shape", "1,4,4"], "einsum 'ij,ij->ij' in module 'odd'"),
+    (["--model", "test_export_exact:Outer", "--input-shape", "1,3,10"], "conv1d in module 'blk'"),
+    (["--model", "test_export_exact:PerHeadWeights", "--input-shape", "1,2,5,8"], "2 weight matrices"),
+])
+def test_cli_refusals_exit_2_naming_the_op(argv: list[str], words: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    assert main(["export", *argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*.yaml"))
+
+
+def HeadsOdd() -> nn.Module:  # noqa: N802 (a model factory for the CLI)
+    return HasOdd("ij,ij->ij")
+
+
+# --- input densities of matmul layers -----------------------------------------------------------
+
+class ReluMatmul(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(x)
+        return (h @ self.w).transpose(-1, -2) @ h
+
+
+def test_matmul_layers_get_input_densities() -> None:
+    batches = [torch.randn(4, 5, 8, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    model = ReluMatmul()
+    ex = export(model, torch.randn(1, 5, 8), "rm", calibration=batches)
+    dens = {x["name"]: x["input_density"] for x in ex.workload["layers"]}
+    relu = torch.cat([torch.relu(b).flatten() for b in batches])
+    by_hand = float((relu != 0).sum()) / relu.numel()
+    assert dens["w"] == pytest.approx(by_hand, abs=1e-6) and 0.3 < by_hand < 0.7
+    with torch.no_grad():  # the matmul of activations streams its left operand, (relu(x) @ w)^T
+        left = torch.cat([(torch.relu(b) @ model.w).flatten() for b in batches])
+    assert dens["matmul"] == pytest.approx(float((left != 0).sum()) / left.numel(), abs=1e-6)
