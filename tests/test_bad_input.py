@@ -224,3 +224,50 @@ def test_report_json_is_strict(tmp_path: Path) -> None:
         write_all({"totals": {"energy_j": float("nan")}}, None, tmp_path)  # type: ignore[arg-type]
     assert not (tmp_path / "report.json").exists()
     json.dumps({"a": 1.0}, allow_nan=False)
+
+
+def test_table_macro_that_costs_nothing(tmp_path: Path, capsys) -> None:
+    zero = "{value: 0.0, source: a}"
+    table = (f"energy: {{model: table, wordline_drive_j: {zero}, cell_mac_j: {zero}, adc_convert_j: {zero}, "
+             f"shift_add_j: {zero}, weight_write_j: {zero}}}")
+    code, err = _validate(tmp_path, capsys, MACRO.replace("energy: {model: components}", table))
+    assert code == 2 and "spec.yaml: energy: every compute action costs 0 J" in err
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--budget-factor", "nan"], "--budget-factor: expected a finite number above 0"),
+    (["--budget", "-3"], "--budget: expected a whole number"),
+    (["--max-replication", "0"], "--max-replication: expected a whole number"),
+    (["--objective", "energy", "--min-throughput", "-1"], "--min-throughput: expected a finite number"),
+])
+def test_lrmp_flags(tmp_path: Path, capsys, flags, words) -> None:
+    w = tmp_path / "w.yaml"
+    w.write_text(WORKLOAD)
+    with pytest.raises(SystemExit) as e:  # argparse: usage and the flag's problem, exit 2
+        main(["lrmp", "--system", str(ROOT / "arch_specs/mars_system.yaml"), "--workload", str(w),
+              "--out", str(tmp_path / "o"), *flags])
+    assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("csv, words", [
+    ("/dev/zero", "not a regular file"),
+    ("layer,bits,loss\na,4,nan\n", "finite loss"),
+    ("layer,bits\na,4\n", "expected layer,bits,loss"),
+    (b"\xff\xfe", "not UTF-8"),
+])
+def test_lrmp_sensitivity_file(tmp_path: Path, capsys, csv, words) -> None:
+    w = tmp_path / "w.yaml"
+    w.write_text(WORKLOAD)
+    if csv != "/dev/zero":
+        (tmp_path / "s.csv").write_bytes(csv.encode() if isinstance(csv, str) else csv)
+        csv = str(tmp_path / "s.csv")
+    code, err = _run(capsys, "lrmp", "--system", str(ROOT / "arch_specs/mars_system.yaml"), "--workload",
+                     str(w), "--out", str(tmp_path / "o"), "--sensitivity", csv)
+    assert code == 2 and words in err
+
+
+@pytest.mark.parametrize("content", ["garbage", '{"layers": [1]}', "{}", "[]"])
+def test_report_of_a_damaged_report(tmp_path: Path, capsys, content: str) -> None:
+    (tmp_path / "report.json").write_text(content)
+    code, err = _run(capsys, "report", str(tmp_path))
+    assert code == 2 and "not a cimco report" in err

@@ -38,13 +38,26 @@ class Result:
 
 def read_sensitivity(path: str | Path) -> dict[str, dict[int, float]]:
     """CSV with columns layer,bits,loss (e.g. accuracy drop when only that layer is quantized)."""
+    import io
+    import math
+
+    from cimco.spec._base import clip
+    from cimco.spec.load import read_regular
+
     out: dict[str, dict[int, float]] = {}
-    with open(path) as f:
-        for i, row in enumerate(csv.DictReader(f)):
-            try:
-                out.setdefault(row["layer"], {})[int(row["bits"])] = float(row["loss"])
-            except (KeyError, ValueError) as e:
-                raise SpecError([Problem(str(path), f"row {i + 2}", f"expected layer,bits,loss: {e}")]) from None
+    file = clip(str(path))
+    try:
+        text = read_regular(path, 16 * 2**20, "sensitivity CSV").decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([Problem(file, "", "not UTF-8 text: expected a CSV with columns layer,bits,loss")]) from None
+    for i, row in enumerate(csv.DictReader(io.StringIO(text))):
+        try:
+            bits, loss = int(row["bits"]), float(row["loss"])
+            if not (1 <= bits <= 32 and math.isfinite(loss) and loss >= 0):
+                raise ValueError(f"bits in 1..32 and a finite loss >= 0, got {clip(str(row), 100)}")
+            out.setdefault(row["layer"], {})[bits] = loss
+        except (KeyError, TypeError, ValueError) as e:
+            raise SpecError([Problem(file, f"row {i + 2}", f"expected layer,bits,loss: {clip(str(e))}")]) from None
     return out
 
 

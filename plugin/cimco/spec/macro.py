@@ -142,6 +142,11 @@ class MacroSpec(Strict):
             r: BitRange = getattr(self, name)
             if r.min > r.max:
                 out.append(Problem(file, f"{p}{name}", f"min={r.min} is above max={r.max}"))
+        if isinstance(self.energy, TableEnergy) and not sum(
+                getattr(self.energy, f).value for f in ("wordline_drive_j", "cell_mac_j", "adc_convert_j",
+                                                         "shift_add_j")):
+            out.append(Problem(file, f"{p}energy", "every compute action costs 0 J: efficiency would be "
+                                                   "infinite; give at least one non-zero energy"))
         if self.n_weight_slices(self.weight_bits.max) > self.cols:
             out.append(Problem(file, f"{p}weight_bits.max",
                                f"one weight needs {self.n_weight_slices(self.weight_bits.max)} "
