@@ -184,23 +184,28 @@ def component_costs(nodes: list[dict], einsum: dict | None, bits=None) -> tuple[
     return ert, art
 
 
-def scratch_cwd():
-    """Context manager: run AccelForge inside a private temp dir that is removed afterwards.
+def scratch_cwd(root=None):
+    """Context manager: run AccelForge inside a private scratch dir under ``root`` (default:
+    the system temp dir) that is removed afterwards.
 
     ``Spec.map_workload_to_arch`` writes ``mapping.svg`` into the working directory and
     ``accelforge.util.parallel._memmap_read`` leaves ``tmp*.pkl`` files in the system temp
-    dir; both land here instead, so a run leaves nothing outside its output directory.
+    dir; both land here instead, so a run leaves nothing outside its output directory. The
+    dir is named after this process (:func:`cimco.io.scratch_dir`), so if the process is
+    killed the next run removes it.
     """
     import tempfile
+
+    from cimco.io import scratch_dir
 
     @contextlib.contextmanager
     def _cm():
         old_cwd, old_tmp = os.getcwd(), tempfile.tempdir
-        with tempfile.TemporaryDirectory(prefix="cimco-") as d:
+        with scratch_dir(root) as d:
             os.chdir(d)
-            tempfile.tempdir = d
+            tempfile.tempdir = str(d)
             try:
-                yield d
+                yield str(d)
             finally:
                 tempfile.tempdir = old_tmp
                 os.chdir(old_cwd)

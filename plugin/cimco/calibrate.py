@@ -9,6 +9,7 @@ as papers do: weight loading and off-macro traffic are excluded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from cimco.arch import MACRO_PARTS
 from cimco.spec.macro import MacroSpec, Sourced
@@ -29,22 +30,28 @@ class MacroPoint:
 
 
 def macro_only_system(macro: MacroSpec) -> SystemSpec:
-    return SystemSpec(
+    """The macro alone behind a free, unbounded memory: outside the ranges a user's spec may
+    take, so built without validation (model_construct)."""
+    return SystemSpec.model_construct(
         name=f"{macro.name}-alone", citation=macro.citation, macro=macro, cores=1, macros_per_core=1,
-        dram=DramSpec(energy_per_bit_j=_FREE, bandwidth_bits_per_s=1e30),
-        global_buffer=BufferSpec(size_bits=1 << 40, energy_per_bit_j=_FREE,
-                                 bandwidth_bits_per_s=1e30, area_m2=_FREE),
+        dram=DramSpec.model_construct(energy_per_bit_j=_FREE, bandwidth_bits_per_s=1e30),
+        global_buffer=BufferSpec.model_construct(size_bits=1 << 40, energy_per_bit_j=_FREE,
+                                                 bandwidth_bits_per_s=1e30, area_m2=_FREE),
+        index_memory=None,
     )
 
 
-def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64) -> MacroPoint:
-    """Map a macro-filling matrix-vector layer; return the macro's compute efficiency."""
+def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64, scratch: Path | None = None) -> MacroPoint:
+    """Map a macro-filling matrix-vector layer; return the macro's compute efficiency.
+
+    AccelForge runs in a dir under ``scratch`` (default: the system temp dir), removed after.
+    """
     from cimco import _af
     from cimco.mapping import map_one
 
     layer = Layer(name="fill", type="linear", in_channels=macro.rows,
                   out_channels=macro.cols // macro.n_weight_slices(bits.weight), tokens=vectors)
-    r = map_one(macro_only_system(macro), bits, _af.einsum_of(layer))
+    r = map_one(macro_only_system(macro), bits, _af.einsum_of(layer), scratch)
     parts: dict[str, float] = {}
     for (comp, action), e in r.energy.items():
         if action != "leak" and (comp in MACRO_COMPUTE or f"{comp}.{action}" in MACRO_COMPUTE):

@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 user error (one message listing every problem, no trace
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -20,6 +21,46 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join([fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
 
 
+def _writable_dir(path: Path, option: str) -> None:
+    """Create ``path`` if missing and write and remove a probe file in it, so that a bad
+    output directory is reported before any mapping rather than after it."""
+    import os
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".cimco-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        reason = "it is a file" if path.is_file() else getattr(e, "strerror", None) or str(e)
+        raise SpecError([Problem(str(path), "", f"{option} must be a writable directory ({reason})")]) from None
+
+
+@contextlib.contextmanager
+def _run_in(out: Path, cache: Path | None):
+    """Around a command that writes into OUT: check OUT (and the cache dir) before any work;
+    keep matplotlib's font cache (by default under HOME) in the run's own cache dir; make
+    SIGTERM unwind like Ctrl-C (workers stopped, scratch and half-written temp files
+    removed). Yields the root for scratch dirs; restores the environment and handler after."""
+    import os
+    import signal
+
+    _writable_dir(out, "--out")
+    if cache is not None:
+        _writable_dir(cache, "--cache-dir")
+    own = cache if cache is not None else out / ".cache"
+    old_mpl = os.environ.get("MPLCONFIGDIR")
+    os.environ.setdefault("MPLCONFIGDIR", str((own / "matplotlib").absolute()))
+    old_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        yield own / ".scratch"
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        if old_mpl is None:
+            os.environ.pop("MPLCONFIGDIR", None)
+
+
 def cmd_map(args: argparse.Namespace) -> int:
     from cimco.mapping import map_workload
     from cimco.report import build_report, component_tables
@@ -30,14 +71,13 @@ def cmd_map(args: argparse.Namespace) -> int:
     system, workload = load_pair(args.system, args.workload)
     masks = resolve(system, workload, args.workload)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise SpecError([Problem(str(out), "", "--out must be a directory")])
     cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
-    runs = map_workload(system, workload, cache, progress=not args.quiet, jobs=args.jobs,
-                        masks=masks)
-    tables = component_tables(system, workload, cache)
-    report = build_report(system, workload, runs, tables)
-    write_all(report, tables, out)
+    with _run_in(out, cache) as scratch:
+        runs = map_workload(system, workload, cache, progress=not args.quiet, jobs=args.jobs,
+                            masks=masks, scratch=scratch)
+        tables = component_tables(system, workload, cache)
+        report = build_report(system, workload, runs, tables)
+        write_all(report, tables, out)
     if not args.quiet:
         print(_table(*summary_rows(report)))
         print()
@@ -52,29 +92,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     import json
 
     from cimco.report.write import summary_rows, totals_line
+    from cimco.spec.load import read_regular
 
     path = Path(args.dir) / "report.json"
     if not path.exists():
         raise SpecError([Problem(str(path), "", "no report.json here; run `cimco map` first")])
-    report = json.loads(path.read_text())
-    print(_table(*summary_rows(report)))
+    try:
+        report = json.loads(read_regular(path, 256 * 2**20, "report"))
+        table, totals = _table(*summary_rows(report)), totals_line(report)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # not what `cimco map` writes
+        raise SpecError([Problem(str(path), "", f"not a cimco report ({type(e).__name__}: {str(e)[:100]}); "
+                                 f"rerun `cimco map`")]) from None
+    print(table)
     print()
-    print(totals_line(report))
+    print(totals)
     return 0
 
 
-def _load_model(spec: str, input_shape: str | None):
-    """A zoo name or ``module:callable`` -> (model, example input, name)."""
+def _load_model(spec: str, input_shape: str | None, example: str, seed: int):
+    """A zoo name or ``module:callable`` -> (model, example input, name, from the zoo?)."""
     import importlib
 
-    import torch
-
     from cimco.torch import zoo
+    from cimco.torch.export import example_input
 
-    shape = tuple(int(x) for x in input_shape.split(",")) if input_shape else None
+    try:
+        shape = tuple(int(x) for x in input_shape.split(",")) if input_shape else None
+    except ValueError:
+        shape = (0,)
+    if shape is not None and (min(shape) < 1 or shape[0] != 1):
+        raise ExportError(f"--input-shape {input_shape!r}: expected positive integers, batch first and "
+                          f"batch 1 (e.g. 1,3,32,32): a workload is one inference (N inferences cost N times one)")
     if spec in zoo.ZOO:
-        model, example = zoo.get(spec)
-        return model, torch.zeros(shape) if shape else example, spec
+        model, x = zoo.get(spec, example, seed)
+        return model, example_input(shape, example, seed) if shape else x, spec, True
     mod_name, _, attr = spec.partition(":")
     if not attr:
         raise ExportError(f"--model {spec!r}: not a zoo model ({', '.join(zoo.ZOO)}) "
@@ -85,7 +136,7 @@ def _load_model(spec: str, input_shape: str | None):
         raise ExportError(f"--model {spec!r}: cannot build the model: {type(e).__name__}: {e}") from None
     if shape is None:
         raise ExportError(f"--model {spec!r}: give --input-shape (e.g. 1,3,32,32)")
-    return model, torch.zeros(shape), attr
+    return model, example_input(shape, example, seed), attr, False
 
 
 def _bits(text: str):
@@ -115,6 +166,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.out:
         raise SpecError([Problem("cimco export", "--out", "an output directory is required")])
     out = Path(args.out)
+    _writable_dir(out, "--out")
     if args.workload:
         workload = load(args.workload, "workload")
     else:
@@ -124,10 +176,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         from cimco.torch import export
 
-        model, example, name = _load_model(args.model, args.input_shape)
         bits = _bits(args.bits)
-        ex = export(model, example, args.name or name, source=f"cimco export --model {args.model}",
-                    bits=bits, mask_file=f"{args.name or name}.masks.npz")
+        model, example, name, from_zoo = _load_model(args.model, args.input_shape, args.example, args.seed)
+        values = f"random normal, seed {args.seed}" if args.example == "random" else "all zeros"
+        used = f"example input {'x'.join(map(str, example.shape))}, {values}"
+        print(f"{used} (data-dependent branches follow it)")
+        masks = args.masks if args.masks is not None else not from_zoo  # zoo weights: random init
+        ex = export(model, example, args.name or name, source=f"cimco export --model {args.model}, {used}",
+                    bits=bits, mask_file=f"{args.name or name}.masks.npz", masks=masks)
         workload = WorkloadSpec.model_validate(ex.workload)
         text = "# Written by cimco export; regenerate rather than edit.\n" + yaml.safe_dump(
             ex.workload, sort_keys=False, default_flow_style=None, width=100)
@@ -140,7 +196,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"{workload.name}: {len(workload.layers)} layers exported, {passed} ops passed through, "
               f"{len(ex.masks)} masks, {workload.macs / 1e6:.1f} M MACs -> {out / workload.name}.yaml")
     paths = timeloop.export(workload, out / "timeloop")
-    print(f"wrote {len(paths)} Timeloop v0.4 problem files to {out / 'timeloop'}")
+    print(f"wrote {len(paths)} Timeloop v0.4 problem files and index.yaml (repeat counts) to {out / 'timeloop'}")
     return 0
 
 
@@ -153,14 +209,15 @@ def cmd_lrmp(args: argparse.Namespace) -> int:
     system, workload = load_pair(args.system, args.workload)
     masks = resolve(system, workload, args.workload)
     sens = read_sensitivity(args.sensitivity) if args.sensitivity else None
-    ert = component_tables(system, workload, None).ert
     if args.objective == "energy" and not args.min_throughput:
         raise SpecError([Problem("cimco lrmp", "--min-throughput", "the energy objective needs a "
                                  "throughput floor (inferences per second)")])
-    res = run(system, workload, ert, args.budget_factor, args.objective, sens, masks,
-              args.max_replication, args.budget, args.min_throughput)
     out = Path(args.out)
-    write(res, out)
+    with _run_in(out, None):
+        ert = component_tables(system, workload, None).ert
+        res = run(system, workload, ert, args.budget_factor, args.objective, sens, masks,
+                  args.max_replication, args.budget, args.min_throughput)
+        write(res, out)
     print((out / "lrmp.md").read_text())
     return 0
 
@@ -202,6 +259,26 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number >= 1 (argparse exits 2 naming the flag otherwise)."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 2**31:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 2^31, got {text[:40]!r}")
+    return int(text)
+
+
+def _positive(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    import math
+
+    try:
+        x = float(text)
+    except ValueError:
+        x = math.nan
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text[:40]!r}")
+    return x
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cimco", description="SRAM compute-in-memory accelerators and CIM-compressed DNNs "
@@ -218,7 +295,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, help="output directory (created if missing)")
     m.add_argument("--cache-dir", help="mapping cache directory (default: OUT/cache)")
     m.add_argument("--no-cache", action="store_true", help="map every layer afresh")
-    m.add_argument("--jobs", type=int, default=default_jobs(),
+    m.add_argument("--jobs", type=_count, default=default_jobs(),
                    help="worker processes mapping distinct layers in parallel (default: CPUs)")
     m.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     m.set_defaults(func=cmd_map)
@@ -229,14 +306,26 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a torch model (or a workload) to a cimco workload "
                        "and Timeloop v0.4 problems",
-                       description="From --model: write OUT/NAME.yaml (layers in execution order, "
-                       "bits), OUT/NAME.masks.npz (zeros of the weights, if any) and "
-                       "OUT/timeloop/*.yaml. From --workload: the Timeloop files only.")
+                       description="From --model: run the model once on an example input and write "
+                       "OUT/NAME.yaml (every conv2d, linear, matmul and matrix-product einsum that ran, "
+                       "in execution order, with bits; a module run twice gives NAME and NAME#2), "
+                       "OUT/NAME.masks.npz (zeros of the weights, if any and masks are on) and "
+                       "OUT/timeloop/*.yaml with index.yaml (each file's repeat count). Ops with macro "
+                       "work cimco cannot express are refused (exit 2) with the op and module named. "
+                       "From --workload: the Timeloop files only.")
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="zoo name (see `cimco export --list`) or module:callable")
     src.add_argument("--workload", help="an existing workload YAML")
     src.add_argument("--list", action="store_true", help="list the zoo models and exit")
-    e.add_argument("--input-shape", help="example input shape, e.g. 1,3,32,32 (zoo: its own)")
+    e.add_argument("--input-shape", help="example input shape, batch first, e.g. 1,3,32,32 (zoo: its "
+                   "own). Batch must be 1: a workload is one inference; other batches are refused")
+    e.add_argument("--example", choices=["random", "zeros"], default="random",
+                   help="example input values: random normal from --seed (default) or zeros; "
+                   "data-dependent branches follow it")
+    e.add_argument("--seed", type=int, default=0, help="seed of the random example input (default 0)")
+    e.add_argument("--masks", action=argparse.BooleanOptionalAction, default=None,
+                   help="reference the weights' exact zeros as masks (default: on for module:callable, "
+                   "off for zoo models, whose weights are a random init)")
     e.add_argument("--bits", default="8,8,8", help="input,weight,output bits (default 8,8,8)")
     e.add_argument("--name", help="workload name (default: the model's)")
     e.add_argument("--out", help="output directory")
@@ -252,13 +341,14 @@ def parser() -> argparse.ArgumentParser:
     lr.add_argument("--workload", required=True)
     lr.add_argument("--out", required=True)
     lr.add_argument("--objective", choices=["throughput", "latency", "energy"], default="throughput")
-    lr.add_argument("--budget", type=int, help="macro budget (default: --budget-factor x baseline)")
-    lr.add_argument("--budget-factor", type=float, default=2.0,
+    lr.add_argument("--budget", type=_count, help="macro budget (default: --budget-factor x baseline)")
+    lr.add_argument("--budget-factor", type=_positive, default=2.0,
                     help="macro budget as a multiple of the baseline's macros (default 2)")
     lr.add_argument("--sensitivity", help="CSV layer,bits,loss (default: assumed 2^-2b noise proxy)")
-    lr.add_argument("--min-throughput", type=float,
+    lr.add_argument("--min-throughput", type=_positive,
                     help="with --objective energy: every stage at most 1/this seconds")
-    lr.add_argument("--max-replication", type=int, default=64)
+    lr.add_argument("--max-replication", type=_count, default=64,
+                    help="most copies of one layer (default 64)")
     lr.set_defaults(func=cmd_lrmp)
 
     s = sub.add_parser("specs", help="validate or list spec files")
@@ -278,6 +368,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. User errors exit 2 with every problem listed; anything else is an
+    internal error (exit 1) shown in one line, with the traceback only under CIMCO_DEBUG=1."""
+    import os
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
@@ -285,12 +379,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cimco: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except CimcoError as e:
-        print(f"cimco: {type(e).__name__}: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("cimco: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug of cimco's or its engine's: say so, in one paragraph
+        if os.environ.get("CIMCO_DEBUG"):
+            raise
+        kind = type(e).__name__ if isinstance(e, CimcoError) else f"internal error ({type(e).__name__})"
+        text = str(e)
+        print(f"cimco: {kind}: {text[:2000]}{'...' if len(text) > 2000 else ''}\n"
+              f"(set CIMCO_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
 
 

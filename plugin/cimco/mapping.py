@@ -4,7 +4,12 @@ Layers with identical shape and bits are mapped once. Each mapping is cached on 
 a SHA-256 of everything that can change it: the system spec, the layer's shape and bits,
 the versions of cimco, AccelForge and hwcomponents, and the source of the cimco modules
 that build the architecture and the component models. A changed input gets a new key, so
-it is never served stale.
+it is never served stale. A cache entry that cannot be read back (truncated, garbage, a
+directory, wrong fields) is a miss: a one-line warning, a remap, and the entry overwritten.
+
+Worker processes die with the process that started them, and every AccelForge run works
+in a scratch dir named after its process under ``scratch`` (default ``cache_dir/.scratch``),
+so scratch left by a killed run is removed by the next one.
 """
 
 from __future__ import annotations
@@ -12,14 +17,22 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from cimco import _af, arch
-from cimco.io import write_atomic
+from cimco.io import remove_stale_scratch, write_atomic
 from cimco.sparse import transform
 from cimco.sparse.layout import Geometry
 from cimco.spec.system import SystemSpec
@@ -58,11 +71,54 @@ def _to_json(r: _af.MapResult) -> str:
     return json.dumps(d)
 
 
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _table(x: object, pairs: bool) -> bool:
+    return isinstance(x, dict) and all(isinstance(k, str) and (not pairs or "|" in k) and _number(v)
+                                       for k, v in x.items())
+
+
+_CHECKS = {
+    "energy_j": _number, "latency_s": _number, "computes": _number,
+    "energy": lambda x: _table(x, True), "actions": lambda x: _table(x, True),
+    "weight_actions": lambda x: _table(x, True), "latency_by_component": lambda x: _table(x, False),
+    "mapping": lambda x: isinstance(x, str),
+}
+
+
 def _from_json(text: str) -> _af.MapResult:
+    """Read back what :func:`_to_json` wrote; ValueError if it is anything else."""
     d = json.loads(text)
+    if not isinstance(d, dict):
+        raise ValueError(f"expected an object, got {type(d).__name__}")
+    names = [f.name for f in fields(_af.MapResult)]
+    bad = [k for k in names if k not in d or not _CHECKS[k](d[k])] + [k for k in d if k not in names]
+    if bad:
+        raise ValueError(f"missing, unexpected or ill-typed fields: {', '.join(bad)}")
     for k in ("energy", "actions", "weight_actions"):
         d[k] = {tuple(key.split("|", 1)): v for key, v in d[k].items()}
     return _af.MapResult(**d)
+
+
+def read_cache[T](path: Path, parse: Callable[[str], T]) -> T | None:
+    """``parse`` of the cache entry at ``path``; None (after a one-line warning on stderr) if
+    it cannot be read or parsed: a corrupt entry is a miss, not a failure of every rerun.
+    ``parse`` raises ValueError, TypeError or KeyError on anything it was not written as."""
+    try:
+        return parse(path.read_text())
+    except (OSError, ValueError, TypeError, KeyError) as e:  # a directory, JSON, UTF-8, fields
+        print(f"cimco: warning: cache entry {path} is corrupt ({type(e).__name__}: {e}); remapping",
+              file=sys.stderr)
+        return None
+
+
+def write_cache(path: Path, text: str) -> None:
+    """Write (or overwrite) a cache entry atomically, even one that was made a directory."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    write_atomic(path, text)
 
 
 @dataclass
@@ -80,20 +136,42 @@ class LayerRun:
     latency_by_component: dict[str, float]
 
 
-def map_one(system: SystemSpec, bits: Bits, einsum: dict) -> _af.MapResult:
-    """One AccelForge mapping on ``system`` in a private scratch dir (also a worker task)."""
-    with _af.scratch_cwd():
+def map_one(system: SystemSpec, bits: Bits, einsum: dict, scratch: Path | None = None) -> _af.MapResult:
+    """One AccelForge mapping on ``system`` in a private dir under ``scratch`` (default: the
+    system temp dir), removed afterwards (also a worker task)."""
+    with _af.scratch_cwd(scratch):
         return _af.map_layer(arch.build_nodes(system, bits), einsum, bits)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: exit when the process that started the pool is gone (killed
+    with SIGKILL it cannot stop its workers, which would map on for minutes)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+    if os.getppid() != parent:  # died before prctl took effect (or prctl is not there)
+        os._exit(1)
+
+    def watch() -> None:  # the portable fallback
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | None,
                  progress: bool = True, jobs: int = 1,
-                 masks: dict[str, np.ndarray] | None = None) -> list[LayerRun]:
+                 masks: dict[str, np.ndarray] | None = None,
+                 scratch: Path | None = None) -> list[LayerRun]:
     """Map each distinct layer once (from cache when possible); one LayerRun per layer.
 
     With ``jobs > 1`` distinct layers are mapped in that many worker processes (each
     AccelForge run itself uses one job: its own pool is slower on small machines), the
-    largest layers first so the workers finish together.
+    largest layers first so the workers finish together. AccelForge runs in dirs under
+    ``scratch`` (default ``cache_dir/.scratch``, or the system temp dir without a cache).
     """
     from tqdm import tqdm
 
@@ -109,12 +187,16 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
         plan.setdefault(key, (layer, bits, einsum))
         keys.append(key)
         sparse.append(sp)
+    if scratch is None and cache_dir:
+        scratch = cache_dir / ".scratch"
+    remove_stale_scratch(scratch or tempfile.gettempdir())
     results: dict[str, tuple[_af.MapResult, bool]] = {}
     todo = []
     for key in plan:
         path = cache_dir / f"{key}.json" if cache_dir else None
-        if path and path.exists():
-            results[key] = (_from_json(path.read_text()), True)
+        r = read_cache(path, _from_json) if path and path.exists() else None
+        if r is not None:
+            results[key] = (r, True)
         else:
             todo.append(key)
     todo.sort(key=lambda k: -plan[k][0].macs)
@@ -123,21 +205,17 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
 
     def done(key: str, r: _af.MapResult) -> None:
         if cache_dir:
-            write_atomic(cache_dir / f"{key}.json", _to_json(r))
+            write_cache(cache_dir / f"{key}.json", _to_json(r))
         results[key] = (r, False)
         bar.set_postfix_str(plan[key][0].name)
         bar.update()
 
-    if jobs <= 1 or len(todo) <= 1:
-        for key in todo:
-            _, bits, einsum = plan[key]
-            done(key, map_one(system, bits, einsum))
+    tasks = {k: (system, plan[k][1], plan[k][2], scratch) for k in todo}
+    if jobs <= 1 or len(tasks) <= 1:
+        for key, task in tasks.items():
+            done(key, map_one(*task))
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
-            futures = {pool.submit(map_one, system, plan[k][1], plan[k][2]): k for k in todo}
-            for f in as_completed(futures):
-                done(futures[f], f.result())
+        _map_in_pool(tasks, done, jobs, scratch)
     bar.close()
     runs = []
     for layer, key, sp in zip(workload.layers, keys, sparse):
@@ -150,3 +228,26 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
         runs.append(LayerRun(layer, workload.layer_bits(layer), r, cached, sp, actions, latency,
                              by_comp))
     return runs
+
+
+def _map_in_pool(tasks: dict[str, tuple], done, jobs: int, scratch: Path | None) -> None:
+    """``done(key, map_one(*task))`` for each task, in spawned worker processes.
+
+    On any error or interrupt (a failed layer, Ctrl-C, SIGTERM turned into SystemExit) the
+    workers are terminated at once rather than left to finish their layers, and their
+    scratch dirs are removed.
+    """
+    before = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    try:
+        futures = {pool.submit(map_one, *task): k for k, task in tasks.items()}
+        for f in as_completed(futures):
+            done(futures[f], f.result())
+    except BaseException:
+        for p in set(multiprocessing.active_children()) - before:
+            p.terminate()
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
+        remove_stale_scratch(scratch or tempfile.gettempdir())

@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cimco import _af, arch
-from cimco.io import write_atomic
-from cimco.mapping import LayerRun, cache_key
+from cimco.mapping import LayerRun, cache_key, read_cache, write_cache
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
 
@@ -37,8 +36,10 @@ def component_tables(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path
     einsum = _af.einsum_of(layer)
     path = cache_dir / f"{cache_key(system, einsum, bits)}.tables.json" if cache_dir else None
     if path and path.exists():
-        return Tables(**json.loads(path.read_text()))
-    with _af.scratch_cwd():
+        cached = read_cache(path, _tables_from_json)
+        if cached is not None:
+            return cached
+    with _af.scratch_cwd(cache_dir / ".scratch" if cache_dir else None):
         ert, art = _af.component_costs(arch.build_nodes(system, bits), einsum, bits)
     tables = Tables(ert=ert, art={c: v["total_area_m2"] for c, v in art.items()})
     im = system.index_memory
@@ -50,8 +51,20 @@ def component_tables(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path
         tables.ert["IndexMemory"] = {"read": model.read().energy}
         tables.art["IndexMemory"] = model.area * system.n_macros
     if path:
-        write_atomic(path, json.dumps(asdict(tables)))
+        write_cache(path, json.dumps(asdict(tables)))
     return tables
+
+
+def _tables_from_json(text: str) -> Tables:
+    """A cached Tables, checked: anything else raises ValueError (and is remapped)."""
+    d = json.loads(text)
+    ok = (isinstance(d, dict) and set(d) == {"ert", "art"} and isinstance(d["ert"], dict)
+          and isinstance(d["art"], dict)
+          and all(isinstance(a, dict) and all(isinstance(e, float) for e in a.values()) for a in d["ert"].values())
+          and all(isinstance(v, float) for v in d["art"].values()))
+    if not ok:
+        raise ValueError("not the component tables cimco writes")
+    return Tables(**d)
 
 
 def _sparsity(sp) -> dict | None:

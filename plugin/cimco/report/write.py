@@ -110,7 +110,7 @@ def _art(tables: Tables, system: str) -> str:
 
 def write_all(report: dict, tables: Tables, out: Path) -> list[Path]:
     files = {
-        "report.json": json.dumps(report, indent=2),
+        "report.json": json.dumps(report, indent=2, allow_nan=False),
         "layers.csv": _csv(report),
         "report.md": _markdown(report),
         "energy_by_component.png": _png(report),
