@@ -178,7 +178,7 @@ def _bad_member() -> bytes:
     (_npz(), "has no array named 'b'"),
     (_truncated_zip(), "cannot read mask file"),
     (_renamed_npy(), "a single .npy array"),
-    (_bad_member(), "not a numpy array"),
+    (_bad_member(), "cannot read mask file"),
     (b"PK\x03\x04" + b"\0" * 100, "cannot read mask file"),
     (_npz(b=np.array(["x"] * 320).reshape(10, 32)), "got dtype <U1"),
     (_npz(b=np.zeros((10, 32), dtype=[("a", "i4"), ("b", "f4")])), "got dtype"),
@@ -271,3 +271,93 @@ def test_report_of_a_damaged_report(tmp_path: Path, capsys, content: str) -> Non
     (tmp_path / "report.json").write_text(content)
     code, err = _run(capsys, "report", str(tmp_path))
     assert code == 2 and "not a cimco report" in err
+
+
+SMALL = """\
+kind: workload
+name: small
+source: test
+layers:
+  - {name: l1, type: conv, in_channels: 16, out_channels: 16, input_hw: [8, 8], kernel: 3, padding: 1}
+"""
+
+
+def test_buffer_too_small_for_any_mapping_names_the_field(tmp_path: Path, capsys) -> None:
+    sysf = tmp_path / "sys.yaml"
+    sysf.write_text(SYSTEM.replace("size_bits: 2097152", "size_bits: 8").replace(
+        "macro: mars_macro_28nm.yaml", f"macro: {ROOT / 'arch_specs/mars_macro_28nm.yaml'}"))
+    (tmp_path / "w.yaml").write_text(SMALL)
+    code, err = _run(capsys, "map", "--system", str(sysf), "--workload", str(tmp_path / "w.yaml"),
+                     "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 2
+    assert "sys.yaml: global_buffer.size_bits: too small for any mapping of layer 'l1'" in err
+    assert "<SEP>" not in err and "pmappings" not in err  # no upstream dump
+
+
+def test_layer_past_the_time_limit_is_named(tmp_path: Path, capsys) -> None:
+    huge = SMALL.replace("in_channels: 16, out_channels: 16, input_hw: [8, 8]",
+                         "in_channels: 1048576, out_channels: 1048576, input_hw: [65536, 65536]")
+    (tmp_path / "w.yaml").write_text(huge)
+    code, err = _run(capsys, "map", "--system", str(ROOT / "arch_specs/mars_system.yaml"), "--workload",
+                     str(tmp_path / "w.yaml"), "--out", str(tmp_path / "out"), "--quiet", "--layer-timeout", "3")
+    assert code == 2
+    assert "w.yaml: layers[0]: layer 'l1' (conv 1048576->1048576 channels" in err
+    assert "mapping took longer than 3 s; raise --layer-timeout" in err
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_worker_memory_cap_turns_a_blowup_into_memory_error() -> None:
+    """The pool's initializer caps the address space: an allocation past it fails in Python
+    (and map_one reports it as a LimitError) instead of taking the machine down."""
+    import subprocess
+    import sys
+
+    code = ("import os, numpy as np\n"
+            "from cimco.mapping import _worker_init\n"
+            "_worker_init(os.getppid(), 3 * 2**30)\n"
+            "try:\n    np.ones(2**32, dtype=np.uint8)\nexcept MemoryError:\n    print('capped')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "capped", out.stderr[-500:]
+
+
+def _claims_huge_array() -> bytes:
+    """A ~200-byte .npz whose member's header claims 2^44 bools (16 TiB)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        head = io.BytesIO()
+        np.lib.format.write_array_header_1_0(head, {"descr": "|b1", "fortran_order": False,
+                                                    "shape": (2**22, 2**22)})
+        z.writestr("b.npy", b"\x93NUMPY\x01\x00" + head.getvalue()[8:])
+    return buf.getvalue()
+
+
+def _zip_bomb() -> bytes:
+    """A few MB that unpack to 1 GiB: a (2^15, 2^15) bool array of zeros, compressed."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        with z.open("b.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "|b1", "fortran_order": False,
+                                                     "shape": (2**15, 2**15)})
+            chunk = bytes(2**24)
+            for _ in range(2**30 // 2**24):
+                f.write(chunk)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("make", [_claims_huge_array, _zip_bomb])
+def test_mask_member_is_checked_before_it_is_read(tmp_path: Path, make) -> None:
+    """The header is read first: a wrong shape is refused without unpacking (bounded memory)."""
+    import resource
+
+    from cimco.errors import SpecError
+    from cimco.sparse.masks import resolve
+    from cimco.spec import load_pair
+
+    (tmp_path / "m.npz").write_bytes(make())
+    w = tmp_path / "w.yaml"
+    w.write_text(WORKLOAD.replace("type: linear,", "type: linear, sparsity: {mask: m.npz},"))
+    system, workload = load_pair(ROOT / "arch_specs/mars_system.yaml", w)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(SpecError, match=r"does not match the weight shape \(10, 32\)"):
+        resolve(system, workload, w)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # kB

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from copy import deepcopy
 from dataclasses import dataclass
@@ -139,8 +140,14 @@ def map_layer(nodes: list[dict], einsum: dict, bits) -> MapResult:
             pm = make_pmappings(spec, print_progress=False)
             res = join_pmappings(pm, require_all_einsums=False, print_progress=False,
                                  metrics=spec.mapper.metrics)
-        except Exception as e:  # AccelForge raises many types; keep its message
-            raise MappingError(f"AccelForge could not map {einsum['einsum']!r}: {e}") from e
+        except MemoryError:
+            raise
+        except Exception as e:  # AccelForge raises many types; keep its first line
+            text = str(e)
+            # "... no pmappings ..." lists keep rates per cause; a memory at 0 pruned everything
+            full = tuple(sorted(set(re.findall(r"usage<SEP>memory<SEP>(\w+): 0\.00e\+00", text))))
+            first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+            raise MappingError(f"AccelForge could not map {einsum['einsum']!r}: {first[:300]}", full) from e
         if len(res.data) == 0:
             raise MappingError(f"AccelForge found no valid mapping for {einsum['einsum']!r}")
         local = deepcopy(spec)

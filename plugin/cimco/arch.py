@@ -25,6 +25,8 @@ from cimco.spec.workload import Bits
 
 # The parts inside each macro (below the macro fanout), as named in the node list.
 MACRO_PARTS = ("WordlineDriver", "ADC", "ShiftAdd", "CellArray")
+# The system-spec field that sizes each bounded memory node (for errors naming the spec).
+SPEC_FIELDS = {"GlobalBuffer": "global_buffer.size_bits", "CellArray": "macro.rows"}
 # Rank variables of output positions; a fanout that splits these copies weights.
 OUTPUT_POSITION_RANKS = "{p, q, t}"
 

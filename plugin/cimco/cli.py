@@ -11,7 +11,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from cimco.errors import CimcoError, ExportError, Problem, SpecError
+from cimco.errors import CimcoError, ExportError, LimitError, MappingError, Problem, SpecError
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -62,7 +62,7 @@ def _run_in(out: Path, cache: Path | None):
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from cimco.mapping import map_workload
+    from cimco.mapping import Limits, map_workload
     from cimco.report import build_report, component_tables
     from cimco.report.write import summary_rows, totals_line, write_all
     from cimco.sparse.masks import resolve
@@ -72,9 +72,13 @@ def cmd_map(args: argparse.Namespace) -> int:
     masks = resolve(system, workload, args.workload)
     out = Path(args.out)
     cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
+    limits = Limits(timeout_s=args.layer_timeout, memory_bytes=int(args.layer_memory_gb * 2**30))
     with _run_in(out, cache) as scratch:
-        runs = map_workload(system, workload, cache, progress=not args.quiet, jobs=args.jobs,
-                            masks=masks, scratch=scratch)
+        try:
+            runs = map_workload(system, workload, cache, progress=not args.quiet, jobs=args.jobs,
+                                masks=masks, scratch=scratch, limits=limits, isolate=True)
+        except (MappingError, LimitError) as e:
+            raise _unmappable(e, workload, args.workload, args.system) from None
         tables = component_tables(system, workload, cache)
         report = build_report(system, workload, runs, tables)
         write_all(report, tables, out)
@@ -86,6 +90,25 @@ def cmd_map(args: argparse.Namespace) -> int:
         print(f"{len(runs)} layers ({n_cached} from cache); wrote report.json, layers.csv, "
               f"report.md, energy_by_component.png, ERT.yaml, ART.yaml to {out}")
     return 0
+
+
+def _unmappable(e: MappingError | LimitError, workload, workload_file: str, system_file: str) -> CimcoError:
+    """A layer AccelForge could not map, as the user's problem when the spec caused it: a
+    memory the spec sizes left no mapping (named by its field), or a limit was passed."""
+    from cimco.arch import SPEC_FIELDS
+
+    if isinstance(e, MappingError) and not e.full:
+        return e  # not traced to the spec: an internal error (exit 1)
+    i, layer = next((i, x) for i, x in enumerate(workload.layers) if x.name == e.layer)
+    shape = (f"{layer.type} {layer.in_channels}->{layer.out_channels} channels, input "
+             f"{layer.input_hw[0]}x{layer.input_hw[1]}, kernel {layer.kernel_hw[0]}x{layer.kernel_hw[1]}, "
+             f"{layer.macs:,} MACs")
+    if isinstance(e, LimitError):
+        return SpecError([Problem(workload_file, f"layers[{i}]", f"layer {layer.name!r} ({shape}): {e}; "
+                                  f"raise --layer-timeout / --layer-memory-gb, or split the layer")])
+    fields = ", ".join(SPEC_FIELDS.get(c, c) for c in e.full)
+    return SpecError([Problem(system_file, fields, f"too small for any mapping of layer {layer.name!r} "
+                              f"({shape}) in {workload_file}: every candidate overflowed {', '.join(e.full)}")])
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -298,6 +321,10 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--jobs", type=_count, default=default_jobs(),
                    help="worker processes mapping distinct layers in parallel (default: CPUs)")
     m.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    m.add_argument("--layer-timeout", type=_positive, default=1800.0, metavar="SECONDS",
+                   help="most wall time AccelForge may take to map one layer (default 1800)")
+    m.add_argument("--layer-memory-gb", type=_positive, default=8.0, metavar="GB",
+                   help="most memory (address space) one mapping worker may use (default 8)")
     m.set_defaults(func=cmd_map)
 
     r = sub.add_parser("report", help="print the summary of an existing report directory")

@@ -44,7 +44,29 @@ class ExportError(CimcoError):
 
 
 class MappingError(CimcoError):
-    """AccelForge could not map a layer onto the architecture."""
+    """AccelForge could not map a layer onto the architecture.
+
+    ``full`` components left no candidate mapping (each too small for the layer's tiles);
+    ``layer`` names the workload layer, once known. An empty ``full`` means the cause is
+    not a capacity the spec sets: an internal error."""
+
+    def __init__(self, message: str, full: tuple[str, ...] = (), layer: str | None = None):
+        super().__init__(message)
+        self.full, self.layer = full, layer
+
+    def __reduce__(self):  # raised in worker processes: keep the fields across pickling
+        return type(self), (str(self), self.full, self.layer)
+
+
+class LimitError(CimcoError):
+    """Mapping one layer went past its time or memory limit (a user error: exit code 2)."""
+
+    def __init__(self, message: str, layer: str | None = None):
+        super().__init__(message)
+        self.layer = layer
+
+    def __reduce__(self):
+        return type(self), (str(self), self.layer)
 
 
 class DoctorError(CimcoError):

@@ -14,6 +14,7 @@ so scratch left by a killed run is removed by the next one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -26,12 +27,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from cimco import _af, arch
+from cimco.errors import LimitError, MappingError
 from cimco.io import remove_stale_scratch, write_atomic
 from cimco.sparse import transform
 from cimco.sparse.layout import Geometry
@@ -136,16 +139,60 @@ class LayerRun:
     latency_by_component: dict[str, float]
 
 
-def map_one(system: SystemSpec, bits: Bits, einsum: dict, scratch: Path | None = None) -> _af.MapResult:
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on mapping one layer, enforced from outside AccelForge (its own limits can kill
+    the process silently): wall time by SIGALRM in the mapping process's main thread, address
+    space by RLIMIT_AS in worker processes. A layer past either is a LimitError naming it."""
+
+    timeout_s: float | None = None
+    memory_bytes: int | None = None
+
+
+class _Timeout(BaseException):  # not an Exception: AccelForge's and _af's handlers let it through
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout
+
+
+def map_one(system: SystemSpec, bits: Bits, einsum: dict, scratch: Path | None = None,
+            timeout_s: float | None = None) -> _af.MapResult:
     """One AccelForge mapping on ``system`` in a private dir under ``scratch`` (default: the
-    system temp dir), removed afterwards (also a worker task)."""
-    with _af.scratch_cwd(scratch):
-        return _af.map_layer(arch.build_nodes(system, bits), einsum, bits)
+    system temp dir), removed afterwards (also a worker task); at most ``timeout_s`` seconds
+    when run in a main thread."""
+    timed = timeout_s is not None and threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGALRM, _alarm) if timed else None
+    try:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        with _af.scratch_cwd(scratch):
+            return _af.map_layer(arch.build_nodes(system, bits), einsum, bits)
+    except _Timeout:
+        raise LimitError(f"mapping took longer than {timeout_s:g} s") from None
+    except MemoryError:
+        raise LimitError("mapping ran out of memory") from None
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+
+def _worker_init(parent: int, memory_bytes: int | None) -> None:
+    """Pool worker initializer: die with the parent; cap the address space."""
+    _die_with_parent(parent)
+    if memory_bytes:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        soft = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def _die_with_parent(parent: int) -> None:
-    """Worker initializer: exit when the process that started the pool is gone (killed
-    with SIGKILL it cannot stop its workers, which would map on for minutes)."""
+    """Exit when the process that started the pool is gone (killed with SIGKILL it cannot
+    stop its workers, which would map on for minutes)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -165,13 +212,16 @@ def _die_with_parent(parent: int) -> None:
 def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | None,
                  progress: bool = True, jobs: int = 1,
                  masks: dict[str, np.ndarray] | None = None,
-                 scratch: Path | None = None) -> list[LayerRun]:
+                 scratch: Path | None = None, limits: Limits = Limits(),
+                 isolate: bool = False) -> list[LayerRun]:
     """Map each distinct layer once (from cache when possible); one LayerRun per layer.
 
-    With ``jobs > 1`` distinct layers are mapped in that many worker processes (each
-    AccelForge run itself uses one job: its own pool is slower on small machines), the
-    largest layers first so the workers finish together. AccelForge runs in dirs under
-    ``scratch`` (default ``cache_dir/.scratch``, or the system temp dir without a cache).
+    With ``jobs > 1`` (or ``isolate``, as the CLI does, so that ``limits.memory_bytes``
+    applies) distinct layers are mapped in that many worker processes (each AccelForge run
+    itself uses one job: its own pool is slower on small machines), the largest layers first
+    so the workers finish together. AccelForge runs in dirs under ``scratch`` (default
+    ``cache_dir/.scratch``, or the system temp dir without a cache). A layer that fails
+    raises MappingError or LimitError with its name in ``.layer``.
     """
     from tqdm import tqdm
 
@@ -210,13 +260,16 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
         bar.set_postfix_str(plan[key][0].name)
         bar.update()
 
-    tasks = {k: (system, plan[k][1], plan[k][2], scratch) for k in todo}
-    if jobs <= 1 or len(tasks) <= 1:
-        for key, task in tasks.items():
-            done(key, map_one(*task))
-    else:
-        _map_in_pool(tasks, done, jobs, scratch)
-    bar.close()
+    tasks = {k: (system, plan[k][1], plan[k][2], scratch, limits.timeout_s) for k in todo}
+    try:
+        if tasks and (isolate or (jobs > 1 and len(tasks) > 1)):
+            _map_in_pool(tasks, done, jobs, scratch, limits.memory_bytes, lambda k: plan[k][0].name)
+        else:
+            for key, task in tasks.items():
+                with _naming(plan[key][0].name):
+                    done(key, map_one(*task))
+    finally:
+        bar.close()
     runs = []
     for layer, key, sp in zip(workload.layers, keys, sparse):
         r, cached = results[key]
@@ -230,7 +283,18 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
     return runs
 
 
-def _map_in_pool(tasks: dict[str, tuple], done, jobs: int, scratch: Path | None) -> None:
+@contextlib.contextmanager
+def _naming(layer: str):
+    """Put the layer's name on a MappingError or LimitError raised inside."""
+    try:
+        yield
+    except (MappingError, LimitError) as e:
+        e.layer = e.layer or layer
+        raise
+
+
+def _map_in_pool(tasks: dict[str, tuple], done, jobs: int, scratch: Path | None,
+                 memory_bytes: int | None, name: Callable[[str], str]) -> None:
     """``done(key, map_one(*task))`` for each task, in spawned worker processes.
 
     On any error or interrupt (a failed layer, Ctrl-C, SIGTERM turned into SystemExit) the
@@ -238,12 +302,20 @@ def _map_in_pool(tasks: dict[str, tuple], done, jobs: int, scratch: Path | None)
     scratch dirs are removed.
     """
     before = set(multiprocessing.active_children())
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(max_workers=max(1, min(jobs, len(tasks))),
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(), memory_bytes))
     try:
         futures = {pool.submit(map_one, *task): k for k, task in tasks.items()}
         for f in as_completed(futures):
-            done(futures[f], f.result())
+            with _naming(name(futures[f])):
+                try:
+                    r = f.result()
+                except BrokenProcessPool:  # a worker died: native code past RLIMIT_AS, or killed
+                    busy = sorted({name(futures[g]) for g in futures if not g.done() or g is f})
+                    raise LimitError(f"a mapping worker died (out of memory?) while mapping "
+                                     f"{', '.join(busy[:4])}") from None
+            done(futures[f], r)
     except BaseException:
         for p in set(multiprocessing.active_children()) - before:
             p.terminate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,36 +19,52 @@ from cimco.spec.workload import WorkloadSpec
 MAX_MASK_FILE_BYTES = 2**30
 
 
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file (no pickles); a file that is not one is a SpecError."""
-    data = read_regular(path, MAX_MASK_FILE_BYTES, "mask file")
-    try:
-        z = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as e:  # numpy raises many types on a file that is not an archive
-        raise _unreadable(path, e) from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise SpecError([Problem(clip(str(path)), "", "cannot read mask file: a single .npy array, "
-                                 "expected an .npz of arrays named after the layers")])
-    with z:
+class MaskArchive:
+    """An ``.npz`` of masks, read one member at a time: a member's ``.npy`` header (shape and
+    dtype) is checked before its data is read, so a small file claiming a huge array (or a
+    zip bomb) costs nothing. No pickles. Anything that is not such an archive is a SpecError."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        data = read_regular(path, MAX_MASK_FILE_BYTES, "mask file")
+        if data.startswith(b"\x93NUMPY"):
+            raise SpecError([Problem(clip(str(path)), "", "cannot read mask file: a single .npy array, "
+                                     "expected an .npz of arrays named after the layers")])
         try:
-            return {k: z[k] for k in z.files}
-        except Exception as e:  # a damaged member: zip, zlib or npy header errors
-            raise _unreadable(path, e) from None
+            self.zip = zipfile.ZipFile(io.BytesIO(data))
+            self.names = {n.removesuffix(".npy") for n in self.zip.namelist()}
+        except Exception as e:  # zipfile raises several types on a file that is not an archive
+            raise self.unreadable(e) from None
+
+    def unreadable(self, e: Exception, member: str = "") -> SpecError:
+        where = f"[{member!r}]" if member else ""
+        return SpecError([Problem(clip(str(self.path)) + where, "", f"cannot read mask file: {type(e).__name__}: "
+                                  f"{clip(str(e))} (expected an .npz of arrays, as numpy.savez writes)")])
+
+    def _open(self, name: str):
+        return self.zip.open(name + ".npy" if name + ".npy" in self.zip.namelist() else name)
+
+    def header(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        try:
+            with self._open(name) as f:
+                version = np.lib.format.read_magic(f)
+                shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0(f))
+        except Exception as e:  # not an .npy member: bad magic, header or compression
+            raise self.unreadable(e, name) from None
+        return tuple(shape), dtype
+
+    def array(self, name: str) -> np.ndarray:
+        try:
+            with self._open(name) as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+        except Exception as e:  # truncated or damaged data
+            raise self.unreadable(e, name) from None
 
 
-def _unreadable(path: Path, e: Exception) -> SpecError:
-    return SpecError([Problem(clip(str(path)), "", f"cannot read mask file: {type(e).__name__}: "
-                              f"{clip(str(e))} (expected an .npz of arrays, as numpy.savez writes)")])
-
-
-def _mask_problem(mask: np.ndarray) -> str | None:
-    """Why an array cannot be a mask (non-zero = kept), or None."""
-    if not isinstance(mask, np.ndarray):  # numpy hands back the raw bytes of a non-array member
-        return "not a numpy array (a damaged or foreign archive member)"
-    if mask.dtype.kind not in "biuf":
-        return f"expected a bool, integer or float array, got dtype {mask.dtype}"
-    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
-        return "contains NaN or infinite values (neither kept nor pruned)"
+def _dtype_problem(dtype: np.dtype) -> str | None:
+    if dtype.kind not in "biuf" or dtype.fields is not None:
+        return f"expected a bool, integer or float array, got dtype {clip(str(dtype), 80)}"
     return None
 
 
@@ -57,7 +74,7 @@ def resolve(system: SystemSpec, workload: WorkloadSpec, workload_path: str | Pat
     base = Path(workload_path).parent
     masks: dict[str, np.ndarray] = {}
     problems: list[Problem] = []
-    archives: dict[str, dict | None] = {}
+    archives: dict[str, MaskArchive | None] = {}
     for i, layer in enumerate(workload.layers):
         sp = layer.sparsity
         if sp is None:
@@ -72,32 +89,31 @@ def resolve(system: SystemSpec, workload: WorkloadSpec, workload_path: str | Pat
                                          sp.seed, n=sp.n, m=sp.m)
             continue
         npz = base / sp.mask
-        if sp.mask not in archives:
-            try:
-                archives[sp.mask] = read_npz(npz)
-            except SpecError as e:
-                problems += [Problem(file, f"{path}.mask", f"layer {layer.name!r}: {p.file}: {p.message}")
-                             for p in e.problems]
+        where = f"{path}.mask"
+        try:
+            if sp.mask not in archives:
                 archives[sp.mask] = None
+                archives[sp.mask] = MaskArchive(npz)
+            archive = archives[sp.mask]
+            if archive is None:  # unreadable: reported once
                 continue
-        arrays = archives[sp.mask]
-        if arrays is None:  # unreadable: reported once
-            continue
-        if layer.name not in arrays:
-            problems.append(Problem(file, f"{path}.mask", f"layer {layer.name!r}: {npz} has no array "
-                                    f"named {layer.name!r} (has {short(sorted(arrays)[:5], 200)})"))
-            continue
-        mask = arrays[layer.name]
-        bad = _mask_problem(mask)
-        if bad:
-            problems.append(Problem(file, f"{path}.mask", f"layer {layer.name!r}: {npz}[{layer.name!r}]: {bad}"))
-            continue
-        want = weight_shape(layer)
-        if mask.shape != want:
-            problems.append(Problem(file, f"{path}.mask", f"layer {layer.name!r}: mask shape "
-                                    f"{tuple(mask.shape)} does not match the weight shape {want}"))
-            continue
-        masks[layer.name] = mask != 0
+            if layer.name not in archive.names:
+                problems.append(Problem(file, where, f"layer {layer.name!r}: {clip(str(npz))} has no array "
+                                        f"named {layer.name!r} (has {short(sorted(archive.names)[:5], 200)})"))
+                continue
+            shape, dtype = archive.header(layer.name)
+            want = weight_shape(layer)
+            bad = _dtype_problem(dtype) or (None if shape == want else f"mask shape {shape} does not match "
+                                            f"the weight shape {want}")
+            mask = None if bad else archive.array(layer.name)
+            if mask is not None and mask.dtype.kind == "f" and not np.isfinite(mask).all():
+                bad = "contains NaN or infinite values (neither kept nor pruned)"
+            if bad:
+                problems.append(Problem(file, where, f"layer {layer.name!r}: {clip(str(npz))}[{layer.name!r}]: {bad}"))
+                continue
+            masks[layer.name] = mask != 0
+        except SpecError as e:
+            problems += [Problem(file, where, f"layer {layer.name!r}: {p.file}: {p.message}") for p in e.problems]
     if problems:
         raise SpecError(problems)
     return masks

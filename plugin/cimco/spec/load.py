@@ -47,7 +47,7 @@ def read_regular(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
             raise SpecError([Problem(file, "", f"{what} is {st.st_size:,} bytes; cimco reads at most "
                                      f"{max_bytes:,}")])
         with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(max_bytes + 1)
+            data = f.read(st.st_size + 1)
     finally:
         os.close(fd)
     if len(data) > max_bytes:  # grew while being read
@@ -102,6 +102,19 @@ class _Bound(Exception):
     pass
 
 
+def _bracket_depth(text: str) -> int:
+    """Deepest nesting of flow brackets, counted on the raw text (quotes ignored: an upper
+    bound, used only to refuse absurd depths before parsing)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
 def parse_yaml(data: bytes, file: str) -> Any:
     """Parse one YAML document safely: UTF-8 only, bounded size, depth and aliases."""
     try:
@@ -111,6 +124,8 @@ def parse_yaml(data: bytes, file: str) -> Any:
                                  f"text file")]) from None
     if "\x00" in text:
         raise SpecError([Problem(file, "", "contains NUL bytes: a spec must be a YAML text file")])
+    if _bracket_depth(text) > 4 * MAX_YAML_DEPTH:  # PyYAML would take seconds to find out
+        raise SpecError([Problem(file, "", f"refused: nested deeper than {MAX_YAML_DEPTH} levels")])
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -18,7 +18,7 @@ from cimco.spec._base import Bounded, Strict
 # Physical quantities in SI units, finite, in ranges no real SRAM CIM design leaves (a value
 # outside is a unit mistake far more often than a design: 65 meaning 65 nm, say).
 Metres = Annotated[float, Field(ge=1e-9, le=1e-6)]  # technology node: 1 nm .. 1 um
-Volts = Annotated[float, Field(gt=0.0, le=5.0)]
+Volts = Annotated[float, Field(ge=0.1, le=5.0)]
 Seconds = Annotated[float, Field(ge=1e-12, le=1e-3)]  # one array cycle: 1 ps .. 1 ms
 
 
