@@ -349,3 +349,137 @@ def test_matmul_layers_get_input_densities() -> None:
     with torch.no_grad():  # the matmul of activations streams its left operand, (relu(x) @ w)^T
         left = torch.cat([(torch.relu(b) @ model.w).flatten() for b in batches])
     assert dens["matmul"] == pytest.approx(float((left != 0).sum()) / left.numel(), abs=1e-6)
+
+
+# --- the dataflow graph: inputs and residual, written by hand per model ----------------------
+
+def _graph(model: nn.Module, shape: tuple[int, ...]) -> dict[str, dict]:
+    """Every layer's graph fields as exported (none written: a chain link)."""
+    return {name: {k: x[k] for k in ("inputs", "residual") if k in x} for name, x in _layers(model, shape).items()}
+
+
+class Chain(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 2 * 2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(torch.relu(self.b(F.dropout(torch.relu(self.a(x)), 0.5, False))), 2)
+        return self.fc(x.view(1, -1) * 0.5)
+
+
+class IdentitySkip(nn.Module):  # stem, then a block whose input is added to its second conv's output
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.c1, self.c2 = (nn.Conv2d(4, 4, 3, padding=1) for _ in range(3))
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        out = self.c2(torch.relu(self.c1(x)))
+        out += x  # in place
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(torch.relu(out), 1), 1))
+
+
+class Shortcut(nn.Module):  # a 1x1 shortcut conv, run before (first) or after the main branch
+    def __init__(self, first: bool) -> None:
+        super().__init__()
+        self.first = first
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.c1 = nn.Conv2d(4, 8, 3, 2, 1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.short = nn.Conv2d(4, 8, 1, 2)
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        s = self.short(x) if self.first else None
+        out = self.c2(torch.relu(self.c1(x)))
+        return self.head(torch.relu(out + (s if self.first else self.short(x))))
+
+
+class Branches(nn.Module):  # two branches on the stem's output, concatenated
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 1)
+        self.left = nn.Conv2d(4, 4, 3, padding=1)
+        self.right = nn.Conv2d(4, 4, 1)
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        return self.head(torch.cat([self.left(x), F.avg_pool2d(self.right(x), 3, 1, 1)], 1))
+
+
+class PooledSkip(nn.Module):  # the stem's output, pooled, skips two strided convs
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.down = nn.Conv2d(4, 4, 3, 2, 1)
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 4 * 4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        y = self.conv(torch.relu(self.down(x))) + F.max_pool2d(x, 2)
+        return self.fc(torch.flatten(y, 1))
+
+
+class Attention(nn.Module):  # q, k, v from three linears on the input; scores are activation matmuls
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.proj = (nn.Linear(8, 8) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        scores = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, -1)
+        return self.proj(scores @ v) + v
+
+
+class AddTwice(nn.Module):  # one module run twice, its first output added to the second's
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+        self.out = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return self.out(torch.relu(self.fc(y) + y))
+
+
+@pytest.mark.parametrize("model, shape, graph", [
+    (Chain(), (1, 3, 4, 4), {"a": {}, "b": {}, "fc": {}}),
+    (IdentitySkip(), (1, 4, 6, 6), {"stem": {}, "c1": {}, "c2": {"residual": ["stem"]}, "fc": {}}),
+    (Shortcut(False), (1, 3, 8, 8),
+     {"stem": {}, "c1": {}, "c2": {}, "short": {"inputs": ["stem"], "residual": ["c2"]}, "head": {}}),
+    (Shortcut(True), (1, 3, 8, 8),
+     {"stem": {}, "short": {}, "c1": {"inputs": ["stem"]}, "c2": {"residual": ["short"]}, "head": {}}),
+    (Branches(), (1, 3, 6, 6),
+     {"stem": {}, "left": {}, "right": {"inputs": ["stem"]}, "head": {"inputs": ["left", "right"]}}),
+    (PooledSkip(), (1, 3, 8, 8), {"stem": {}, "down": {}, "conv": {"residual": ["stem"]}, "fc": {}}),
+    (Attention(), (1, 5, 8),
+     {"q": {}, "k": {"inputs": []}, "v": {"inputs": []}, "matmul": {"inputs": ["q", "k"]},
+      "matmul#2": {"inputs": ["v", "matmul"]}, "proj": {"residual": ["v"]}}),
+    (AddTwice(), (1, 6), {"fc": {}, "fc#2": {"residual": ["fc"]}, "out": {}}),
+], ids=["chain", "identity_skip", "shortcut_after", "shortcut_first", "concat", "pooled_skip", "attention",
+        "module_twice"])
+def test_dataflow_graph_by_hand(model: nn.Module, shape: tuple[int, ...], graph: dict) -> None:
+    assert _graph(model, shape) == graph
+
+
+def test_graph_through_slice_assignment_and_addmm() -> None:
+    class Writes(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+            self.w = nn.Parameter(torch.randn(8, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            buf = torch.zeros(2, 8)
+            buf[0, :4], buf[1, 4:] = self.a(x)[0], self.b(x)[0]  # a concatenation: both, no residual
+            return torch.addmm(self.a(x)[0, :3], buf, self.w)  # adds a's second run to its output
+
+    assert _graph(Writes(), (1, 4)) == {"a": {}, "b": {"inputs": []}, "a#2": {"inputs": []},
+                                        "w": {"inputs": ["a", "b"], "residual": ["a#2"]}}

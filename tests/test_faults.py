@@ -49,7 +49,7 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 
 def _entry(**change) -> str:
     r = _af.MapResult(energy_j=1e-6, latency_s=2e-6, computes=256.0, energy={("ADC", "read"): 5e-7},
-                      actions={("ADC", "read"): 64.0}, weight_actions={("DRAM", "read"): 8.0},
+                      actions={("ADC", "read"): 64.0}, tensor_actions={("DRAM", "W", "read"): 8.0},
                       latency_by_component={"ADC": 2e-6}, mapping="m")
     d = json.loads(mapping._to_json(r))
     d.update(change)

@@ -32,6 +32,53 @@ def test_zoo_macs_equal_hand_count(name: str) -> None:
     ex = export(model, example, name)
     assert _macs(ex.workload["layers"]) == _macs(NETS[name]())
     WorkloadSpec.model_validate(ex.workload)
+    shipped = load(ROOT / f"workloads/{name}.yaml")  # the bundled graph is the export's
+    assert [(x.name, x.inputs, x.residual) for x in shipped.layers] == \
+        [(x["name"], x.get("inputs"), x.get("residual", [])) for x in ex.workload["layers"]]
+
+
+def _resnet_graph(blocks: list[int], last: str, shortcut_convs: tuple[int, ...]) -> dict[str, dict]:
+    """The skip connections of a ResNet, from its architecture: each block's input is added
+    to its last conv's output (option A: subsampled and zero-padded where the width doubles),
+    or, where a 1x1 shortcut conv runs (after the main branch, in the zoo), that conv reads
+    the block input and the main branch's output is added to it (stages ``shortcut_convs``)."""
+    graph, prev = {}, "conv1"
+    for stage, n in enumerate(blocks, start=1):
+        for b in range(n):
+            block = f"layer{stage}.{b}"
+            if b == 0 and stage in shortcut_convs:
+                graph[f"{block}.downsample.0"] = {"inputs": [prev], "residual": [f"{block}.{last}"]}
+                prev = f"{block}.downsample.0"
+            else:
+                graph[f"{block}.{last}"] = {"residual": [prev]}
+                prev = f"{block}.{last}"
+    return graph
+
+
+# Hand-written from the papers: residual edges = blocks (ResNet-20: 3 stages x 3 blocks = 9).
+GRAPHS = {
+    "resnet20_cifar": (_resnet_graph([3, 3, 3], "conv2", ()), 9),
+    "resnet56_cifar": (_resnet_graph([9, 9, 9], "conv2", ()), 27),
+    "resnet18_cifar": (_resnet_graph([2, 2, 2, 2], "conv2", (2, 3, 4)), 8),
+    "resnet18_imagenet": (_resnet_graph([2, 2, 2, 2], "conv2", (2, 3, 4)), 8),
+    "resnet50_imagenet": (_resnet_graph([3, 4, 6, 3], "conv3", (1, 2, 3, 4)), 16),
+    "vgg16_cifar": ({}, 0),
+    # stride-1 blocks keeping the width (Sandler et al. Table 2): features 3, 5-6, 8-10, 12-13, 15-16
+    "mobilenetv2_imagenet": ({f"features.{i}.conv.6": {"residual": [f"features.{i - 1}.conv.6"]}
+                              for i in (3, 5, 6, 8, 9, 10, 12, 13, 15, 16)}, 10),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_bundled_graph_by_hand(name: str) -> None:
+    graph, edges = GRAPHS[name]
+    got = {}
+    for x in load(ROOT / f"workloads/{name}.yaml").layers:
+        fields = {k: v for k, v in (("inputs", x.inputs), ("residual", x.residual or None)) if v is not None}
+        if fields:
+            got[x.name] = fields
+    assert got == graph
+    assert sum(len(v.get("residual", [])) for v in graph.values()) == edges
 
 
 def test_shipped_workloads_are_the_zoo_exports() -> None:

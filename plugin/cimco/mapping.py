@@ -15,6 +15,7 @@ so scratch left by a killed run is removed by the next one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -43,7 +44,7 @@ from cimco.spec.workload import Bits, Layer, WorkloadSpec
 
 # Sources whose code shapes what is cached (mappings, and the ERT/ART tables in report/).
 # Sparsity is applied after the cache (sparse/transform.py), so it is not among them.
-_MODEL_SOURCES = ("arch.py", "_af.py", "models/__init__.py", "mapping.py", "report/__init__.py")
+_MODEL_SOURCES = ("arch.py", "_af.py", "models/__init__.py", "mapping.py", "report/__init__.py", "spec/macro.py")
 
 
 def _code_hash() -> str:
@@ -69,8 +70,8 @@ def cache_key(system: SystemSpec, einsum: dict, bits: Bits) -> str:
 
 def _to_json(r: _af.MapResult) -> str:
     d = asdict(r)
-    for k in ("energy", "actions", "weight_actions"):
-        d[k] = {f"{c}|{a}": v for (c, a), v in d[k].items()}
+    for k in ("energy", "actions", "tensor_actions"):
+        d[k] = {"|".join(key): v for key, v in d[k].items()}
     return json.dumps(d)
 
 
@@ -86,8 +87,8 @@ def _table(x: object, pairs: bool) -> bool:
 _CHECKS = {
     "energy_j": _number, "latency_s": _number, "computes": _number,
     "energy": lambda x: _table(x, True), "actions": lambda x: _table(x, True),
-    "weight_actions": lambda x: _table(x, True), "latency_by_component": lambda x: _table(x, False),
-    "mapping": lambda x: isinstance(x, str),
+    "tensor_actions": lambda x: _table(x, True), "latency_by_component": lambda x: _table(x, False),
+    "mapping": lambda x: isinstance(x, str), "column_split": lambda x: isinstance(x, bool),
 }
 
 
@@ -100,8 +101,8 @@ def _from_json(text: str) -> _af.MapResult:
     bad = [k for k in names if k not in d or not _CHECKS[k](d[k])] + [k for k in d if k not in names]
     if bad:
         raise ValueError(f"missing, unexpected or ill-typed fields: {', '.join(bad)}")
-    for k in ("energy", "actions", "weight_actions"):
-        d[k] = {tuple(key.split("|", 1)): v for key, v in d[k].items()}
+    for k in ("energy", "actions", "tensor_actions"):
+        d[k] = {tuple(key.split("|")): v for key, v in d[k].items()}
     return _af.MapResult(**d)
 
 
@@ -168,7 +169,14 @@ def map_one(system: SystemSpec, bits: Bits, einsum: dict, scratch: Path | None =
         if timed:
             signal.setitimer(signal.ITIMER_REAL, timeout_s)
         with _af.scratch_cwd(scratch):
-            return _af.map_layer(arch.build_nodes(system, bits), einsum, bits)
+            try:
+                return _af.map_layer(arch.build_nodes(system, bits), einsum, bits)
+            except MappingError as e:
+                if e.full:  # a memory too small: lifting the column rule would not help
+                    raise
+            # AccelForge could not map under the column rule: map without it, flagged
+            r = _af.map_layer(arch.build_nodes(system, bits, column_split=True), einsum, bits)
+            return dataclasses.replace(r, column_split=True)
     except _Timeout:
         raise LimitError(f"mapping took longer than {timeout_s:g} s") from None
     except MemoryError:
@@ -275,7 +283,7 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
         r, cached = results[key]
         actions, latency, by_comp = r.actions, r.latency_s, r.latency_by_component
         if sp is not None:  # the layer takes as long as its slowest component
-            actions, by_comp = transform.correct(sp, r.actions, r.weight_actions, by_comp,
+            actions, by_comp = transform.correct(sp, r.actions, _af.of_tensor(r, "W"), by_comp,
                                                  layer.positions)
             latency = max(by_comp.values())
         runs.append(LayerRun(layer, workload.layer_bits(layer), r, cached, sp, actions, latency,

@@ -13,7 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cimco import _af, arch
+from cimco import _af, arch, execution
+from cimco.execution import Execution
 from cimco.mapping import LayerRun, cache_key, read_cache, write_cache
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
@@ -78,13 +79,24 @@ def _sparsity(sp) -> dict | None:
             "busy_activations": o.busy, "dense_busy_activations": sp.ref.busy}
 
 
+def tops_per_w_macro(runs: list[LayerRun], ert: dict[str, dict[str, float]]) -> float:
+    """Macro-only efficiency, as macro papers count it: 2 ops per dense MAC over the macros'
+    compute energy (every macro part's ``read``: no weight writes, buffers, DRAM or index codes)."""
+    from cimco.calibrate import macro_compute_energy
+
+    e = sum(macro_compute_energy(r.actions, ert) * r.layer.repeat for r in runs)
+    return OPS_PER_MAC * sum(r.layer.macs * r.layer.repeat for r in runs) / e / 1e12
+
+
 def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
-                 tables: Tables) -> dict:
+                 tables: Tables, masks: dict | None = None, how: Execution | None = None) -> dict:
+    """The report contract for ``runs`` executed as ``how`` says (see :mod:`cimco.execution`)."""
     from cimco import __version__
 
+    runs, plan = execution.apply(system, workload, runs, tables.ert, masks, how)
     layers = []
     by_comp_total: dict[str, float] = {}
-    for run in runs:
+    for i, run in enumerate(runs):
         n = run.layer.repeat
         by_comp: dict[str, float] = {}
         for (comp, action), count in run.actions.items():
@@ -111,6 +123,9 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "energy_by_component": by_comp,
             "action_counts": {f"{c}.{a}": k * n for (c, a), k in run.actions.items()},
             "mapping": run.result.mapping,
+            "column_split": run.result.column_split,
+            "input_on_chip": plan.input_on_chip[i],
+            "output_on_chip": plan.output_on_chip[i],
             "cached": run.cached,
         })
     energy = sum(x["energy_j"] for x in layers)
@@ -131,8 +146,17 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "tops_per_w_executed": OPS_PER_MAC * executed / energy / 1e12,
             # without off-chip DRAM traffic: how chip papers (MARS, CRIMP) count TOPS/W
             "tops_per_w_on_chip": OPS_PER_MAC * dense / (energy - by_comp_total.get("DRAM", 0.0)) / 1e12,
-            "tops": OPS_PER_MAC * dense / latency / 1e12,
-            "fps": 1.0 / latency,
+            "tops_per_w_macro": tops_per_w_macro(runs, tables.ert),
+            "tops": OPS_PER_MAC * dense * execution.throughput_fps(plan, latency) / 1e12,
+            "fps": execution.throughput_fps(plan, latency),
+            "mode": plan.mode,
+            "weights": plan.weights,
+            "batch": plan.batch,
+            "macros_needed": plan.macros_needed,
+            # one programming of every layer's weights (resident weights): not in energy_j
+            "weight_load_j": sum(tables.ert.get(c, {}).get(a, 0.0) * k
+                                 for (c, a), k in plan.weight_load_actions.items()),
+            "column_split_layers": sum(x["column_split"] for x in layers),
             "area_m2": sum(tables.art.values()),
         },
         "layers": layers,

@@ -82,6 +82,13 @@ class Layer(Strict):
     sparsity: Sparsity | None = None
     # Fraction of non-zero inputs (activations) entering the layer; zeros are gated.
     input_density: float = Field(default=1.0, gt=0.0, le=1.0)
+    # The dataflow graph (for on-chip residency of activations). ``inputs``: earlier layers
+    # whose outputs make this layer's input through ops with no macro work (activations,
+    # pooling, adds, concatenation); [] is the network's input; omitted means the previous
+    # layer (a chain). ``residual``: earlier layers whose outputs are added to this layer's
+    # output (skip connections), so they must be kept until this layer has run.
+    inputs: list[str] | None = Field(default=None, max_length=64)
+    residual: list[str] = Field(default=[], max_length=64)
 
     def output_hw(self) -> tuple[int, int]:
         (h, w), (r, s) = self.input_hw, _pair(self.kernel)
@@ -170,10 +177,22 @@ class WorkloadSpec(Strict):
         seen: set[str] = set()
         for i, layer in enumerate(self.layers):
             out += layer.check(file, f"layers[{i}]")
+            for what in ("inputs", "residual"):
+                for j, ref in enumerate(getattr(layer, what) or []):
+                    if ref not in seen:
+                        out.append(Problem(file, f"layers[{i}].{what}[{j}]", f"layer {layer.name!r}: expected "
+                                           f"the name of an earlier layer, got {ref!r}"))
             if layer.name in seen:
                 out.append(Problem(file, f"layers[{i}].name", f"duplicate layer name {layer.name!r}"))
             seen.add(layer.name)
         return out
+
+    def producers(self, i: int) -> list[str]:
+        """Names of the layers whose outputs make layer ``i``'s input ([] = network input)."""
+        layer = self.layers[i]
+        if layer.inputs is not None:
+            return list(layer.inputs)
+        return [self.layers[i - 1].name] if i else []
 
     @property
     def macs(self) -> int:

@@ -27,11 +27,20 @@ A module or op that runs twice gives two layers, named ``name`` and ``name#2`` i
 order. The workload is validated before it is returned, so export never writes one that
 ``cimco specs validate`` rejects. Input densities (with a calibration set) are the fraction
 of non-zero values in the streamed operand of each layer (for a folded pad, before padding).
+
+The dataflow graph is recorded in the same run: every tensor a layer produces is tagged with
+its name, and ops with no macro work pass the tags on. A layer's ``inputs`` are the tags of
+the operands it multiplies (both, for a matmul of activations; none: the network's input),
+written only when they are not the previous layer. Tensors combined elementwise (``x + y``,
+``x * y``, ``where``) are attributed to the newest producer among them, and the others'
+producers become that layer's ``residual`` (kept until it has run; so is a tagged bias or
+``addmm`` addend). Concatenation (:data:`CONCAT`, slice assignment) keeps all its tags.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -70,6 +79,9 @@ UNSUPPORTED: frozenset[str] = frozenset({
 MACRO_WORK: tuple[type, ...] = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                                 nn.ConvTranspose3d, nn.Bilinear, nn.MultiheadAttention, nn.RNNBase,
                                 nn.RNNCellBase, nn.Embedding, nn.EmbeddingBag)
+# Ops whose result is all of their operands (no add, so no residual).
+CONCAT: frozenset[str] = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack",
+                                    "column_stack", "row_stack", "__setitem__"})
 SUPPORTED = "conv2d, linear, einsum and matmul/mm/bmm/mv/dot/addmm/addmv/baddbmm"
 
 
@@ -155,6 +167,17 @@ class _Layer:
     module: nn.Module
     weight: torch.Tensor | None  # the stored operand in torch layout (out, in, ...); None: activations
     what: str
+    inputs: frozenset[str]  # producers of the multiplied operands
+    residual: set[str] = field(default_factory=set)  # producers added to its output
+
+
+def _tensors(x) -> list[torch.Tensor]:
+    """The tensors in an op's arguments or result (nested in lists, tuples and dicts)."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, dict):
+        x = list(x.values())
+    return [t for v in x for t in _tensors(v)] if isinstance(x, (list, tuple)) else []
 
 
 class _Recorder(TorchFunctionMode):
@@ -171,6 +194,10 @@ class _Recorder(TorchFunctionMode):
         self.pads: dict[int, tuple[torch.Tensor, torch.Tensor, tuple[int, int, int, int]]] = {}
         self.count: Counter[str] = Counter()
         self.layers: list[_Layer] = []
+        self.index: dict[str, int] = {}  # layer name -> position in self.layers
+        # id(tensor) -> (weak reference, names of the layers it came from); the reference
+        # tells a live tensor from a freed one whose id was reused
+        self.tags: dict[int, tuple[weakref.ref, frozenset[str]]] = {}
         self.summary: list[tuple[str, str, str]] = []
         self.nonzero: Counter[str] = Counter()
         self.numel: Counter[str] = Counter()
@@ -210,11 +237,40 @@ class _Recorder(TorchFunctionMode):
     def _param(self, t: torch.Tensor) -> str | None:
         return self.owner.get(t.untyped_storage().data_ptr()) if t.numel() else None
 
-    def _add(self, base: str, layer: dict, weight: torch.Tensor | None, x: torch.Tensor, op: str, what: str) -> None:
+    def _tags(self, *args) -> frozenset[str]:
+        out = frozenset()
+        for t in _tensors(args):
+            ref, tags = self.tags.get(id(t), (None, frozenset()))
+            if ref is not None and ref() is t:
+                out |= tags
+        return out
+
+    def _tag(self, result, tags: frozenset[str]) -> None:
+        for t in _tensors(result):
+            self.tags[id(t)] = (weakref.ref(t), tags)
+
+    def _flow(self, op: str, args: tuple, kwargs: dict, out) -> None:
+        """Pass the producers of an op with no macro work on to its result (the module docstring)."""
+        if op == "__setitem__":
+            out = args[0]
+        per_operand = [tags for tags in map(self._tags, _tensors((args, kwargs))) if tags]
+        if op in CONCAT or len(set(per_operand)) < 2:
+            self._tag(out, frozenset().union(*per_operand))
+            return
+        tags = frozenset().union(*per_operand)
+        newest = max(tags, key=self.index.__getitem__)
+        self.layers[self.index[newest]].residual |= tags - {newest}
+        self._tag(out, frozenset({newest}))
+
+    def _add(self, base: str, layer: dict, weight: torch.Tensor | None, x: torch.Tensor, op: str, what: str,
+             reads: tuple, adds: tuple = ()) -> None:
+        """Record a layer that multiplies ``reads`` (its inputs) and adds ``adds`` to its output."""
         self.count[base] += 1
         name = base if self.count[base] == 1 else f"{base}#{self.count[base]}"
         layer = {"name": name, **layer}
-        self.layers.append(_Layer(layer, self.stack[-1][1], None if weight is None else weight.detach(), what))
+        self.index[name] = len(self.layers)
+        self.layers.append(_Layer(layer, self.stack[-1][1], None if weight is None else weight.detach(), what,
+                                  self._tags(*reads), set(self._tags(*adds))))
         self.summary.append((name, op, what))
         self.nonzero[name] += int(torch.count_nonzero(x))
         self.numel[name] += x.numel()
@@ -226,13 +282,15 @@ class _Recorder(TorchFunctionMode):
             raise ExportError(f"{op} in {self._where()} needs macro work but cimco cannot export it yet; "
                               f"supported: {SUPPORTED}")
         out = func(*args, **kwargs)
+        n = len(self.layers)
         if op == "conv2d":
             self._conv({**dict(zip(_CONV, args)), **kwargs}, out)
         elif op in PRODUCTS:
             a = {**dict(zip(PRODUCTS[op], args)), **kwargs}
-            x, w = (a[k] for k in _OPERANDS.get(op, PRODUCTS[op][:2]))
+            keys = _OPERANDS.get(op, PRODUCTS[op][:2])
+            x, w = (a[k] for k in keys)
             eq = "...k,mk->...m" if op == "linear" else _matmul_eq(x, w)
-            self._product(op, eq, x, w)
+            self._product(op, eq, x, w, tuple(a.get(k) for k in PRODUCTS[op] if k not in keys))
         elif op == "einsum":
             operands = args[1:]
             if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
@@ -246,6 +304,10 @@ class _Recorder(TorchFunctionMode):
                 self._pad({**dict(zip(_PAD, args)), **kwargs}, out)
             qual = self.stack[-1][0]
             self.summary.append((f"{qual}.{op}" if qual else op, op, "passed through (no macro work)"))
+        if len(self.layers) > n:  # a layer ran: its result is its own
+            self._tag(out, frozenset({self.layers[-1].layer["name"]}))
+        else:
+            self._flow(op, args, kwargs, out)
         return out
 
     def _pad(self, a: dict, out: torch.Tensor) -> None:
@@ -282,15 +344,16 @@ class _Recorder(TorchFunctionMode):
         if hw != tuple(out.shape[-2:]):  # a convention cimco got wrong: never export it silently
             raise ExportError(f"conv2d in {self._where()}: cimco computes a {hw} output, torch gave "
                               f"{tuple(out.shape[-2:])}; please report this model")
+        flow = {"reads": (x, w), "adds": (a.get("bias"),)}
         if isinstance(mod, nn.Conv2d):
-            self._add(qual, layer, _own_weight(mod, w), x, "conv2d", what)
+            self._add(qual, layer, _own_weight(mod, w), x, "conv2d", what, **flow)
         elif self._param(w) is not None:
-            self._add(self._param(w).removesuffix(".weight"), layer, w, x, "conv2d", what)
+            self._add(self._param(w).removesuffix(".weight"), layer, w, x, "conv2d", what, **flow)
         else:
             self._add(f"{qual}.conv2d" if qual else "conv2d", layer, None, x, "conv2d",
-                      what + " (computed weight: no mask)")
+                      what + " (computed weight: no mask)", **flow)
 
-    def _product(self, op: str, eq: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    def _product(self, op: str, eq: str, a: torch.Tensor, b: torch.Tensor, adds: tuple = ()) -> None:
         try:
             batch, n, k, m, order_a, order_b = _matrix(eq, a, b)
         except ValueError as e:
@@ -309,10 +372,11 @@ class _Recorder(TorchFunctionMode):
             weight = w.permute(order).reshape(out_ch, k)
             if op == "linear" and isinstance(mod, nn.Linear):
                 weight = _own_weight(mod, weight)
-            self._add(base, layer, weight, x, op, "exported")
+            self._add(base, layer, weight, x, op, "exported", (a, b), adds)
         else:
             layer = {"type": "linear", "in_channels": k, "out_channels": m, "tokens": n, "repeat": batch}
-            self._add(f"{qual}.{op}" if qual else op, layer, None, a, op, "exported (matmul of activations)")
+            self._add(f"{qual}.{op}" if qual else op, layer, None, a, op, "exported (matmul of activations)",
+                      (a, b), adds)
 
 
 _DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "tokens": 1, "repeat": 1}
@@ -324,7 +388,7 @@ def _compact(layer: dict, default_bits: dict) -> dict:
     for k, v in layer.items():
         if k == "padding" and v[0] == v[1] and v[2] == v[3]:
             v = [v[0], v[2]]
-        if isinstance(v, list) and len(v) == 2 and v[0] == v[1] and k != "input_hw":
+        if k in ("kernel", "stride", "padding", "dilation") and len(v) == 2 and v[0] == v[1]:
             v = v[0]
         if _DEFAULTS.get(k) == v or (k == "bits" and v == default_bits):
             continue
@@ -363,7 +427,12 @@ def export(model: nn.Module, example_input: torch.Tensor, name: str, source: str
         raise ExportError(f"model {name!r} has no layer that runs on the macro")
     default = bits if isinstance(bits, Bits) else (bits or {}).get("default", Bits())
     weight_masks = {}
-    for x in rec.layers:
+    for i, x in enumerate(rec.layers):
+        inputs = sorted(x.inputs, key=rec.index.__getitem__)
+        if inputs != ([rec.layers[i - 1].layer["name"]] if i else []):  # not a chain
+            x.layer["inputs"] = inputs
+        if x.residual:
+            x.layer["residual"] = sorted(x.residual, key=rec.index.__getitem__)
         per_layer = bits.get(x.layer["name"]) if isinstance(bits, dict) else None
         x.layer["bits"] = (getattr(x.module, "cimco_bits", None) or per_layer or default).model_dump()
         if masks and x.weight is not None and bool((x.weight == 0).any()):

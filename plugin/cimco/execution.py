@@ -1,0 +1,214 @@
+"""How a whole network runs on the system: where activations and weights live between layers.
+
+cimco maps each layer alone with AccelForge, where DRAM holds every tensor: the layer reads
+its input and weights from DRAM and writes its output back. A CIM system keeps what fits on
+chip, and this module corrects each layer's counts (per tensor, from AccelForge's mapping)
+for that:
+
+- **Activations.** A layer's output stays in the global buffer for its consumers, including
+  the layers that add it as a skip connection (``residual``), when it fits there for its
+  whole lifetime beside what else must be there: the input and output of the layer running
+  (the single-layer mappings hold both whole in the buffer) and the other tensors kept.
+  Decided greedily in execution order. A kept output saves its DRAM write and the buffer
+  read that drained it; a consumer whose input is on chip saves its DRAM reads and the
+  buffer fill. The network's input and last output go through DRAM. A skip connection's
+  tensor is read once more when it is added (from the buffer, or from DRAM if it spilled):
+  single-layer mappings do not count that add at all.
+- **Weights.** ``resident``: every layer keeps its weights in macros of its own (one copy,
+  the spatial model of :mod:`cimco.codesign.spatial`); they are programmed once, reported
+  apart (``weight_load_j``), and an inference moves no weights. ``reload``: weights come
+  from DRAM for every batch, so per inference their traffic is divided by ``batch``.
+  ``auto`` (default) is ``resident`` when the network fits in the macros.
+- **Mode.** ``sequential``: layers run one after another (latency = sum, throughput = one
+  over it). ``pipelined``: every layer is a stage on its own macros (weights resident),
+  stage time from the spatial model LRMP uses (so ``cimco map`` and ``cimco lrmp`` agree),
+  throughput = one over the slowest stage, latency = sum of the stages; inter-stage tensors
+  are all live at once, double-buffered (assumed), and kept on chip while they fit.
+
+Memory latencies (DRAM, global buffer) scale with their corrected traffic (each is
+bandwidth-bound in the mapping: time = bits / bandwidth). Everything is per inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from cimco import _af
+from cimco.errors import Problem, SpecError
+from cimco.mapping import LayerRun
+from cimco.spec.system import SystemSpec
+from cimco.spec.workload import WorkloadSpec
+
+MODES = ("sequential", "pipelined")
+WEIGHTS = ("auto", "resident", "reload")
+PIPELINE_BUFFERS = 2  # assumed: a stage writes input k+1 while the next stage reads input k
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the network runs (the CLI's --mode, --weights, --batch)."""
+
+    mode: str = "sequential"
+    weights: str = "auto"
+    batch: int = 1
+
+
+@dataclass
+class Plan:
+    """What :func:`apply` decided, for the report."""
+
+    mode: str
+    weights: str  # resolved: resident | reload
+    batch: int
+    macros_needed: int  # one copy of every layer's weights (spatial model)
+    output_on_chip: list[bool]
+    input_on_chip: list[float]  # fraction of the layer's input read from the buffer
+    weight_load_actions: dict[tuple[str, str], float] = field(default_factory=dict)  # one programming
+    stage_s: list[float] = field(default_factory=list)  # pipelined stage times
+
+
+def _sizes(workload: WorkloadSpec) -> list[int]:
+    """Bits of each layer's output tensor, per inference."""
+    return [x.positions * x.out_channels * workload.layer_bits(x).output * x.repeat for x in workload.layers]
+
+
+def _in_sizes(workload: WorkloadSpec) -> list[int]:
+    out = []
+    for x in workload.layers:
+        h, w = x.input_hw
+        out.append(h * w * x.in_channels * x.tokens * workload.layer_bits(x).input * x.repeat)
+    return out
+
+
+def _stages(system: SystemSpec, workload: WorkloadSpec, ert: dict, masks: dict) -> list:
+    """One LRMP option per layer: its own macros at replication 1 and its weight bits."""
+    from cimco.codesign.spatial import layer_options
+
+    return [layer_options(system, x, ert, [workload.layer_bits(x).weight], masks.get(x.name), 1)[0]
+            for x in workload.layers]
+
+
+def _residency(workload: WorkloadSpec, capacity: int, pipelined: bool) -> list[bool]:
+    """Which layers' outputs stay in the global buffer (greedy in execution order)."""
+    n = len(workload.layers)
+    index = {x.name: i for i, x in enumerate(workload.layers)}
+    producers = [[index[p] for p in workload.producers(i)] for i in range(n)]
+    residual = [[index[p] for p in x.residual] for x in workload.layers]
+    last = [-1] * n
+    for j in range(n):
+        for p in producers[j] + residual[j]:
+            last[p] = max(last[p], j)
+    size = _sizes(workload)
+    if pipelined:  # every inter-stage tensor is live at once, double-buffered
+        kept, used = [False] * n, 0
+        for p in range(n):
+            need = PIPELINE_BUFFERS * size[p]
+            if last[p] > p and used + need <= capacity:
+                kept[p], used = True, used + need
+        return kept
+    # the running layer holds its whole input and output in the buffer
+    used = [a + b for a, b in zip(_in_sizes(workload), size)]
+    kept = [False] * n
+    for p in range(n):
+        if last[p] <= p:  # no consumer: the network's output
+            continue
+        span = range(p, last[p] + 1)
+        extra = [0 if (j == p or p in producers[j]) else size[p] for j in span]
+        if all(used[j] + e <= capacity for j, e in zip(span, extra)):
+            kept[p] = True
+            for j, e in zip(span, extra):
+                used[j] += e
+    return kept
+
+
+def _move(actions: dict, comp: str, act: str, bits: float) -> None:
+    """Add ``bits`` (negative: remove) to a component's action count, never below zero."""
+    actions[(comp, act)] = max(actions.get((comp, act), 0.0) + bits, 0.0)
+
+
+def _scale_latency(run: LayerRun, actions: dict, comp: str) -> float:
+    """A bandwidth-bound memory's latency after its traffic changed."""
+    old = sum(v for (c, _), v in run.actions.items() if c == comp)
+    new = sum(v for (c, _), v in actions.items() if c == comp)
+    return run.latency_by_component.get(comp, 0.0) * (new / old if old else 0.0)
+
+
+def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert: dict,
+          masks: dict[str, np.ndarray] | None = None,
+          how: Execution | None = None) -> tuple[list[LayerRun], Plan]:
+    """Each layer's counts and latency for the whole network run as ``how`` says."""
+    masks, how = masks or {}, how or Execution()
+    if how.mode not in MODES or how.weights not in WEIGHTS or how.batch < 1:
+        raise ValueError(f"bad execution {how}")
+    stages = _stages(system, workload, ert, masks)
+    need = sum(s.macros for s in stages)
+    fits = need <= system.n_macros
+    weights = how.weights if how.weights != "auto" else ("resident" if fits else "reload")
+    if how.mode == "pipelined" and how.weights == "reload":
+        raise SpecError([Problem("cimco map", "--weights", "pipelined mode keeps every layer's weights in "
+                                 "its own macros: use --weights resident (or auto)")])
+    if how.mode == "pipelined":
+        weights = "resident"
+    if weights == "resident" and not fits:
+        raise SpecError([Problem("cimco map", "--mode" if how.mode == "pipelined" else "--weights",
+                                 f"one copy of every layer's weights needs {need} macros; system "
+                                 f"{system.name!r} has {system.n_macros} (cores x macros_per_core): use "
+                                 f"--weights reload with --mode sequential, or a larger system")])
+    kept = _residency(workload, system.global_buffer.size_bits, how.mode == "pipelined")
+    index = {x.name: i for i, x in enumerate(workload.layers)}
+    size = _sizes(workload)
+    plan = Plan(how.mode, weights, how.batch, need, kept, [])
+    out = []
+    for i, (x, run) in enumerate(zip(workload.layers, runs)):
+        a = dict(run.actions)
+        t = run.result.tensor_actions
+        n = x.repeat  # tensor_actions are per run of the layer; actions too (the report multiplies)
+
+        prods = [index[p] for p in workload.producers(i)]
+        on_chip = sum(size[p] for p in prods if kept[p]) / sum(size[p] for p in prods) if prods else 0.0
+        plan.input_on_chip.append(on_chip)
+        if on_chip:  # fewer DRAM reads and buffer fills of the input
+            _move(a, "DRAM", "read", -on_chip * t.get(("DRAM", "I", "read"), 0.0))
+            _move(a, "GlobalBuffer", "write", -on_chip * t.get(("GlobalBuffer", "I", "write"), 0.0))
+        if kept[i]:  # the output is not drained to DRAM
+            drained = t.get(("DRAM", "O", "write"), 0.0)
+            _move(a, "DRAM", "write", -drained)
+            _move(a, "GlobalBuffer", "read", -min(drained, t.get(("GlobalBuffer", "O", "read"), 0.0)))
+        for name in x.residual:  # the skip connection's tensor is read to be added
+            p = index[name]
+            bits = size[p] / n
+            _move(a, "GlobalBuffer", "read", bits)
+            if not kept[p]:
+                _move(a, "DRAM", "read", bits)
+                _move(a, "GlobalBuffer", "write", bits)
+        stored = run.sparse.ratio("executed_macs") if run.sparse else 1.0
+        moved = {k: v * stored for k, v in _af.of_tensor(run.result, "W").items()
+                 if k in (("DRAM", "read"), ("CellArray", "write"))}
+        for (comp, act), v in moved.items():
+            if weights == "resident":  # programmed once, reported apart
+                _move(a, comp, act, -v)
+                key = (comp, act)
+                plan.weight_load_actions[key] = plan.weight_load_actions.get(key, 0.0) + v * n
+            else:  # one load per batch
+                _move(a, comp, act, -v * (1 - 1 / how.batch))
+        lat = dict(run.latency_by_component)
+        for comp in ("DRAM", "GlobalBuffer"):
+            if comp in lat:
+                lat[comp] = _scale_latency(run, a, comp)
+        if how.mode == "pipelined":
+            from cimco.arch import MACRO_PARTS
+
+            stage = stages[i].time_s / n  # per run of the layer (the report multiplies by repeat)
+            for comp in MACRO_PARTS:
+                if comp in lat:
+                    lat[comp] = stage
+            plan.stage_s.append(max(lat.values()) * n)
+        out.append(replace(run, actions=a, latency_s=max(lat.values()), latency_by_component=lat))
+    return out, plan
+
+
+def throughput_fps(plan: Plan, latency_s: float) -> float:
+    """Inferences per second: one over the latency, or over the slowest pipeline stage."""
+    return 1.0 / (max(plan.stage_s) if plan.mode == "pipelined" else latency_s)
