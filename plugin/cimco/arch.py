@@ -3,7 +3,7 @@
 The tree, top to bottom::
 
     DRAM -> GlobalBuffer (inputs, outputs) -> core[cores] -> macro[macros_per_core]
-        -> WordlineDriver, ADC, ShiftAdd (per macro)
+        -> WordlineDriver, ADC | AdderTree | nothing (by family), ShiftAdd (per macro)
         -> column[cols] -> row[wordlines_on] -> CellArray (weights) -> compute
 
 ``row`` reduces outputs across the word lines on at once; the cell array holds
@@ -19,12 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cimco.spec.macro import ComponentEnergy, MacroSpec
+from cimco.spec.macro import FAMILY_PARTS, ComponentEnergy, MacroSpec
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits
 
-# The parts inside each macro (below the macro fanout), as named in the node list.
-MACRO_PARTS = ("WordlineDriver", "ADC", "ShiftAdd", "CellArray")
+# The parts inside each macro (below the macro fanout), as named in the node list, over all
+# macro families (spec.macro.FAMILY_PARTS has each family's own).
+MACRO_PARTS = tuple(dict.fromkeys(p for parts in FAMILY_PARTS.values() for p in parts))
+# Full-adder equivalents of one digital cell's logic (models.CimcoDigitalCell, charged per row
+# drive): a NOR/AND multiplier (adder-tree macros), XNOR + full adder (bit-serial, Colonnade).
+# Assumed ratios.
+DIGITAL_CELL_FA = {"digital_adder_tree": 0.25, "digital_bit_serial": 1.25}
 # The system-spec field that sizes each bounded memory node (for errors naming the spec).
 SPEC_FIELDS = {"GlobalBuffer": "global_buffer.size_bits", "CellArray": "macro.rows"}
 # Rank variables of output positions; a fanout that splits these copies weights.
@@ -50,38 +55,104 @@ def _table(read_j: float, write_j: float, throughput: float, area_m2: float) -> 
 
 
 def _macro_parts(m: MacroSpec) -> dict[str, dict]:
-    """Component class + attributes for the four macro parts, table or model path."""
-    shared = {"tech_node": m.tech_node_m, "voltage": m.voltage_v,
-              "reference_voltage": m.reference_voltage_v, "cycle_s": m.cycle_s}
-    # Accumulator wide enough for the macro's widest precision (hardware, not per layer).
-    width = m.adc_bits + m.input_bits.max + m.weight_bits.max + (m.rows // m.wordlines_on).bit_length()
+    """Component class + attributes for the macro's parts, table or model path."""
     e = m.energy
     if isinstance(e, ComponentEnergy):
+        parts = _model_parts(m, e)
+        if m.area_m2 is not None:
+            for name, scale in _area_scales(m, parts).items():
+                parts[name]["extra_attributes_for_component_model"]["area_scale"] = scale
+    else:
+        parts = _table_parts(m, e)
+    if m.weights_loaded == "once":  # preloaded: writing weights takes no array cycles
+        parts["CellArray"]["extra_attributes_for_component_model"]["write_throughput_scale"] = float("inf")
+    return parts
+
+
+def _model_parts(m: MacroSpec, e: ComponentEnergy) -> dict[str, dict]:
+    shared = {"tech_node": m.tech_node_m, "voltage": m.voltage_v,
+              "reference_voltage": m.reference_voltage_v, "cycle_s": m.cycle_s}
+
+    def part(cls: str, **attrs) -> dict:
+        return {"component_class": cls, "extra_attributes_for_component_model": {**shared, **attrs}}
+
+    driver = part("CimcoWordlineDriver", cols=m.cols, rows=m.rows, wordlines_on=m.wordlines_on,
+                  driver_scale=e.array_scale.value)
+    cells = {"rows": m.rows, "cells": m.rows // m.wordlines_on, "array_scale": e.array_scale.value}
+    if m.family == "analog":
+        # Accumulator wide enough for the macro's widest precision (hardware, not per layer).
+        width = m.adc_bits + m.input_bits.max + m.weight_bits.max + (m.rows // m.wordlines_on).bit_length()
         return {
-            "CellArray": {"component_class": "CimcoCellArray", "extra_attributes_for_component_model": {
-                **shared, "rows": m.rows, "cells": m.rows // m.wordlines_on,
-                "array_scale": e.array_scale.value}},
-            "WordlineDriver": {"component_class": "CimcoWordlineDriver",
-                               "extra_attributes_for_component_model": {
-                                   **shared, "cols": m.cols, "rows": m.rows,
-                                   "wordlines_on": m.wordlines_on, "driver_scale": e.array_scale.value}},
-            "ADC": {"component_class": "CimcoAdc", "extra_attributes_for_component_model": {
-                **shared, "adc_bits": m.adc_bits, "adcs": m.adcs, "adc_scale": e.adc_scale.value}},
-            "ShiftAdd": {"component_class": "CimcoShiftAdd", "extra_attributes_for_component_model": {
-                **shared, "width_bits": width, "adcs": m.adcs, "digital_scale": e.array_scale.value}},
+            "CellArray": part("CimcoCellArray", **cells),
+            "WordlineDriver": driver,
+            "ADC": part("CimcoAdc", adc_bits=m.adc_bits, adcs=m.adcs, adc_scale=e.adc_scale.value),
+            "ShiftAdd": part("CimcoShiftAdd", width_bits=width, adcs=m.adcs, digital_scale=e.array_scale.value),
         }
-    area = m.area_m2.value if m.area_m2 else 0.0  # a table macro's area sits on its cell array
-    return {
-        "CellArray": _table(e.cell_mac_j.value, e.weight_write_j.value, 1 / m.cycle_s,
-                            area / (m.wordlines_on * m.cols)),
-        "WordlineDriver": _table(e.wordline_drive_j.value, 0.0, m.wordlines_on / m.cycle_s, 0.0),
-        "ADC": _table(e.adc_convert_j.value, 0.0, m.adcs / m.cycle_s, 0.0),
-        "ShiftAdd": _table(e.shift_add_j.value, 0.0, m.adcs / m.cycle_s, 0.0),
+    # Digital: a column's partial sum has log2(wordlines_on)+1 bits; the accumulator holds the
+    # full-precision output over input bits, weight columns and row groups.
+    width = (m.wordlines_on.bit_length() + m.input_bits.max + m.weight_bits.max
+             + (m.rows // m.wordlines_on).bit_length())
+    driver["extra_attributes_for_component_model"]["cell_logic_fa"] = DIGITAL_CELL_FA[m.family]
+    out = {
+        "CellArray": part("CimcoDigitalCell", logic_fa=DIGITAL_CELL_FA[m.family], **cells),
+        "WordlineDriver": driver,
+        "ShiftAdd": part("CimcoShiftAdd", width_bits=width, adcs=m.readout_units(),
+                         digital_scale=e.array_scale.value),
     }
+    if m.family == "digital_adder_tree":
+        out["AdderTree"] = part("CimcoAdderTree", wordlines_on=m.wordlines_on, trees=m.readout_units(),
+                                digital_scale=e.array_scale.value)
+    return out
 
 
-def build_nodes(system: SystemSpec, bits: Bits) -> list[dict]:
-    """The architecture for layers of precision ``bits`` (slicing depends on bits)."""
+def _instances_per_macro(m: MacroSpec, part: str) -> int:
+    """Copies of a part's component in one macro (the cell array sits below column x row)."""
+    return m.cols * m.wordlines_on if part == "CellArray" else 1
+
+
+def _area_scales(m: MacroSpec, parts: dict[str, dict]) -> dict[str, float]:
+    """Factors that bring the models' areas to the spec's measured ``area_m2``: each given
+    part to its own area; a single total scales every part alike."""
+    from cimco.models import MODELS
+
+    classes = {c.component_name: c for c in MODELS}
+    model = {p: classes[d["component_class"]](**d["extra_attributes_for_component_model"]).area
+             * _instances_per_macro(m, p) for p, d in parts.items()}
+    if isinstance(m.area_m2, dict):
+        return {p: a.value / model[p] for p, a in m.area_m2.items()}
+    return dict.fromkeys(parts, m.area_m2.value / sum(model.values()))
+
+
+def _table_parts(m: MacroSpec, e) -> dict[str, dict]:
+    # A single measured area sits on the cell array; a per-part area on each part.
+    per_part = m.area_m2 if isinstance(m.area_m2, dict) else {"CellArray": m.area_m2} if m.area_m2 else {}
+
+    def area(p: str) -> float:
+        return per_part[p].value / _instances_per_macro(m, p) if p in per_part else 0.0
+
+    readout = e.adc_convert_j.value if e.adc_convert_j is not None else 0.0
+    out = {
+        "CellArray": _table(e.cell_mac_j.value, e.weight_write_j.value, 1 / m.cycle_s, area("CellArray")),
+        "WordlineDriver": _table(e.wordline_drive_j.value, 0.0, m.wordlines_on / m.cycle_s, area("WordlineDriver")),
+        "ADC": _table(readout, 0.0, m.readout_units() / m.cycle_s, area("ADC")),
+        "AdderTree": _table(readout, 0.0, m.readout_units() / m.cycle_s, area("AdderTree")),
+        "ShiftAdd": _table(e.shift_add_j.value, 0.0, m.readout_units() / m.cycle_s, area("ShiftAdd")),
+    }
+    return {p: out[p] for p in m.parts}
+
+
+# Columns share word lines, so they see the same inputs: they may split output channels
+# only, never a reduction rank or output positions (a real SRAM macro cannot).
+NOT_ACROSS_COLUMNS = "{c, r, s, p, q, t, g}"
+
+
+def build_nodes(system: SystemSpec, bits: Bits, column_split: bool = False, fuse: bool = False) -> list[dict]:
+    """The architecture for layers of precision ``bits`` (slicing depends on bits).
+
+    ``column_split`` lifts the one-input-per-row rule on the columns: the fallback for
+    layers AccelForge cannot map under it (counted and reported). ``fuse`` lets a
+    multi-Einsum chain's intermediates bypass DRAM (``_af.map_chain``): AccelForge fuses
+    only tensors that bypass the outermost memory."""
     m = system.macro
     sl = Slicing.of(m, bits)
     parts = _macro_parts(m)
@@ -91,7 +162,8 @@ def build_nodes(system: SystemSpec, bits: Bits) -> list[dict]:
     dram, glb = system.dram, system.global_buffer
     no_copy = [{"expression": OUTPUT_POSITION_RANKS, "operator": "<=", "value": 1}]
     return [
-        {"kind": "Memory", "name": "DRAM", "size": float("inf"), "tensors": {"keep": "All"},
+        {"kind": "Memory", "name": "DRAM", "size": float("inf"),
+         "tensors": {"keep": "~Intermediates", "may_keep": "All"} if fuse else {"keep": "All"},
          "bits_per_action": 1,
          **_table(dram.energy_per_bit_j.value, dram.energy_per_bit_j.value,
                   dram.bandwidth_bits_per_s, 0.0)},
@@ -106,13 +178,16 @@ def build_nodes(system: SystemSpec, bits: Bits) -> list[dict]:
                       "power_gateable": True}]},
         {"kind": "Toll", "name": "WordlineDriver", "tensors": {"keep": "input"}, "direction": "down",
          "actions_scale": sl.input_slices, **per_value, **parts["WordlineDriver"]},
-        {"kind": "Toll", "name": "ADC", "tensors": {"keep": "output"}, "direction": "up",
-         "actions_scale": conversions, **per_value, **parts["ADC"]},
+        *[{"kind": "Toll", "name": readout, "tensors": {"keep": "output"}, "direction": "up",
+           "actions_scale": conversions, **per_value, **parts[readout]}
+          for readout in ("ADC", "AdderTree") if readout in parts],
         {"kind": "Toll", "name": "ShiftAdd", "tensors": {"keep": "output"}, "direction": "up",
          "actions_scale": conversions, **per_value, **parts["ShiftAdd"]},
         {"kind": "Container", "name": "Column",
          "spatial": [{"name": "column", "fanout": m.cols, "may_reuse": "input", "min_usage": 1,
-                      "usage_scale": sl.weight_slices}]},
+                      "usage_scale": sl.weight_slices,
+                      **({} if column_split else {"loop_bounds": [
+                          {"expression": NOT_ACROSS_COLUMNS, "operator": "<=", "value": 1}]})}]},
         {"kind": "Container", "name": "Row",
          "spatial": [{"name": "row", "fanout": m.wordlines_on, "reuse": "output", "min_usage": 1}]},
         {"kind": "Memory", "name": "CellArray", "size": m.rows // m.wordlines_on * bits.weight,

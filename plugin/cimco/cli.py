@@ -61,7 +61,40 @@ def _run_in(out: Path, cache: Path | None):
             os.environ.pop("MPLCONFIGDIR", None)
 
 
+def _map_timeloop(args: argparse.Namespace) -> int:
+    """``cimco map --backend timeloop``: classic Timeloop's mapper per distinct layer."""
+    from cimco.report import component_tables
+    from cimco.report.write import summary_rows, totals_line, write_all
+    from cimco.sparse.masks import resolve
+    from cimco.spec import load_pair
+    from cimco.timeloop.runner import find_binary, map_with_timeloop
+
+    binary = find_binary(args.timeloop_bin)
+    system, workload = load_pair(args.system, args.workload)
+    masks = resolve(system, workload, args.workload)
+    out = Path(args.out)
+    cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
+    with _run_in(out, cache):
+        tables = component_tables(system, workload, cache)
+        try:
+            report = map_with_timeloop(system, workload, tables, out, masks, binary, args.layer_timeout,
+                                       progress=not args.quiet)
+        except LimitError as e:
+            raise SpecError([Problem(args.workload, "", f"layer {e.layer!r}: {e}; raise --layer-timeout")]) from None
+        write_all(report, tables, out)
+    if not args.quiet:
+        print(_table(*summary_rows(report)))
+        print()
+        print(totals_line(report))
+        print(f"wrote report.json, layers.csv, report.md, ERT.yaml, ART.yaml and timeloop/ (inputs and "
+              f"timeloop-mapper outputs per layer) to {out}")
+    return 0
+
+
 def cmd_map(args: argparse.Namespace) -> int:
+    if args.backend == "timeloop":
+        return _map_timeloop(args)
+    from cimco.execution import Execution
     from cimco.mapping import Limits, map_workload
     from cimco.report import build_report, component_tables
     from cimco.report.write import summary_rows, totals_line, write_all
@@ -80,7 +113,8 @@ def cmd_map(args: argparse.Namespace) -> int:
         except (MappingError, LimitError) as e:
             raise _unmappable(e, workload, args.workload, args.system) from None
         tables = component_tables(system, workload, cache)
-        report = build_report(system, workload, runs, tables)
+        how = Execution(mode=args.mode, weights=args.weights, batch=args.batch)
+        report = build_report(system, workload, runs, tables, masks, how)
         write_all(report, tables, out)
     if not args.quiet:
         print(_table(*summary_rows(report)))
@@ -88,7 +122,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         print(totals_line(report))
         n_cached = sum(x["cached"] for x in report["layers"])
         print(f"{len(runs)} layers ({n_cached} from cache); wrote report.json, layers.csv, "
-              f"report.md, energy_by_component.png, ERT.yaml, ART.yaml to {out}")
+              f"report.md, report.html, energy_by_component.png, ERT.yaml, ART.yaml to {out}")
     return 0
 
 
@@ -109,6 +143,19 @@ def _unmappable(e: MappingError | LimitError, workload, workload_file: str, syst
     fields = ", ".join(SPEC_FIELDS.get(c, c) for c in e.full)
     return SpecError([Problem(system_file, fields, f"too small for any mapping of layer {layer.name!r} "
                               f"({shape}) in {workload_file}: every candidate overflowed {', '.join(e.full)}")])
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from cimco import sweeps
+
+    out = Path(args.out)
+    cache = Path(args.cache_dir) if args.cache_dir else out / "cache"
+    with _run_in(out, cache):
+        _, st = sweeps.run(args.spec, out, args.executor, args.scheduler, args.jobs, cache, not args.quiet)
+    print(f"sweep: {st.points} points ({st.distinct} distinct): {st.done_before} done before, "
+          f"{st.computed} computed, {st.mapper_calls} layers mapped; wrote "
+          f"{', '.join(p.name for p in st.files)} to {out}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -223,6 +270,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_timeloop_export(args: argparse.Namespace) -> int:
+    from cimco.report import component_tables
+    from cimco.sparse.masks import resolve
+    from cimco.spec import load_pair
+    from cimco.timeloop.bundle import export_system
+
+    system, workload = load_pair(args.system, args.workload)
+    masks = resolve(system, workload, args.workload)
+    out = Path(args.out)
+    with _run_in(out, None):
+        done = export_system(system, workload, component_tables(system, workload, None), out, masks)
+    n = sum(x.compressed is not None for x in done)
+    print(f"wrote Timeloop v0.4 inputs for {len(done)} layers ({n} pruned, as compressed dense equivalents) "
+          f"and index.yaml to {out}")
+    return 0
+
+
 def cmd_lrmp(args: argparse.Namespace) -> int:
     from cimco.codesign.run import read_sensitivity, run, write
     from cimco.report import component_tables
@@ -270,6 +334,13 @@ def cmd_specs_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_specs_schema(args: argparse.Namespace) -> int:
+    from cimco.spec.schema import markdown
+
+    print(markdown())
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from cimco import doctor
 
@@ -311,8 +382,8 @@ def parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("map", help="map a workload on a system with AccelForge and write a report",
                        description="Map every layer of WORKLOAD on SYSTEM with AccelForge; write "
-                       "report.json, layers.csv, report.md, energy_by_component.png, ERT.yaml and "
-                       "ART.yaml into OUT (and nothing outside it).")
+                       "report.json, layers.csv, report.md, report.html, energy_by_component.png, ERT.yaml "
+                       "and ART.yaml into OUT (and nothing outside it).")
     m.add_argument("--system", required=True, help="system spec YAML (kind: system)")
     m.add_argument("--workload", required=True, help="workload YAML (kind: workload)")
     m.add_argument("--out", required=True, help="output directory (created if missing)")
@@ -321,10 +392,24 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--jobs", type=_count, default=default_jobs(),
                    help="worker processes mapping distinct layers in parallel (default: CPUs)")
     m.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    m.add_argument("--mode", choices=["sequential", "pipelined"], default="sequential",
+                   help="sequential: layers one after another on all macros; pipelined: every layer "
+                   "a stage on its own macros, throughput set by the slowest (default sequential)")
+    m.add_argument("--weights", choices=["auto", "resident", "reload"], default="auto",
+                   help="resident: weights programmed once into the macros (reported apart as "
+                   "weight_load_j); reload: loaded from DRAM every batch; auto: resident when one "
+                   "copy of every layer fits in the macros (default)")
+    m.add_argument("--batch", type=_count, default=1,
+                   help="inputs per weight load with --weights reload (default 1)")
     m.add_argument("--layer-timeout", type=_positive, default=1800.0, metavar="SECONDS",
                    help="most wall time AccelForge may take to map one layer (default 1800)")
     m.add_argument("--layer-memory-gb", type=_positive, default=8.0, metavar="GB",
                    help="most memory (address space) one mapping worker may use (default 8)")
+    m.add_argument("--backend", choices=["accelforge", "timeloop"], default="accelforge",
+                   help="mapper: AccelForge (default) or classic Timeloop's timeloop-mapper on the files "
+                   "`cimco timeloop export` writes (into OUT/timeloop; exit 2 if the binary is absent)")
+    m.add_argument("--timeloop-bin", metavar="PATH",
+                   help="with --backend timeloop: the timeloop-mapper to run (default: from PATH)")
     m.set_defaults(func=cmd_map)
 
     r = sub.add_parser("report", help="print the summary of an existing report directory")
@@ -386,6 +471,40 @@ def parser() -> argparse.ArgumentParser:
     ls = ssub.add_parser("list", help="list the specs in directories")
     ls.add_argument("dirs", nargs="*", default=["arch_specs", "workloads"])
     ls.set_defaults(func=cmd_specs_list)
+    sc = ssub.add_parser("schema", help="print every macro and system spec field: type, range, unit, default, "
+                         "meaning (Markdown)")
+    sc.set_defaults(func=cmd_specs_schema)
+
+    sw = sub.add_parser("sweep", help="map many system/macro/workload variants from a sweep YAML",
+                        description="Run (or resume) the design points of SPEC (grid: and points: of "
+                        "dotted-path overrides; see cimco.sweeps). Finished points go to OUT/results.jsonl "
+                        "as they finish, so a killed sweep resumes where it stopped; writes "
+                        "results.parquet, results.csv, pareto.png and sweep.html into OUT.")
+    sw.add_argument("spec", help="sweep YAML (kind: sweep)")
+    sw.add_argument("--out", required=True, help="output directory (created if missing)")
+    sw.add_argument("--executor", choices=["local", "dask"], default="local",
+                    help="local process pool (default) or a dask.distributed cluster")
+    sw.add_argument("--scheduler", help="with --executor dask: the scheduler, e.g. tcp://HOST:8786")
+    sw.add_argument("--jobs", type=_count, default=default_jobs(),
+                    help="local worker processes, each mapping one point (default: CPUs)")
+    sw.add_argument("--cache-dir", help="mapping cache directory (default: OUT/cache)")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=cmd_sweep)
+
+    tl = sub.add_parser("timeloop", help="classic Timeloop v0.4 / Accelergy interop")
+    tlsub = tl.add_subparsers(dest="timeloop_command", required=True)
+    tle = tlsub.add_parser("export", help="write Timeloop v0.4 inputs for every layer",
+                           description="Per layer, OUT/NNN_layer/ with arch.yaml (the multi-macro "
+                           "hierarchy), problem.yaml, mapper.yaml, constraints.yaml (the CIM dataflow) and "
+                           "Accelergy-format ERT.yaml/ART.yaml from cimco's component models, so "
+                           "`timeloop-mapper arch.yaml problem.yaml mapper.yaml constraints.yaml ERT.yaml "
+                           "ART.yaml` runs there with no Accelergy plug-ins; OUT/index.yaml lists the layers "
+                           "with repeat counts and seconds per Timeloop cycle. Pruned layers are exported as "
+                           "their compressed dense equivalents with an index-memory level.")
+    tle.add_argument("--system", required=True, help="system spec YAML (kind: system)")
+    tle.add_argument("--workload", required=True, help="workload YAML (kind: workload)")
+    tle.add_argument("--out", required=True, help="output directory (created if missing)")
+    tle.set_defaults(func=cmd_timeloop_export)
 
     d = sub.add_parser("doctor", help="check Python, AccelForge, hwcomponents and their binaries")
     d.add_argument("--repair", action="store_true",

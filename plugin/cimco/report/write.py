@@ -12,6 +12,7 @@ import yaml
 
 from cimco.io import write_atomic
 from cimco.report import Tables
+from cimco.report.html import render as render_html
 
 
 def _csv(report: dict) -> str:
@@ -50,10 +51,16 @@ def totals_line(report: dict) -> str:
     return (f"energy {t['energy_j'] * 1e6:.2f} uJ | latency {t['latency_s'] * 1e3:.3f} ms | "
             f"{t['tops_per_w']:.2f} TOPS/W ({t['tops_per_w_on_chip']:.2f} on chip, without DRAM) | "
             f"{t['tops']:.3f} TOPS | {t['fps']:.1f} FPS | "
-            f"area {t['area_m2'] * 1e6:.3f} mm^2")
+            f"area {t['area_m2'] * 1e6:.3f} mm^2\n"
+            f"{t['mode']}, weights {t['weights']}"
+            + (f" (one-time load {t['weight_load_j'] * 1e6:.2f} uJ, not in the energy)" if t["weights"] == "resident"
+               else f", batch {t['batch']}")
+            + f" | DRAM {report['energy_by_component'].get('DRAM', 0.0) / t['energy_j']:.1%} of the energy"
+            + (f" | {t['column_split_layers']} layer(s) mapped with columns splitting a reduction (fallback)"
+               if t["column_split_layers"] else ""))
 
 
-def _markdown(report: dict) -> str:
+def _markdown(report: dict, tables: Tables | None = None) -> str:
     head, rows = summary_rows(report)
     lines = [f"# {report['workload']} on {report['system']}", "", totals_line(report), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -62,6 +69,15 @@ def _markdown(report: dict) -> str:
     total = report["totals"]["energy_j"]
     for c, e in sorted(report["energy_by_component"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {c} | {e * 1e6:.3f} | {e / total:.1%} |")
+    if "tops_per_w_macro" in report["totals"]:
+        lines += ["", f"Macro-only efficiency (macro compute actions, no weight writes, buffers or DRAM): "
+                      f"{report['totals']['tops_per_w_macro']:.2f} TOPS/W"]
+    if tables is not None:
+        area = sum(tables.art.values())
+        lines += ["", "## Area by component (all instances)", "", "| component | area (mm^2) | share |",
+                  "|---|---|---|"]
+        by_area = sorted(tables.art.items(), key=lambda kv: -kv[1])
+        lines += [f"| {c} | {a * 1e6:.4f} | {a / area:.1%} |" for c, a in by_area if area > 0]
     lines += ["", f"cimco {report['cimco_version']}; engine "
               + ", ".join(f"{k} {v}" for k, v in report["engine"].items()), ""]
     return "\n".join(lines)
@@ -112,10 +128,11 @@ def write_all(report: dict, tables: Tables, out: Path) -> list[Path]:
     files = {
         "report.json": json.dumps(report, indent=2, allow_nan=False),
         "layers.csv": _csv(report),
-        "report.md": _markdown(report),
+        "report.md": _markdown(report, tables),
         "energy_by_component.png": _png(report),
         "ERT.yaml": _ert(tables, report["system"]),
         "ART.yaml": _art(tables, report["system"]),
+        "report.html": render_html(report, tables.art),
     }
     paths = []
     for name, data in files.items():
