@@ -94,3 +94,91 @@ def test_import_cimco_is_light() -> None:
     code = ("import sys, cimco; heavy = [m for m in ('accelforge', 'hwcomponents', 'torch') "
             "if m in sys.modules]; assert not heavy, heavy; assert callable(cimco.map_workload)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.fixture(scope="module")
+def fused_chain():
+    """Two small linear layers mapped as one AccelForge multi-Einsum workload (fusable
+    DRAM) and each alone (cimco's default arch); ~30 s with 1 job."""
+    from cimco import arch
+    from cimco.spec import load
+    from cimco.spec.workload import Bits, Layer
+
+    system = load(ROOT / "arch_specs/mars_system.yaml")
+    bits = Bits(input=8, weight=8, output=8)
+    layers = [Layer(name="a", type="linear", in_channels=64, out_channels=32),
+              Layer(name="b", type="linear", in_channels=32, out_channels=16)]
+    with _af.scratch_cwd():
+        chain = _af.map_chain(arch.build_nodes(system, bits, fuse=True), _af.chain_einsums(layers),
+                              bits, max_fused_loops=0)
+        singles = [_af.map_layer(arch.build_nodes(system, bits), _af.einsum_of(layer), bits)
+                   for layer in layers]
+    return chain, singles
+
+
+def test_fused_chain_keeps_the_intermediate_off_dram(fused_chain) -> None:
+    """AccelForge fuses a tensor that bypasses the outermost memory: with DRAM
+    ``keep: ~Intermediates, may_keep: All`` the 32x8 b intermediate, which fits in the
+    GlobalBuffer, never touches DRAM; the chain's other tensors move as when each layer
+    is mapped alone (each read or written once), within 1%."""
+    chain, (first, second) = fused_chain
+    assert chain.intermediates == ["T1"] and chain.on_chip == {"T1": True}
+    assert chain.dram_bits.get(("T1", "read"), 0) == chain.dram_bits.get(("T1", "write"), 0) == 0
+
+    def dram(r, tensor: str, action: str) -> float:
+        return r.tensor_actions.get(("DRAM", tensor, action), 0.0)
+
+    pairs = [(("T0", "read"), dram(first, "I", "read")), (("W1", "read"), dram(first, "W", "read")),
+             (("W2", "read"), dram(second, "W", "read")), (("T2", "write"), dram(second, "O", "write"))]
+    for key, alone in pairs:
+        assert alone > 0 and chain.dram_bits[key] == pytest.approx(alone, rel=0.01), key
+    assert chain.computes == first.computes + second.computes
+
+
+def test_set_literal_loop_bounds_constrain_one_letter_rank_variables() -> None:
+    """arch.py writes ``loop_bounds`` expressions as ``{p, q, t}``. AccelForge cannot
+    evaluate that (a Python set of its sets is unhashable), keeps the text, and its mapper
+    then splits it per CHARACTER: it constrains one-letter rank variables (einsum_of's)
+    and silently nothing else. _af.map_chain rewrites it as ``p | q | t``."""
+    from accelforge.frontend.arch import Comparison
+    from accelforge.util._setexpressions import InvertibleSet, eval_set_expression
+    from accelforge.util.exceptions import EvaluationError
+
+    space = frozenset({"p", "q"})
+    st = {v: InvertibleSet(instance=frozenset({v}), full_space=space, space_type=str) for v in space}
+    assert set(eval_set_expression("p | q", st, expected_space=str, location="x").instance) == space
+    with pytest.raises(EvaluationError, match="unhashable"):
+        eval_set_expression("{p, q}", st, expected_space=str, location="x", fast_error=True)
+    split = Comparison(expression="{p, q, t}", operator="<=", value=1)._split_expression()
+    assert {"p"} in [set(s) for s in split] and {"p1"} not in [set(s) for s in split]
+    nodes = [{"spatial": [{"loop_bounds": [{"expression": "{p, q, t}"}]}]}]
+    assert _af._set_literals_as_unions(nodes)[0]["spatial"][0]["loop_bounds"][0]["expression"] == "p | q | t"
+
+
+def test_residency_model_agrees_with_accelforge_fusion(fused_chain) -> None:
+    """Issue 12's cross-check: cimco's activation residency (each layer mapped alone, then
+    corrected by cimco.execution) moves the same DRAM bits as AccelForge's own
+    fused mapping of the chain, which keeps the intermediate on chip."""
+    from cimco.execution import Execution, apply
+    from cimco.mapping import LayerRun
+    from cimco.report import component_tables
+    from cimco.spec import load
+    from cimco.spec.workload import Bits, WorkloadSpec
+
+    chain, singles = fused_chain
+    system = load(ROOT / "arch_specs/mars_system.yaml")
+    workload = WorkloadSpec(name="chain", source="test", bits=Bits(input=8, weight=8, output=8), layers=[
+        {"name": "a", "type": "linear", "in_channels": 64, "out_channels": 32},
+        {"name": "b", "type": "linear", "in_channels": 32, "out_channels": 16}])
+    runs = [LayerRun(layer, workload.bits, r, False, None, r.actions, r.latency_s, r.latency_by_component)
+            for layer, r in zip(workload.layers, singles)]
+    out, plan = apply(system, workload, runs, component_tables(system, workload, None).ert,
+                      how=Execution(weights="reload"))  # the fused mapping reads weights once too
+    assert plan.output_on_chip == [True, False]
+    ours = sum(v for run in out for (c, _), v in run.actions.items() if c == "DRAM")
+    alone = sum(v for run in runs for (c, _), v in run.actions.items() if c == "DRAM")
+    fused = sum(chain.dram_bits.values())
+    # the issue asks 5%; the intermediate is small here (2.4% of the traffic), so hold 0.5%,
+    # which the uncorrected counts miss
+    assert ours == pytest.approx(fused, rel=0.005)
+    assert alone != pytest.approx(fused, rel=0.005)

@@ -132,36 +132,44 @@ def _one_job() -> None:
     set_n_parallel_jobs(1)
 
 
-def map_layer(nodes: list[dict], einsum: dict, bits) -> MapResult:
-    """Map one Einsum with AccelForge's FFM mapper and evaluate the best mapping."""
+def _map_and_evaluate(spec, what: str, require_all: bool):
+    """AccelForge's FFM mapper on ``spec`` (make + join pmappings), then the best mapping
+    evaluated in full. Returns (results, evaluated spec). A failure is a MappingError whose
+    ``full`` names the memories that left no candidate (each too small)."""
     from accelforge._accelerated_imports import pd
     from accelforge.mapper.FFM.main import join_pmappings, make_pmappings
     from accelforge.model.main import evaluate_mapping
     from accelforge.util import _fillna_and__numeric_cast
 
+    try:
+        pm = make_pmappings(spec, print_progress=False)
+        res = join_pmappings(pm, require_all_einsums=require_all, print_progress=False,
+                             metrics=spec.mapper.metrics)
+    except MemoryError:
+        raise
+    except Exception as e:  # AccelForge raises many types; keep its first line
+        text = str(e)
+        # "... no pmappings ..." lists keep rates per cause; a memory at 0 pruned everything
+        full = tuple(sorted(set(re.findall(r"usage<SEP>memory<SEP>(\w+): 0\.00e\+00", text))))
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        raise MappingError(f"AccelForge could not map {what}: {first[:300]}", full) from e
+    if len(res.data) == 0:
+        raise MappingError(f"AccelForge found no valid mapping for {what}")
+    local = deepcopy(spec)
+    local.model.metrics = local.mapper.info_metrics
+    local.mapping = res.data.iloc[0]["Total<SEP>mapping"](_for_model=True)
+    evaluated = evaluate_mapping(local, flattened_arches=res.flattened_arches,
+                                 evaluated_specs=res.evaluated_specs)
+    res.data = _fillna_and__numeric_cast(pd.concat([evaluated.data]), 0)
+    return res, local
+
+
+def map_layer(nodes: list[dict], einsum: dict, bits) -> MapResult:
+    """Map one Einsum with AccelForge's FFM mapper and evaluate the best mapping."""
     _one_job()
     with _upstream():
         spec = make_spec(nodes, einsum, bits)
-        try:
-            pm = make_pmappings(spec, print_progress=False)
-            res = join_pmappings(pm, require_all_einsums=False, print_progress=False,
-                                 metrics=spec.mapper.metrics)
-        except MemoryError:
-            raise
-        except Exception as e:  # AccelForge raises many types; keep its first line
-            text = str(e)
-            # "... no pmappings ..." lists keep rates per cause; a memory at 0 pruned everything
-            full = tuple(sorted(set(re.findall(r"usage<SEP>memory<SEP>(\w+): 0\.00e\+00", text))))
-            first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
-            raise MappingError(f"AccelForge could not map {einsum['einsum']!r}: {first[:300]}", full) from e
-        if len(res.data) == 0:
-            raise MappingError(f"AccelForge found no valid mapping for {einsum['einsum']!r}")
-        local = deepcopy(spec)
-        local.model.metrics = local.mapper.info_metrics
-        local.mapping = res.data.iloc[0]["Total<SEP>mapping"](_for_model=True)
-        evaluated = evaluate_mapping(local, flattened_arches=res.flattened_arches,
-                                     evaluated_specs=res.evaluated_specs)
-        res.data = _fillna_and__numeric_cast(pd.concat([evaluated.data]), 0)
+        res, local = _map_and_evaluate(spec, repr(einsum["einsum"]), require_all=False)
         energy = {k: float(v) for k, v in res.energy(per_component=True, per_action=True).items()}
         actions = {k: float(v) for k, v in res.actions(per_component=True).items()}
         per_tensor = res.actions(per_component=True, per_tensor=True)
@@ -342,7 +350,7 @@ class ChainResult:
     intermediates: list[str]  # tensors both written and read inside the chain
     on_chip: dict[str, bool]  # intermediate -> no DRAM traffic at all
     mapping: str  # the joined mapping; Einsums after a fork are ``Split[... | ...]``
-    mapping_time_s: float  # wall-clock seconds of make_pmappings + join_pmappings
+    mapping_time_s: float  # wall-clock seconds to map and evaluate
     mapping_cpu_s: float  # this process's CPU seconds for the same (1 job)
 
 
@@ -373,10 +381,6 @@ def map_chain(nodes: list[dict], einsums: list[dict], bits, max_fused_loops: flo
     import time
 
     import accelforge as af
-    from accelforge._accelerated_imports import pd
-    from accelforge.mapper.FFM.main import join_pmappings, make_pmappings
-    from accelforge.model.main import evaluate_mapping
-    from accelforge.util import _fillna_and__numeric_cast
 
     from cimco.models import MODELS
 
@@ -401,26 +405,8 @@ def map_chain(nodes: list[dict], einsums: list[dict], bits, max_fused_loops: flo
         if max_fused_loops is not None:
             spec.mapper.max_fused_loops = max_fused_loops
         start, start_cpu = time.perf_counter(), time.process_time()
-        try:
-            pm = make_pmappings(spec, print_progress=False)
-            res = join_pmappings(pm, require_all_einsums=True, print_progress=False,
-                                 metrics=spec.mapper.metrics)
-        except MemoryError:
-            raise
-        except Exception as e:
-            text = str(e)
-            full = tuple(sorted(set(re.findall(r"usage<SEP>memory<SEP>(\w+): 0\.00e\+00", text))))
-            first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
-            raise MappingError(f"AccelForge could not map the chain {names}: {first[:300]}", full) from e
+        res, local = _map_and_evaluate(spec, f"the chain {names}", require_all=True)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-        if len(res.data) == 0:
-            raise MappingError(f"AccelForge found no valid mapping for the chain {names}")
-        local = deepcopy(spec)
-        local.model.metrics = local.mapper.info_metrics
-        local.mapping = res.data.iloc[0]["Total<SEP>mapping"](_for_model=True)
-        evaluated = evaluate_mapping(local, flattened_arches=res.flattened_arches,
-                                     evaluated_specs=res.evaluated_specs)
-        res.data = _fillna_and__numeric_cast(pd.concat([evaluated.data]), 0)
         actions = {k: float(v) for k, v in res.actions(per_component=True, per_tensor=True).items()}
         energy = {k: float(v) for k, v in res.energy(per_component=True, per_action=True).items()}
         latency = {k: float(v) for k, v in res.latency(per_einsum=True).items()}
