@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from cimco.cli import main as cimco
+from cimco.sparse.patterns import mars_style
 
 ROOT = Path(__file__).resolve().parent.parent
 MARS = {"vgg16_cifar": 52.3, "resnet18_cifar": 88.2}  # TOPS/W, Sie et al. TCAD 2022 abstract
@@ -29,14 +30,9 @@ MACRO = ("WordlineDriver", "CellArray", "ADC", "ShiftAdd", "IndexMemory")
 
 
 def compressed(name: str, out: Path) -> Path:
-    w = yaml.safe_load((ROOT / f"workloads/{name}.yaml").read_text())
-    w["bits"] = {"input": 4, "weight": 4, "output": 8}
-    for i, layer in enumerate(w["layers"]):
-        layer.pop("bits", None)
-        if 0 < i < len(w["layers"]) - 1:
-            layer["sparsity"] = {"pattern": "row_block", "density": 0.5, "seed": i}
     path = out / f"{name}_mars.yaml"
-    path.write_text(yaml.safe_dump(w, sort_keys=False))
+    path.write_text(yaml.safe_dump(mars_style(yaml.safe_load((ROOT / f"workloads/{name}.yaml").read_text())),
+                                   sort_keys=False))
     return path
 
 

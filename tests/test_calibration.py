@@ -63,13 +63,73 @@ def test_sinangil_predicts_1v0() -> None:
     assert _sinangil(1.0, 455.1).tops_per_w == pytest.approx(321.0, rel=0.10)
 
 
-def test_mars_macro_within_si_2020_range() -> None:
-    # Si ISSCC 2020 (the MARS group's 28 nm macro): 11.5-68.4 TOPS/W over 4b/8b precision.
-    # The MARS-like macro is uncalibrated; check it lands in the published range.
-    m = load(ROOT / "arch_specs/mars_macro_28nm.yaml")
-    effs = [macro_point(m, Bits(input=b, weight=b, output=8)).tops_per_w for b in (4, 8)]
-    assert 11.5 <= min(effs) and max(effs) <= 68.4
-    assert effs[0] > effs[1]
+def _point(spec: str, i: int, w: int) -> float:
+    m = load(ROOT / f"arch_specs/{spec}.yaml")
+    return macro_point(m, Bits(input=i, weight=w, output=m.output_bits.max)).tops_per_w
+
+
+def test_si_calibration_point_reproduced() -> None:
+    # Si JSSC 2021 abstract: 68.4 TOPS/W, the 4b x 4b end of 11.5-68.4 (fitted)
+    assert _point("si_jssc_2021", 4, 4) == pytest.approx(68.4, rel=0.01)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: the model predicts 17.1 TOPS/W at 8b x 8b (+49%), paper "
+                   "11.5; 2x input slices x 2x weight columns give 4x the energy per MAC, the paper "
+                   "5.95x: its readout costs more per conversion at 8b (README, Validation)")
+def test_si_predicts_8b() -> None:
+    # Si JSSC 2021 abstract: 11.5 TOPS/W at 8b x 8b (not used to fit)
+    assert _point("si_jssc_2021", 8, 8) == pytest.approx(11.5, rel=0.15)
+
+
+def test_mars_macro_calibrated_at_si_4b() -> None:
+    # mars_macro_28nm (after Si's macro, with its own assumed structure) is fitted at Si JSSC
+    # 2021's 68.4 TOPS/W, 4b x 4b; at 8b it must stay inside Si's published 11.5-68.4 range.
+    effs = [_point("mars_macro_28nm", b, b) for b in (4, 8)]
+    assert effs[0] == pytest.approx(68.4, rel=0.01)
+    assert 11.5 <= effs[1] < effs[0]
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: the MARS-like macro predicts 33.0 TOPS/W at 8b (+187%), "
+                   "Si's 11.5: its assumed analog weight combining converts once per input slice, so 8b "
+                   "costs only 2.07x the energy per MAC of 4b; Si's bitwise readout (si_jssc_2021.yaml) "
+                   "gives 4x, the paper 5.95x (README, Validation)")
+def test_mars_macro_predicts_si_8b() -> None:
+    assert _point("mars_macro_28nm", 8, 8) == pytest.approx(11.5, rel=0.15)
+
+
+def test_wu_calibration_point_reproduced() -> None:
+    # Wu ISSCC 2022 / JSSC abstract: 115.6 TOPS/W, the 4b x 4b end of 22.02-115.6 (fitted)
+    assert _point("wu_isscc_2022", 4, 4) == pytest.approx(115.6, rel=0.01)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: the model predicts 53.7 TOPS/W at 8b x 8b, paper 37.01 "
+                   "(ISSCC, +45%) / 39.31 (JSSC, +37%); its energy per MAC grows 2.15x from 4b to 8b "
+                   "(two input slices), the paper's 3.1x (README, Validation)")
+def test_wu_predicts_8b() -> None:
+    # Wu ISSCC 2022 title: 37.01 TOPS/W at 8b x 8b (not used to fit)
+    assert _point("wu_isscc_2022", 8, 8) == pytest.approx(37.01, rel=0.15)
+
+
+def test_colonnade_calibration_point_reproduced() -> None:
+    # Colonnade JSSC 2021: 117.3 TOPS/W at 1b x 1b, 0.6 V (fitted)
+    assert _point("colonnade_jssc_2021", 1, 1) == pytest.approx(117.3, rel=0.01)
+
+
+def test_colonnade_predicts_16b() -> None:
+    # Colonnade JSSC 2021: 2.06 TOPS/W at 16b x 16b, 0.6 V (not used to fit): 16 input cycles,
+    # 5 weights of 16+7 columns per row instead of 16 of 1+7
+    assert _point("colonnade_jssc_2021", 16, 16) == pytest.approx(2.06, rel=0.15)
+
+
+def test_colonnade_predicts_8b() -> None:
+    # Colonnade JSSC 2021 Fig. 16a, 0.6 V: 292.0 fJ/MAC at 8b x 8b = 6.85 TOPS/W (as digitised in
+    # AccelForge's notebook; not used to fit)
+    assert _point("colonnade_jssc_2021", 8, 8) == pytest.approx(6.85, rel=0.15)
+
+
+def test_chih_calibration_point_reproduced() -> None:
+    # Chih ISSCC 2021 title: 89 TOPS/W (taken as 4b x 4b, assumed) (fitted); no second point
+    assert _point("chih_isscc_2021", 4, 4) == pytest.approx(89.0, rel=0.01)
 
 
 def test_mars_system_frame_rate_on_cifar(tmp_path) -> None:

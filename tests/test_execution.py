@@ -166,13 +166,9 @@ def test_resnet20_is_not_dram_bound_when_everything_fits(tmp_path: Path) -> None
     import yaml
 
     from cimco.cli import main
+    from cimco.sparse.patterns import mars_style
 
-    w = yaml.safe_load((ROOT / "workloads/resnet20_cifar.yaml").read_text())
-    w["bits"] = {"input": 4, "weight": 4, "output": 8}
-    for i, layer in enumerate(w["layers"]):
-        layer.pop("bits", None)
-        if 0 < i < len(w["layers"]) - 1:
-            layer["sparsity"] = {"pattern": "row_block", "density": 0.5, "seed": i}
+    w = mars_style(yaml.safe_load((ROOT / "workloads/resnet20_cifar.yaml").read_text()))
     (tmp_path / "w.yaml").write_text(yaml.safe_dump(w))
     system = (ROOT / "arch_specs/mars_system.yaml").read_text().replace(
         "macros_per_core: 8 ", "macros_per_core: 16 ").replace(

@@ -2,8 +2,9 @@
 
 A macro alone (1 core, 1 macro, free DRAM and buffer) runs a matrix-vector layer that fills
 it exactly (reduction = rows, outputs = cols / weight slices) over many input vectors, and
-we count the macro's compute energy only (word-line drivers, cell MACs, ADCs, shift-add),
-as papers do: weight loading and off-macro traffic are excluded.
+we count the macro's compute energy only (word-line drivers, cell MACs, ADCs or adder trees,
+shift-add: every macro part's ``read``), as papers do: weight loading (``CellArray.write``)
+and off-macro traffic are excluded.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from cimco.spec.macro import MacroSpec, Sourced
 from cimco.spec.system import BufferSpec, DramSpec, SystemSpec
 from cimco.spec.workload import Bits, Layer
 
-MACRO_COMPUTE = ("WordlineDriver", "CellArray.read", "ADC", "ShiftAdd")
 _FREE = Sourced(value=0.0, source="excluded from macro-level efficiency")
+
+
+def is_macro_compute(component: str, action: str) -> bool:
+    """A macro part's compute action (not a weight write, not leakage)."""
+    return component in MACRO_PARTS and action == "read"
+
+
+def macro_compute_energy(actions: dict[tuple[str, str], float], ert: dict[str, dict[str, float]]) -> float:
+    """Energy of the macros' compute actions: sum of count x energy per action."""
+    return sum(n * ert.get(c, {}).get(a, 0.0) for (c, a), n in actions.items() if is_macro_compute(c, a))
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64, scratch: Path |
     r = map_one(macro_only_system(macro), bits, _af.einsum_of(layer), scratch)
     parts: dict[str, float] = {}
     for (comp, action), e in r.energy.items():
-        if action != "leak" and (comp in MACRO_COMPUTE or f"{comp}.{action}" in MACRO_COMPUTE):
+        if is_macro_compute(comp, action):
             parts[comp] = parts.get(comp, 0.0) + e
     energy = sum(parts.values())
     compute_latency = max(v for k, v in r.latency_by_component.items() if k in MACRO_PARTS)
@@ -63,5 +73,5 @@ def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64, scratch: Path |
         tops=2 * layer.macs / compute_latency / 1e12,
         energy_by_component_j=parts,
         macs=layer.macs,
-        conversions=r.actions.get(("ADC", "read"), 0.0),
+        conversions=r.actions.get(("ADC", "read"), r.actions.get(("AdderTree", "read"), 0.0)),
     )

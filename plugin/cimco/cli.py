@@ -59,6 +59,10 @@ def _run_in(out: Path, cache: Path | None):
         signal.signal(signal.SIGTERM, old_term)
         if old_mpl is None:
             os.environ.pop("MPLCONFIGDIR", None)
+        if cache is None:  # without a cache, leave OUT with the outputs only
+            import shutil
+
+            shutil.rmtree(own, ignore_errors=True)
 
 
 def _map_timeloop(args: argparse.Namespace) -> int:

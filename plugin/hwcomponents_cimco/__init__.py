@@ -6,11 +6,14 @@ only re-exports them. cimco itself registers them explicitly on each AccelForge 
 
 from cimco.models import (
     CimcoAdc,
+    CimcoAdderTree,
     CimcoCellArray,
+    CimcoDigitalCell,
     CimcoIndexMemory,
     CimcoShiftAdd,
     CimcoTable,
     CimcoWordlineDriver,
 )
 
-__all__ = ["CimcoAdc", "CimcoCellArray", "CimcoIndexMemory", "CimcoShiftAdd", "CimcoTable", "CimcoWordlineDriver"]
+__all__ = ["CimcoAdc", "CimcoAdderTree", "CimcoCellArray", "CimcoDigitalCell", "CimcoIndexMemory", "CimcoShiftAdd",
+           "CimcoTable", "CimcoWordlineDriver"]

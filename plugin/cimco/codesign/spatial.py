@@ -36,8 +36,8 @@ def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: lis
         raise ValueError(f"mask of {layer.name} has shape {mask.shape}")
     mats = as_matrices(mask, layer) if mask is not None else dense_matrices(layer)
     e = {k: ert.get(c, {}).get("read", 0.0) for k, c in
-         (("wl", "WordlineDriver"), ("cell", "CellArray"), ("adc", "ADC"), ("sa", "ShiftAdd"),
-          ("idx", "IndexMemory"))}
+         (("wl", "WordlineDriver"), ("cell", "CellArray"), ("adc", "ADC"), ("tree", "AdderTree"),
+          ("sa", "ShiftAdd"), ("idx", "IndexMemory"))}
     out = []
     for b in bits_choices:
         geo = Geometry.of(m, b, b, 1)
@@ -47,9 +47,9 @@ def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: lis
         tiles = len(occ.tile_loads)
         # an activation's column group needs this many conversions; the macro's ADCs share them
         outs = min(geo.group_outputs, layer.out_channels // layer.groups)
-        per_activation = outs * (1 if m.analog_weight_combine else w_sl)
-        adc_cycles = math.ceil(per_activation / m.adcs)
-        per_vector = (occ.conversions * (e["adc"] + e["sa"]) + occ.gathered_inputs * in_sl * e["wl"]
+        per_activation = outs * (1 if m.combines_weight_columns else w_sl)
+        adc_cycles = math.ceil(per_activation / m.readout_units())
+        per_vector = (occ.conversions * (e["adc"] + e["tree"] + e["sa"]) + occ.gathered_inputs * in_sl * e["wl"]
                       + occ.executed_macs * in_sl * w_sl * e["cell"]
                       + (occ.kept_blocks * e["idx"] if occ.kept_blocks < occ.blocks else 0.0))
         energy = per_vector * layer.positions * layer.repeat

@@ -54,10 +54,12 @@ class CimcoCellArray(ComponentModel):
     priority = 0.9
 
     def __init__(self, tech_node: float, voltage: float, reference_voltage: float, rows: int,
-                 cycle_s: float, array_scale: float = 1.0, cells: int = 1):
+                 cycle_s: float, array_scale: float = 1.0, cells: int = 1, area_scale: float = 1.0,
+                 write_throughput_scale: float = 1.0):
         self.tech_node, self.voltage, self.vref = tech_node, voltage, reference_voltage
         self.rows, self.cycle_s, self.scale = rows, cycle_s, array_scale
-        super().__init__(area=_area(CIM_CELL_AREA_F2, tech_node) * cells, leak_power=0.0)
+        self.write_tp = write_throughput_scale  # inf: weights preloaded, writes take no array cycles
+        super().__init__(area=_area(CIM_CELL_AREA_F2, tech_node) * cells * area_scale, leak_power=0.0)
 
     @action
     def read(self) -> ActionCost:
@@ -69,26 +71,35 @@ class CimcoCellArray(ComponentModel):
     def write(self) -> ActionCost:
         c = BL_CAP_PER_CELL_F * self.rows
         e = _dyn(c * self.vref**2, self.tech_node, self.voltage, self.vref) * self.scale
-        return ActionCost(energy=e, latency=0.0, throughput=1 / self.cycle_s)
+        return ActionCost(energy=e, latency=0.0, throughput=self.write_tp / self.cycle_s)
 
 
 class CimcoWordlineDriver(ComponentModel):
-    """Word-line (input) driver: ``read`` = drive one word line with one input slice."""
+    """Word-line (input) driver: ``read`` = drive one word line with one input slice.
+
+    In a digital macro the input bit is wired to the logic of every cell in the row, which
+    switches whether or not its column holds a weight in use (Colonnade JSSC 2021; AccelForge
+    models it the same way): ``cell_logic_fa`` full-adder equivalents per cell are charged here.
+    """
 
     component_name = "CimcoWordlineDriver"
     priority = 0.9
 
     def __init__(self, tech_node: float, voltage: float, reference_voltage: float, cols: int,
-                 wordlines_on: int, rows: int, cycle_s: float, driver_scale: float = 1.0):
+                 wordlines_on: int, rows: int, cycle_s: float, driver_scale: float = 1.0,
+                 area_scale: float = 1.0, cell_logic_fa: float = 0.0):
         self.tech_node, self.voltage, self.vref = tech_node, voltage, reference_voltage
         self.cols, self.wl_on, self.cycle_s, self.scale = cols, wordlines_on, cycle_s, driver_scale
-        super().__init__(area=_area(DRIVER_AREA_F2, tech_node) * rows, leak_power=0.0)
+        self.cell_logic_fa = cell_logic_fa
+        super().__init__(area=_area(DRIVER_AREA_F2, tech_node) * rows * area_scale, leak_power=0.0)
 
     @action
     def read(self) -> ActionCost:
         c = WL_CAP_PER_CELL_F * self.cols
-        e = _dyn(c * self.vref**2, self.tech_node, self.voltage, self.vref) * self.scale
-        return ActionCost(energy=e, latency=0.0, throughput=self.wl_on / self.cycle_s)
+        e = _dyn(c * self.vref**2, self.tech_node, self.voltage, self.vref)
+        if self.cell_logic_fa:
+            e += _add_bit_j(self.tech_node, self.voltage, self.vref) * self.cell_logic_fa * self.cols
+        return ActionCost(energy=e * self.scale, latency=0.0, throughput=self.wl_on / self.cycle_s)
 
     @action
     def write(self) -> ActionCost:
@@ -107,7 +118,7 @@ class CimcoAdc(ComponentModel):
     priority = 0.9
 
     def __init__(self, tech_node: float, voltage: float, reference_voltage: float, adc_bits: int,
-                 adcs: int, cycle_s: float, adc_scale: float = 1.0):
+                 adcs: int, cycle_s: float, adc_scale: float = 1.0, area_scale: float = 1.0):
         from hwcomponents_adc import ADC
 
         self.voltage, self.vref, self.scale = voltage, reference_voltage, adc_scale
@@ -115,7 +126,7 @@ class CimcoAdc(ComponentModel):
         # The survey model covers >= 4 bits; a smaller ADC (or sense amp) is costed as 4 bits.
         self._adc = ADC(n_bits=max(adc_bits, 4), tech_node=tech_node,
                         throughput=adcs / cycle_s, n_adcs=adcs)
-        super().__init__(area=self._adc.area, leak_power=0.0)
+        super().__init__(area=self._adc.area * area_scale, leak_power=0.0)
 
     @action
     def read(self) -> ActionCost:
@@ -134,10 +145,10 @@ class CimcoShiftAdd(ComponentModel):
     priority = 0.9
 
     def __init__(self, tech_node: float, voltage: float, reference_voltage: float, width_bits: int,
-                 adcs: int, cycle_s: float, digital_scale: float = 1.0):
+                 adcs: int, cycle_s: float, digital_scale: float = 1.0, area_scale: float = 1.0):
         self.tech_node, self.voltage, self.vref = tech_node, voltage, reference_voltage
         self.width, self.adcs, self.cycle_s, self.scale = width_bits, adcs, cycle_s, digital_scale
-        super().__init__(area=_area(ADDER_AREA_F2_PER_BIT, tech_node) * width_bits * adcs,
+        super().__init__(area=_area(ADDER_AREA_F2_PER_BIT, tech_node) * width_bits * adcs * area_scale,
                          leak_power=0.0)
 
     @action
@@ -145,6 +156,77 @@ class CimcoShiftAdd(ComponentModel):
         e28 = ADD_J_PER_BIT_45NM * tech_node_energy(REF_NODE_M, 45e-9) * self.width
         e = _dyn(e28 * (self.vref / 0.9) ** 2, self.tech_node, self.voltage, self.vref) * self.scale
         return ActionCost(energy=e, latency=0.0, throughput=self.adcs / self.cycle_s)
+
+    @action
+    def write(self) -> ActionCost:
+        return ActionCost(energy=0.0, latency=0.0, throughput=float("inf"))
+
+
+def _add_bit_j(tech_node: float, voltage: float, reference_voltage: float) -> float:
+    """One full-adder bit (Horowitz's 45 nm, 0.9 V figure) at ``tech_node`` and ``voltage``."""
+    e28 = ADD_J_PER_BIT_45NM * tech_node_energy(REF_NODE_M, 45e-9)
+    return _dyn(e28 * (reference_voltage / 0.9) ** 2, tech_node, voltage, reference_voltage)
+
+
+class CimcoDigitalCell(ComponentModel):
+    """Cell array of a digital CIM macro: weight storage plus ``logic_fa`` full-adder equivalents
+    of logic per cell (its area). ``read`` (one cell's 1b product with one input bit) costs 0 J
+    here: the logic of every cell in a driven row switches, so :class:`CimcoWordlineDriver`
+    charges it per row drive. ``write`` programs one weight bit, as in :class:`CimcoCellArray`.
+    """
+
+    component_name = "CimcoDigitalCell"
+    priority = 0.9
+
+    def __init__(self, tech_node: float, voltage: float, reference_voltage: float, rows: int,
+                 cycle_s: float, logic_fa: float, array_scale: float = 1.0, cells: int = 1,
+                 area_scale: float = 1.0, write_throughput_scale: float = 1.0):
+        self.tech_node, self.voltage, self.vref = tech_node, voltage, reference_voltage
+        self.rows, self.cycle_s, self.scale, self.logic_fa = rows, cycle_s, array_scale, logic_fa
+        self.write_tp = write_throughput_scale
+        f2 = CIM_CELL_AREA_F2 + ADDER_AREA_F2_PER_BIT * logic_fa
+        super().__init__(area=_area(f2, tech_node) * cells * area_scale, leak_power=0.0)
+
+    @action
+    def read(self) -> ActionCost:
+        return ActionCost(energy=0.0, latency=0.0, throughput=1 / self.cycle_s)
+
+    @action
+    def write(self) -> ActionCost:
+        c = BL_CAP_PER_CELL_F * self.rows
+        e = _dyn(c * self.vref**2, self.tech_node, self.voltage, self.vref) * self.scale
+        return ActionCost(energy=e, latency=0.0, throughput=self.write_tp / self.cycle_s)
+
+
+def adder_tree_fa_bits(leaves: int) -> int:
+    """Full-adder bits of a binary tree summing ``leaves`` 1b values: level k has
+    leaves / 2^k adders of k bits."""
+    total, n, width = 0, leaves, 1
+    while n > 1:
+        total += (n // 2) * width
+        n, width = -(-n // 2), width + 1
+    return total
+
+
+class CimcoAdderTree(ComponentModel):
+    """Digital adder tree of one column (Chih ISSCC 2021 style): ``read`` = sum the
+    ``wordlines_on`` 1b products of one column for one input bit. One tree per column."""
+
+    component_name = "CimcoAdderTree"
+    priority = 0.9
+
+    def __init__(self, tech_node: float, voltage: float, reference_voltage: float, wordlines_on: int,
+                 trees: int, cycle_s: float, digital_scale: float = 1.0, area_scale: float = 1.0):
+        self.tech_node, self.voltage, self.vref = tech_node, voltage, reference_voltage
+        self.fa_bits, self.trees, self.cycle_s, self.scale = (adder_tree_fa_bits(wordlines_on), trees, cycle_s,
+                                                              digital_scale)
+        super().__init__(area=_area(ADDER_AREA_F2_PER_BIT, tech_node) * self.fa_bits * trees * area_scale,
+                         leak_power=0.0)
+
+    @action
+    def read(self) -> ActionCost:
+        e = _add_bit_j(self.tech_node, self.voltage, self.vref) * self.fa_bits * self.scale
+        return ActionCost(energy=e, latency=0.0, throughput=self.trees / self.cycle_s)
 
     @action
     def write(self) -> ActionCost:
@@ -179,8 +261,10 @@ class CimcoTable(ComponentModel):
     component_name = "CimcoTable"
     priority = 0.9
 
-    def __init__(self, read_energy: float, write_energy: float, throughput: float, table_area: float):
+    def __init__(self, read_energy: float, write_energy: float, throughput: float, table_area: float,
+                 write_throughput_scale: float = 1.0):
         self.e_read, self.e_write, self.tp = read_energy, write_energy, throughput
+        self.write_tp = throughput * write_throughput_scale
         super().__init__(area=table_area, leak_power=0.0)
 
     @action
@@ -189,9 +273,10 @@ class CimcoTable(ComponentModel):
 
     @action
     def write(self) -> ActionCost:
-        return ActionCost(energy=self.e_write, latency=0.0, throughput=self.tp)
+        return ActionCost(energy=self.e_write, latency=0.0, throughput=self.write_tp)
 
 
 MODELS: tuple[type[ComponentModel], ...] = (
     CimcoCellArray, CimcoWordlineDriver, CimcoAdc, CimcoShiftAdd, CimcoIndexMemory, CimcoTable,
+    CimcoDigitalCell, CimcoAdderTree,
 )

@@ -66,3 +66,18 @@ def generate(layer: Layer, geo: Geometry, pattern: str, density: float, seed: in
         keep = _choose((g, -(-mo // out), -(-k // rows)), density, rng)
         mats = _expand(keep, out, rows, mo, k)
     return mats.reshape(weight_shape(layer))
+
+
+def mars_style(workload: dict, bits: int = 4, density: float = 0.5) -> dict:
+    """A workload (as its YAML dict) compressed as MARS evaluates its networks (Sie et al.,
+    TCAD 2022): ``bits``-bit inputs and weights, 8-bit outputs re-quantized on chip, and
+    seeded ``row_block`` pruning at ``density`` on every layer but the first and the last
+    (shapes only: no trained weights)."""
+    out = {**workload, "bits": {"input": bits, "weight": bits, "output": 8}, "layers": []}
+    last = len(workload["layers"]) - 1
+    for i, layer in enumerate(workload["layers"]):
+        layer = {k: v for k, v in layer.items() if k not in ("bits", "sparsity")}
+        if 0 < i < last:
+            layer["sparsity"] = {"pattern": "row_block", "density": density, "seed": i}
+        out["layers"].append(layer)
+    return out

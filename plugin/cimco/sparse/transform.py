@@ -29,7 +29,7 @@ from cimco.sparse.occupancy import Occupancy, occupancy
 from cimco.spec.workload import Layer
 
 # (component, action) -> Occupancy field that scales its count
-SCALED = {("ADC", "read"): "conversions", ("ShiftAdd", "read"): "conversions",
+SCALED = {("ADC", "read"): "conversions", ("AdderTree", "read"): "conversions", ("ShiftAdd", "read"): "conversions",
           ("WordlineDriver", "read"): "gathered_inputs", ("CellArray", "read"): "executed_macs"}
 GATED = {"WordlineDriver", "CellArray"}  # skipped for zero inputs
 INDEX = ("IndexMemory", "read")
@@ -74,8 +74,10 @@ def correct(sp: SparseLayer, actions: dict[tuple[str, str], float],
         if key not in SCALED:
             out[key] = out[key] - w + w * stored
     for key, field in SCALED.items():
+        if key not in actions:  # a part this macro family does not have (ADC or AdderTree)
+            continue
         r = sp.ratio(field) * (sp.input_density if key[0] in GATED else 1.0)
-        out[key] = actions.get(key, 0.0) * r
+        out[key] = actions[key] * r
     if sp.compressed:
         out[INDEX] = float(sp.occ.kept_blocks * positions)
     busy = sp.ratio("busy")

@@ -101,11 +101,11 @@ def _keys_at(model: type[BaseModel], loc: tuple) -> set[str]:
 
 
 def _hint(loc: tuple) -> str:
-    names = [p for p in loc if isinstance(p, str) and p != "value"]
-    name = names[-1] if names else ""
-    for suffix, hint in UNIT_HINTS:
-        if name.endswith(suffix):
-            return f"; {name} is {hint}"
+    """The unit of the innermost named quantity on the path (``area_m2.ADC.value`` is in m^2)."""
+    for name in reversed([p for p in loc if isinstance(p, str) and p != "value"]):
+        for suffix, hint in UNIT_HINTS:
+            if name.endswith(suffix):
+                return f"; {name} is {hint}"
     return ""
 
 

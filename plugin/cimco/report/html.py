@@ -1,0 +1,219 @@
+"""A self-contained HTML report: summary, sortable per-layer table and plots as inline SVG.
+
+No network and no scripts from elsewhere: the plots are matplotlib SVG written into the page
+and the table sorts with a few lines of inline JavaScript. Keys the page does not know (new
+totals or per-layer numbers) are shown generically, so the report grows with report.json.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+_STYLE = """
+body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1400px}
+table{border-collapse:collapse;font-size:12px;margin:0.5em 0}
+th,td{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}
+th{background:#eef;cursor:pointer;position:sticky;top:0}
+td:first-child,th:first-child{text-align:left}
+.plots svg{max-width:100%;height:auto}
+"""
+
+_SORT = """
+document.querySelectorAll('table.sortable th').forEach(function(th, i){
+  th.addEventListener('click', function(){
+    var body = th.closest('table').tBodies[0], asc = th.dataset.asc !== '1';
+    var rows = Array.from(body.rows);
+    rows.sort(function(a, b){
+      var x = a.cells[i].dataset.v ?? a.cells[i].textContent, y = b.cells[i].dataset.v ?? b.cells[i].textContent;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var c = (isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
+      return asc ? c : -c;
+    });
+    th.dataset.asc = asc ? '1' : '0';
+    rows.forEach(function(r){ body.appendChild(r); });
+  });
+});
+"""
+
+
+def _num(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def fmt(x: object) -> str:
+    """A number as people read it (4 significant digits, thousands separators)."""
+    if x is None:
+        return ""
+    if isinstance(x, bool) or not _num(x):
+        return str(x)
+    if isinstance(x, int):
+        return f"{x:,}"
+    return f"{x:.4g}"
+
+
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    # text as text (smaller, selectable); no date and stable ids: the same report, the same page
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cimco"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prologue and DOCTYPE
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _layer_fig(n: int):
+    return _plt().subplots(figsize=(max(7.0, 0.35 * n + 2), 3.6))
+
+
+def _energy_svg(report: dict) -> str:
+    layers = report["layers"]
+    names = [x["name"] for x in layers]
+    by = report.get("energy_by_component", {})
+    comps = [c for c, e in sorted(by.items(), key=lambda kv: -kv[1]) if e > 0]
+    fig, ax = _layer_fig(len(names))
+    bottom = [0.0] * len(names)
+    for c in comps:
+        vals = [x.get("energy_by_component", {}).get(c, 0.0) * 1e6 for x in layers]
+        ax.bar(names, vals, bottom=bottom, label=c)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("energy (uJ)")
+    ax.set_title("energy by component per layer")
+    ax.tick_params(axis="x", labelrotation=75, labelsize=7)
+    ax.legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def busiest(layer: dict) -> str:
+    """The component that takes longest in a layer (it sets the layer's latency)."""
+    by = layer.get("latency_by_component_s") or {}
+    return max(by, key=by.get) if by else ""
+
+
+def _latency_svg(report: dict) -> str:
+    layers = report["layers"]
+    names = [x["name"] for x in layers]
+    parts = [busiest(x) for x in layers]
+    colours = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(parts))}
+    fig, ax = _layer_fig(len(names))
+    ax.bar(names, [x["latency_s"] * 1e6 for x in layers], color=[colours[p] for p in parts])
+    for p, c in colours.items():
+        ax.bar([names[0]], [0], color=c, label=p or "?")  # legend entries only
+    ax.set_ylabel("latency (us)")
+    ax.set_title("latency per layer, coloured by its busiest part")
+    ax.tick_params(axis="x", labelrotation=75, labelsize=7)
+    ax.legend(fontsize=7, title="busiest part", title_fontsize=7)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+ARRAY = "CellArray"  # the macros' cell arrays (cimco.arch): their busy time over the layer's
+
+
+def _ratios(layers: list[dict]) -> dict[str, list[float]]:
+    """Per-layer fractions to plot: the densities and utilizations the report carries, and
+    how much of each layer's time the cell arrays are busy."""
+    keys = [k for k in layers[0] if k.endswith("density") or "utilization" in k]
+    out = {k: [x[k] for x in layers] for k in keys if all(_num(x.get(k)) for x in layers)}
+    busy = [(x.get("latency_by_component_s") or {}).get(ARRAY) for x in layers]
+    if all(_num(b) for b in busy) and all(x["latency_s"] > 0 for x in layers):
+        out["array busy / layer time"] = [b / x["latency_s"] for b, x in zip(busy, layers)]
+    return out
+
+
+def _ratios_svg(report: dict) -> str:
+    layers = report["layers"]
+    names = [x["name"] for x in layers]
+    fig, ax = _layer_fig(len(names))
+    for i, (k, v) in enumerate(_ratios(layers).items()):
+        ax.plot(names, v, marker="o", markersize=3, label=k, color=f"C{i}")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction")
+    ax.set_title("utilization and densities per layer")
+    ax.tick_params(axis="x", labelrotation=75, labelsize=7)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _area_svg(area_m2: dict[str, float]) -> str:
+    items = sorted(((k, v) for k, v in area_m2.items() if v > 0), key=lambda kv: kv[1])
+    fig, ax = _plt().subplots(figsize=(7.0, 0.3 * len(items) + 1.2))
+    ax.barh([k for k, _ in items], [v * 1e6 for _, v in items], color="C2")
+    ax.set_xlabel("area (mm^2)")
+    ax.set_title("area by part")
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def table(head: list[str], rows: list[list[object]], sortable: bool = True) -> str:
+    """An HTML table; numeric cells carry their exact value in ``data-v`` for sorting."""
+    def cell(x: object) -> str:
+        v = f' data-v="{x!r}"' if _num(x) else ""
+        return f"<td{v}>{html.escape(fmt(x))}</td>"
+
+    out = [f'<table class="{"sortable" if sortable else ""}"><thead><tr>'
+           + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    out += ["<tr>" + "".join(cell(x) for x in r) + "</tr>" for r in rows]
+    return "\n".join(out + ["</tbody></table>"])
+
+
+_FIRST = ["name", "dense_macs", "executed_macs", "energy_j", "latency_s"]
+
+
+def _layer_table(layers: list[dict]) -> str:
+    extra = [k for k in layers[0] if k not in _FIRST and all(_num(x.get(k)) for x in layers)]
+    head = _FIRST + ["bits i/w/o", "busiest part"] + extra
+    rows = []
+    for x in layers:
+        b = x.get("bits") or {}
+        rows.append([x.get(k, "") for k in _FIRST] + [f"{b.get('input')}/{b.get('weight')}/{b.get('output')}",
+                                                      busiest(x)] + [x[k] for k in extra])
+    return table(head, rows)
+
+
+def page(title: str, body: list[str]) -> str:
+    """A whole page around ``body`` (HTML fragments), with the style and table sorting."""
+    return "\n".join([f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+                      f"<style>{_STYLE}</style></head><body>", *body, f"<script>{_SORT}</script></body></html>", ""])
+
+
+def fragment(report: dict, area_m2: dict[str, float] | None = None) -> str:
+    """The report's body: summary, plots and per-layer table (also a notebook's HTML)."""
+    t = report.get("totals", {})
+    engine = ", ".join(f"{k} {v}" for k, v in (report.get("engine") or {}).items())
+    parts = [f"<h1>{html.escape(str(report.get('workload')))} on {html.escape(str(report.get('system')))}</h1>",
+             f"<p>cimco {html.escape(str(report.get('cimco_version')))}; engine {html.escape(engine)}</p>",
+             "<h2>Summary</h2>",
+             table(["total", "value"], [[k, v] for k, v in t.items() if _num(v) or isinstance(v, str)], False)]
+    layers = report.get("layers") or []
+    area = area_m2 or report.get("area_by_part_m2") or {}
+    parts.append('<div class="plots">')
+    if layers:
+        parts += ["<h2>Energy</h2>", _energy_svg(report), "<h2>Latency</h2>", _latency_svg(report)]
+        if _ratios(layers):
+            parts += ["<h2>Utilization and densities</h2>", _ratios_svg(report)]
+    if area and all(_num(v) for v in area.values()):
+        parts += ["<h2>Area by part</h2>", _area_svg(area)]
+    parts.append("</div>")
+    if layers:
+        parts += ["<h2>Layers</h2><p>Click a column to sort.</p>", _layer_table(layers)]
+    return "\n".join(parts)
+
+
+def render(report: dict, area_m2: dict[str, float] | None = None) -> str:
+    """The report as one self-contained HTML page."""
+    return page(f"cimco: {report.get('workload')} on {report.get('system')}", [fragment(report, area_m2)])
