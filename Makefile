@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,torch]'
 	$(BIN)/cimco doctor --repair
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && apt-get install -y chromium; else \
+	  echo "hint: install chromium (apt-get install chromium) for the report.html screenshot test"; fi; }
 	touch $(STAMP)
 
 demo: setup
@@ -28,6 +31,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python scripts/bench_map.py
+	$(BIN)/python scripts/bench_sweep.py
 	$(BIN)/python scripts/bench_sparse.py
 	$(BIN)/python scripts/bench_export.py
 	$(BIN)/python scripts/lrmp_table.py

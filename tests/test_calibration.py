@@ -143,13 +143,9 @@ def test_mars_system_frame_rate_on_cifar(tmp_path) -> None:
     import yaml
 
     from cimco.cli import main
+    from cimco.sparse.patterns import mars_style
 
-    w = yaml.safe_load((ROOT / "workloads/resnet18_cifar.yaml").read_text())
-    w["bits"] = {"input": 4, "weight": 4, "output": 8}
-    for i, layer in enumerate(w["layers"]):
-        layer.pop("bits", None)
-        if 0 < i < len(w["layers"]) - 1:
-            layer["sparsity"] = {"pattern": "row_block", "density": 0.5, "seed": i}
+    w = mars_style(yaml.safe_load((ROOT / "workloads/resnet18_cifar.yaml").read_text()))
     (tmp_path / "w.yaml").write_text(yaml.safe_dump(w))
     assert main(["map", "--system", str(ROOT / "arch_specs/mars_system.yaml"), "--workload",
                  str(tmp_path / "w.yaml"), "--out", str(tmp_path / "o"), "--quiet"]) == 0

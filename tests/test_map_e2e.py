@@ -54,7 +54,7 @@ def run(tmp_path_factory):
 def test_writes_every_file_and_nothing_else(run: Path) -> None:
     names = {p.name for p in (run / "out").iterdir()}
     assert names == {"report.json", "layers.csv", "report.md", "energy_by_component.png",
-                     "ERT.yaml", "ART.yaml", "cache"}
+                     "ERT.yaml", "ART.yaml", "report.html", "cache"}
     assert list((run / "cwd").iterdir()) == []  # no mapping.svg, nothing else
     assert (run / "tmp_added.txt").read_text() == ""  # AccelForge's tmp*.pkl stay in scratch
 

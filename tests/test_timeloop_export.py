@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from cimco.cli import main
@@ -56,3 +59,182 @@ def test_repeat_and_asymmetric_padding_survive(tmp_path: Path) -> None:
     assert index["layers"] == [{"file": "000_pad.yaml", "layer": "pad", "repeat": 1, "macs": 7 * 6 * 4 * 27},
                                {"file": "001_scores_2.yaml", "layer": "scores#2", "repeat": 3, "macs": 5 * 8 * 5}]
     assert "runs 3 times per inference" in files[1].read_text()
+
+
+# --- full export (cimco timeloop export): arch, constraints, mapper, ERT/ART per layer ---
+
+FIXTURES = ROOT / "tests/fixtures/timeloop"
+LAYERS = [
+    {"name": "conv", "type": "conv", "in_channels": 64, "out_channels": 64, "input_hw": [14, 14], "kernel": 3,
+     "padding": 1},
+    {"name": "dw", "type": "conv", "in_channels": 32, "out_channels": 32, "input_hw": [8, 8], "kernel": 3,
+     "padding": 1, "groups": 32},
+    {"name": "fc", "type": "linear", "in_channels": 512, "out_channels": 10},
+]
+
+
+def _skeleton(node, path: str = "", out: set | None = None) -> set[tuple[str, str]]:
+    """(path, key or value type) pairs of a YAML tree; list items share a path and nested
+    subtrees collapse to one, so trees of the same form but different depth compare equal."""
+    out = set() if out is None else out
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.add((path, k))
+            _skeleton(v, f"{path}.{k}", out)
+    elif isinstance(node, list):
+        for v in node:
+            _skeleton(v, f"{path}[]", out)
+    else:
+        number = isinstance(node, int | float) and not isinstance(node, bool)
+        out.add((path, "number" if number else type(node).__name__))
+    return {(re.sub(r"(\.subtree\[\])+", ".subtree[]", p), k) for p, k in out}
+
+
+@functools.cache
+def _tables():
+    """cimco's component tables for the MARS-like system at 8 bits (the models are slow to build)."""
+    from cimco.report import component_tables
+    from cimco.spec.workload import WorkloadSpec
+
+    system = load(ROOT / "arch_specs/mars_system.yaml")
+    return component_tables(system, WorkloadSpec.model_validate({"name": "w", "source": "test",
+                                                                 "layers": LAYERS[:1]}), None)
+
+
+def _export(tmp_path: Path, layers=LAYERS):
+    from cimco.sparse.masks import resolve
+    from cimco.spec.workload import WorkloadSpec
+    from cimco.timeloop.bundle import export_system
+
+    system = load(ROOT / "arch_specs/mars_system.yaml")
+    w = WorkloadSpec.model_validate({"name": "w", "source": "test", "layers": layers})
+    tables = _tables()
+    masks = resolve(system, w, tmp_path / "w.yaml")  # seeded patterns: no file read
+    return system, tables, export_system(system, w, tables, tmp_path, masks)
+
+
+def _yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def test_full_export_follows_documented_format(tmp_path: Path) -> None:
+    """Every key and value type in the exported files occurs in the fixtures written from
+    Timeloop's and Accelergy's documentation (tests/fixtures/timeloop)."""
+    _, _, done = _export(tmp_path)
+    assert [d.dir.name for d in done] == ["000_conv", "001_dw", "002_fc"]
+    for ex in done:
+        for name in ("arch.yaml", "constraints.yaml", "mapper.yaml", "ERT.yaml", "ART.yaml", "problem.yaml"):
+            got, doc = _skeleton(_yaml(ex.dir / name)), _skeleton(_yaml(FIXTURES / name))
+            extra = got - doc
+            if name == "problem.yaml":  # grouped convs add G; instance values are the layer's
+                extra = {(p, k) for p, k in extra if k != "G" and not p.startswith(".problem.instance")}
+            assert not extra, f"{ex.dir.name}/{name}: not in the documented format: {sorted(extra)}"
+    index = _yaml(tmp_path / "index.yaml")
+    assert [x["repeat"] for x in index["layers"]] == [1, 1, 1]
+    assert index["layers"][0]["cycle_s"] == 2 * 4.1e-9  # MARS 8b inputs: two 4-bit slices per activation
+
+
+def _levels(tree: dict) -> list[tuple[str, int, dict]]:
+    """(level name, instances, attributes) from the outside in, as Timeloop reads the tree."""
+    out, n, node = [], 1, tree["architecture"]
+    while "subtree" in node:
+        node = node["subtree"][0]
+        m = re.search(r"\[0\.\.(\d+)\]$", node["name"])
+        n *= int(m.group(1)) + 1 if m else 1
+        out += [(x["name"], n, x["attributes"]) for x in node.get("local", [])]
+    return out
+
+
+def test_arch_is_the_multi_macro_hierarchy(tmp_path: Path) -> None:
+    system, _, done = _export(tmp_path)
+    levels = _levels(_yaml(done[0].dir / "arch.yaml"))
+    names = [n for n, _, _ in levels]
+    assert names == ["DRAM", "GlobalBuffer", "WordlineDriver", "ADC", "CellArray", "Compute"]
+    inst = {n: i for n, i, _ in levels}
+    # 8-bit weights take 8 one-bit columns: 256 / 8 = 32 outputs per macro; 16 word lines on at once
+    assert inst == {"DRAM": 1, "GlobalBuffer": 1, "WordlineDriver": 32, "ADC": 32, "CellArray": 32 * 32 * 16,
+                    "Compute": 32 * 32 * 16}
+    attrs = {n: a for n, _, a in levels}
+    assert attrs["CellArray"]["depth"] == 256 // 16  # row groups taking turns
+    assert attrs["CellArray"]["meshX"] * 16 == inst["CellArray"]  # rows along Y
+    assert attrs["GlobalBuffer"]["depth"] == system.global_buffer.size_bits // 8
+    # bandwidth in words per Timeloop cycle (one activation: 2 macro cycles of 4.1 ns)
+    assert attrs["DRAM"]["shared_bandwidth"] == pytest.approx(1e11 * 8.2e-9 / 8)
+    ert = {t["name"].rsplit(".", 1)[1] for t in _yaml(done[0].dir / "ERT.yaml")["ERT"]["tables"]}
+    assert ert == set(names)  # every level costed, no stray tables
+
+
+def test_constraints_are_the_cim_dataflow(tmp_path: Path) -> None:
+    _, _, done = _export(tmp_path)
+    for ex in done:
+        targets = _yaml(ex.dir / "constraints.yaml")["mapspace_constraints"]["targets"]
+        keep = {t["target"]: t["keep"] for t in targets if t["type"] == "bypass"}
+        assert keep["CellArray"] == ["Weights"] and keep["GlobalBuffer"] == ["Inputs", "Outputs"]
+        spatial = {t["target"]: t for t in targets if t["type"] == "spatial"}
+        # no weight copies across cores/macros: output positions never split there
+        assert spatial["GlobalBuffer"]["factors"] == "N=1 P=1 Q=1"
+        cols = spatial["ADC"]
+        assert cols["permutation"][: cols["split"]] == "M"  # outputs along columns
+        assert {"N=1", "P=1", "Q=1"} <= set(cols["factors"].split())
+    dw = _yaml(done[1].dir / "constraints.yaml")["mapspace_constraints"]["targets"]
+    assert "G=1" in next(t for t in dw if t["type"] == "spatial" and t["target"] == "ADC")["factors"]
+
+
+def test_ert_round_trips_to_cimco_component_tables(tmp_path: Path) -> None:
+    """Parsed back (pJ -> J), each Timeloop action costs exactly cimco's actions it stands for
+    (MARS macro, 8-bit layer: 2 input slices, 8 weight columns, 2 readouts per output)."""
+    _, tables, done = _export(tmp_path)
+    ert = {t["name"]: {a["name"]: a["energy"] for a in t["actions"]}
+           for t in _yaml(done[0].dir / "ERT.yaml")["ERT"]["tables"]}
+    e = tables.ert
+    assert ert["mars_system.DRAM"] == {"read": e["DRAM"]["read"] * 8 * 1e12, "write": e["DRAM"]["write"] * 8 * 1e12}
+    assert ert["mars_system.GlobalBuffer"]["read"] == e["GlobalBuffer"]["read"] * 8 * 1e12
+    assert ert["mars_system.WordlineDriver"] == {"read": 0.0, "write": e["WordlineDriver"]["read"] * 2 * 1e12}
+    assert ert["mars_system.ADC"] == {"read": 0.0, "random_fill": 0.0,
+                                      "random_update": (e["ADC"]["read"] + e["ShiftAdd"]["read"]) * 2 * 1e12}
+    assert ert["mars_system.CellArray"] == {"read": e["CellArray"]["read"] * 16 * 1e12,
+                                            "write": e["CellArray"]["write"] * 16 * 1e12}
+    assert ert["mars_system.Compute"] == {"compute": e["Compute"]["compute"] * 1e12}
+    art = {t["name"]: t["area"] for t in _yaml(done[0].dir / "ART.yaml")["ART"]["tables"]}
+    assert art["mars_system.ADC"] == pytest.approx((tables.art["ADC"] + tables.art["ShiftAdd"]) / 32 * 1e12)
+
+
+def test_sparse_layer_exports_compressed_dense_equivalent(tmp_path: Path) -> None:
+    from cimco.sparse.layout import Geometry
+    from cimco.sparse.masks import resolve
+    from cimco.sparse.transform import plan
+    from cimco.spec.workload import WorkloadSpec
+
+    pruned = {**LAYERS[0], "name": "pruned", "sparsity": {"pattern": "row_block", "density": 0.5, "seed": 0}}
+    system, tables, done = _export(tmp_path, [LAYERS[0], pruned])
+    dense, sparse = done
+    assert dense.compressed is None and sparse.compressed is not None
+    w = WorkloadSpec.model_validate({"name": "w", "source": "test", "layers": [pruned]})
+    sp = plan(w.layers[0], resolve(system, w, tmp_path / "w.yaml")["pruned"],
+              Geometry.of_system(system, w.bits))
+    inst = _yaml(sparse.dir / "problem.yaml")["problem"]["instance"]
+    assert inst["M"] == sp.occ.kept_outputs
+    # rows executed per kept output, in whole input channels of the 3x3 kernel
+    assert inst["C"] == round(sp.occ.executed_macs / sp.occ.kept_outputs / 9) < 64
+    assert "compressed dense equivalent" in (sparse.dir / "problem.yaml").read_text()
+    names = [n for n, _, _ in _levels(_yaml(sparse.dir / "arch.yaml"))]
+    assert names == ["DRAM", "GlobalBuffer", "WordlineDriver", "ADC", "IndexMemory", "CellArray", "Compute"]
+    ert = {t["name"]: {a["name"]: a["energy"] for a in t["actions"]}
+           for t in _yaml(sparse.dir / "ERT.yaml")["ERT"]["tables"]}
+    per_update = sp.occ.kept_blocks / (sp.occ.conversions / 2)  # one code read per kept block
+    assert ert["mars_system.IndexMemory"]["random_update"] == tables.ert["IndexMemory"]["read"] * per_update * 1e12
+    targets = _yaml(sparse.dir / "constraints.yaml")["mapspace_constraints"]["targets"]
+    assert {t["target"] for t in targets if t["type"] == "spatial"} == {"GlobalBuffer", "IndexMemory"}
+    index = _yaml(tmp_path / "index.yaml")["layers"]
+    assert [x["compressed"] for x in index] == [False, True]
+
+
+def test_cli_timeloop_export(tmp_path: Path, capsys) -> None:
+    assert main(["timeloop", "export", "--system", str(ROOT / "arch_specs/mars_system.yaml"),
+                 "--workload", str(ROOT / "workloads/resnet20_cifar.yaml"), "--out", str(tmp_path)]) == 0
+    w = load(ROOT / "workloads/resnet20_cifar.yaml")
+    dirs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert len(dirs) == len(w.layers)
+    assert all((d / f).exists() for d in dirs for f in ("arch.yaml", "problem.yaml", "mapper.yaml",
+                                                        "constraints.yaml", "ERT.yaml", "ART.yaml"))
+    assert f"for {len(w.layers)} layers" in capsys.readouterr().out

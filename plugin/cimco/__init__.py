@@ -22,6 +22,9 @@ _LAZY = {
     "component_tables": "cimco.report",
     "CimcoError": "cimco.errors",
     "SpecError": "cimco.errors",
+    "map": "cimco.api",  # -> Report (.totals, .layers DataFrame, HTML)
+    "sweep": "cimco.api",  # -> DataFrame
+    "Report": "cimco.api",
 }
 
 __all__ = ["__version__", *_LAZY]
