@@ -181,3 +181,24 @@ def test_resnet20_is_not_dram_bound_when_everything_fits(tmp_path: Path) -> None
     assert t["macros_needed"] == 36 and t["weights"] == "resident" and t["weight_load_j"] > 0
     assert all(x["output_on_chip"] for x in r["layers"][:-1])
     assert r["energy_by_component"]["DRAM"] / t["energy_j"] < 0.20
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--mode", "pipelined", "--weights", "reload"], "--weights: pipelined mode keeps every layer's weights"),
+    (["--weights", "resident"], "--weights: one copy of every layer's weights needs"),
+    (["--mode", "pipelined"], "--mode: one copy of every layer's weights needs"),
+])
+def test_impossible_execution_is_refused_before_mapping(tmp_path: Path, capsys, monkeypatch, flags, words) -> None:
+    from cimco.cli import main
+
+    def no_mapping(*a, **k):
+        raise AssertionError("mapped before checking the execution")
+
+    monkeypatch.setattr("cimco.mapping.map_workload", no_mapping)
+    (tmp_path / "w.yaml").write_text("kind: workload\nname: w\nsource: t\nlayers:\n"
+                                     "  - {name: big, type: linear, in_channels: 8192, out_channels: 8192}\n")
+    code = main(["map", "--system", SYSTEM, "--workload", str(tmp_path / "w.yaml"), "--out", str(tmp_path / "o"),
+                 "--quiet", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

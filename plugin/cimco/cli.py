@@ -98,6 +98,7 @@ def _map_timeloop(args: argparse.Namespace) -> int:
 def cmd_map(args: argparse.Namespace) -> int:
     if args.backend == "timeloop":
         return _map_timeloop(args)
+    from cimco import execution
     from cimco.execution import Execution
     from cimco.mapping import Limits, map_workload
     from cimco.report import build_report, component_tables
@@ -109,6 +110,8 @@ def cmd_map(args: argparse.Namespace) -> int:
     masks = resolve(system, workload, args.workload)
     out = Path(args.out)
     cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
+    how = Execution(mode=args.mode, weights=args.weights, batch=args.batch)
+    execution.check(system, workload, masks, how)
     limits = Limits(timeout_s=args.layer_timeout, memory_bytes=int(args.layer_memory_gb * 2**30))
     with _run_in(out, cache) as scratch:
         try:
@@ -117,7 +120,6 @@ def cmd_map(args: argparse.Namespace) -> int:
         except (MappingError, LimitError) as e:
             raise _unmappable(e, workload, args.workload, args.system) from None
         tables = component_tables(system, workload, cache)
-        how = Execution(mode=args.mode, weights=args.weights, batch=args.batch)
         report = build_report(system, workload, runs, tables, masks, how)
         write_all(report, tables, out)
     if not args.quiet:

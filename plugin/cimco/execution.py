@@ -135,27 +135,38 @@ def _scale_latency(run: LayerRun, actions: dict, comp: str) -> float:
     return run.latency_by_component.get(comp, 0.0) * (new / old if old else 0.0)
 
 
-def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert: dict,
-          masks: dict[str, np.ndarray] | None = None,
-          how: Execution | None = None) -> tuple[list[LayerRun], Plan]:
-    """Each layer's counts and latency for the whole network run as ``how`` says."""
-    masks, how = masks or {}, how or Execution()
+def _weights(system: SystemSpec, how: Execution, need: int) -> str:
+    """``how.weights`` resolved (resident or reload), or a SpecError if it cannot be."""
     if how.mode not in MODES or how.weights not in WEIGHTS or how.batch < 1:
         raise ValueError(f"bad execution {how}")
-    stages = _stages(system, workload, ert, masks)
-    need = sum(s.macros for s in stages)
     fits = need <= system.n_macros
-    weights = how.weights if how.weights != "auto" else ("resident" if fits else "reload")
     if how.mode == "pipelined" and how.weights == "reload":
         raise SpecError([Problem("cimco map", "--weights", "pipelined mode keeps every layer's weights in "
                                  "its own macros: use --weights resident (or auto)")])
-    if how.mode == "pipelined":
-        weights = "resident"
+    weights = "resident" if how.mode == "pipelined" else how.weights
+    if weights == "auto":
+        weights = "resident" if fits else "reload"
     if weights == "resident" and not fits:
         raise SpecError([Problem("cimco map", "--mode" if how.mode == "pipelined" else "--weights",
                                  f"one copy of every layer's weights needs {need} macros; system "
                                  f"{system.name!r} has {system.n_macros} (cores x macros_per_core): use "
                                  f"--weights reload with --mode sequential, or a larger system")])
+    return weights
+
+
+def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> None:
+    """Refuse, before any mapping, an execution the system cannot give (SpecError)."""
+    _weights(system, how, sum(s.macros for s in _stages(system, workload, {}, masks or {})))
+
+
+def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert: dict,
+          masks: dict[str, np.ndarray] | None = None,
+          how: Execution | None = None) -> tuple[list[LayerRun], Plan]:
+    """Each layer's counts and latency for the whole network run as ``how`` says."""
+    masks, how = masks or {}, how or Execution()
+    stages = _stages(system, workload, ert, masks)
+    need = sum(s.macros for s in stages)
+    weights = _weights(system, how, need)
     kept = _residency(workload, system.global_buffer.size_bits, how.mode == "pipelined")
     index = {x.name: i for i, x in enumerate(workload.layers)}
     size = _sizes(workload)
