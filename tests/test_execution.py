@@ -85,6 +85,18 @@ def _count(run, comp: str, act: str) -> float:
     return run.actions.get((comp, act), 0.0)
 
 
+def test_nothing_kept_is_accelforges_single_layer_result(mapped) -> None:
+    """Equivalence: with no room in the buffer, weights reloaded every inference and no skip
+    connection, the execution model changes nothing: AccelForge's counts, exactly."""
+    system, runs, tables = mapped
+    small = system.model_copy(update={"global_buffer": system.global_buffer.model_copy(update={"size_bits": 1})})
+    out, plan = apply(small, CHAIN, runs, tables.ert, how=Execution(weights="reload"))
+    assert plan.output_on_chip == [False] * 3 and not plan.weight_load_actions
+    for before, after in zip(runs, out):
+        assert after.actions == before.actions == before.result.actions
+        assert after.latency_by_component == before.latency_by_component
+
+
 def test_kept_tensors_leave_dram_exactly(mapped) -> None:
     system, runs, tables = mapped
     out, plan = apply(system, SKIP, runs, tables.ert, how=Execution(weights="resident"))

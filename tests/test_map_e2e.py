@@ -74,8 +74,8 @@ def test_report_contract(run: Path) -> None:
     assert [x["name"] for x in layers] == ["a", "b", "b_again", "fc"]
     assert sum(x["energy_j"] for x in layers) == pytest.approx(t["energy_j"], rel=1e-12)
     assert sum(r["energy_by_component"].values()) == pytest.approx(t["energy_j"], rel=1e-12)
-    for x in layers:
-        assert x["energy_j"] == pytest.approx(x["engine_energy_j"], rel=1e-5)
+    for x in layers:  # on-chip residency only removes traffic from AccelForge's single-layer counts
+        assert x["energy_j"] < x["engine_energy_j"]
         assert set(x["bits"]) == {"input", "weight", "output"}
     # identical layers are mapped once and get identical results
     b, b2 = layers[1], layers[2]

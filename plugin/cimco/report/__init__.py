@@ -79,13 +79,14 @@ def _sparsity(sp) -> dict | None:
             "busy_activations": o.busy, "dense_busy_activations": sp.ref.busy}
 
 
-def tops_per_w_macro(runs: list[LayerRun], ert: dict[str, dict[str, float]]) -> float:
+def tops_per_w_macro(runs: list[LayerRun], ert: dict[str, dict[str, float]]) -> float | None:
     """Macro-only efficiency, as macro papers count it: 2 ops per dense MAC over the macros'
-    compute energy (every macro part's ``read``: no weight writes, buffers, DRAM or index codes)."""
+    compute energy (every macro part's ``read``: no weight writes, buffers, DRAM or index codes).
+    None (null in report.json) when the macros spend nothing: every block pruned."""
     from cimco.calibrate import macro_compute_energy
 
     e = sum(macro_compute_energy(r.actions, ert) * r.layer.repeat for r in runs)
-    return OPS_PER_MAC * sum(r.layer.macs * r.layer.repeat for r in runs) / e / 1e12
+    return OPS_PER_MAC * sum(r.layer.macs * r.layer.repeat for r in runs) / e / 1e12 if e else None
 
 
 def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],

@@ -1,0 +1,457 @@
+"""Design-space sweeps (``cimco sweep``, ``cimco.sweep``): many (system, workload) points from
+one YAML, resumable, on a process pool or a Dask cluster.
+
+A sweep file names a base system and workload and the overrides to try, by dotted path:
+
+    kind: sweep
+    system: ../arch_specs/mars_system.yaml      # relative to this file
+    workload: ../workloads/resnet20_cifar.yaml
+    grid:                                       # Cartesian product
+      macro.adc_bits: [4, 5, 6]
+      system.macros_per_core: [4, 8]
+      workload.bits.weight: [4, 8]
+      workload.sparsity: {pattern: row_block, density: [0.25, 0.5]}   # every layer
+    points:                                     # and/or a list, after the grid's points
+      - {macro.wordlines_on: 32, workload: ../workloads/vgg16_cifar.yaml}
+
+Roots: ``system.`` (the system spec), ``macro.`` (its macro), ``workload.`` (the workload;
+``workload.sparsity.*`` and ``workload.input_density`` set every layer); ``system`` and
+``workload`` alone swap the base file. Every point is validated like a spec file before any
+mapping, and unknown paths are refused with the closest valid key.
+
+Each finished point is appended (one line, hash of its full specs) to ``OUT/results.jsonl``;
+a rerun skips the points already there. Points that share every layer mapping (they differ
+only in sparsity, say) wait for the first of them, which fills the mapping cache for the
+rest. Tables are written at the end: ``results.parquet``, ``results.csv``, ``pareto.png``
+and ``sweep.html``, each atomically, in point order (identical whatever the executor).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import itertools
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+
+from cimco.errors import Problem, SpecError
+from cimco.spec._base import Strict, _models_in, clip, problems_from, short
+from cimco.spec.load import check_fit, read_yaml
+from cimco.spec.system import SystemSpec
+from cimco.spec.workload import Layer, WorkloadSpec
+
+LAYER_WIDE = ("sparsity", "input_density")  # workload.<these> set every layer
+RESULTS = "results.jsonl"
+
+
+class SweepSpec(Strict):
+    kind: Literal["sweep"] = "sweep"
+    name: str = Field(default="sweep", min_length=1, max_length=200)
+    system: str = Field(min_length=1, max_length=1000)
+    workload: str = Field(min_length=1, max_length=1000)
+    grid: dict[str, Any] = {}
+    points: list[dict[str, Any]] = []
+
+
+@dataclass
+class Point:
+    index: int
+    params: dict[str, Any]  # dotted path -> value, as the sweep file gives them
+    system: SystemSpec
+    workload: WorkloadSpec
+    workload_path: str
+    hash: str = ""
+    signature: str = ""  # equal for points that need the same layer mappings
+
+
+@dataclass
+class Stats:
+    points: int = 0
+    distinct: int = 0
+    done_before: int = 0
+    computed: int = 0
+    mapper_calls: int = 0  # layer mappings run by AccelForge in this run (cache misses)
+    files: list[Path] = field(default_factory=list)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def expand(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The grid's Cartesian product (a scalar is one choice), then the listed points."""
+    grid = _flatten(spec.grid)
+    choices = [v if isinstance(v, list) else [v] for v in grid.values()]
+    out = [dict(zip(grid, combo)) for combo in itertools.product(*choices)] if grid else []
+    out += [_flatten(p) for p in spec.points]
+    return out or [{}]
+
+
+def _path_problem(path: str) -> str | None:
+    """Why ``path`` names no spec field (with the closest valid key), or None."""
+    parts = path.split(".")
+    if parts == ["system"] or parts == ["workload"]:
+        return None
+    roots = {"system": [SystemSpec], "macro": [SystemSpec.model_fields["macro"].annotation],
+             "workload": [WorkloadSpec]}
+    if parts[0] not in roots or len(parts) < 2:
+        return "expected a path starting with system., macro. or workload. (or system / workload for a file)"
+    models = roots[parts[0]]
+    if parts[0] == "workload" and parts[1] in LAYER_WIDE:
+        models = [Layer]
+    for i, part in enumerate(parts[1:], 1):
+        fields = {k: f for m in models for k, f in m.model_fields.items()}
+        if part not in fields:
+            near = difflib.get_close_matches(part, sorted(fields), n=1)
+            where = ".".join(parts[:i])
+            return f"unknown key {part!r} under {where}" + (f"; did you mean {near[0]!r}?" if near else
+                                                             f" (valid: {', '.join(sorted(fields))})")
+        models = _models_in(fields[part].annotation)
+        if not models and i < len(parts) - 1:
+            return f"{'.'.join(parts[:i + 1])} is a value, not a mapping"
+    return None
+
+
+def _set(data: dict, parts: list[str], value: Any) -> None:
+    for p in parts[:-1]:
+        if not isinstance(data.get(p), dict):
+            data[p] = {}
+        data = data[p]
+    data[parts[-1]] = value
+
+
+def _system_data(path: Path) -> dict:
+    from cimco.spec.load import _inline_macro
+
+    return _inline_macro(read_yaml(path), path)
+
+
+def _validate(model, data: dict, file: str, prefix: str) -> tuple[Any, list[Problem]]:
+    """``data`` validated as ``model`` in both phases, problems under ``prefix``."""
+    try:
+        spec = model.model_validate(data)
+    except ValidationError as e:
+        return None, [Problem(file, f"{prefix}.{p.path}" if p.path else prefix, p.message)
+                      for p in problems_from(e, file, data, model)]
+    probs = spec.macro.check(file, "macro") if model is SystemSpec else spec.check(file)
+    return spec, [Problem(p.file, f"{prefix}.{p.path}", p.message) for p in probs]
+
+
+def load(path: str | Path) -> tuple[SweepSpec, list[Point]]:
+    """Read a sweep file and build every point's specs; every problem raised at once."""
+    import copy
+
+    path = Path(path)
+    file = clip(str(path))
+    data = read_yaml(path)
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(problems_from(e, file, data, SweepSpec)) from None
+    combos = expand(spec)
+    bad = {k: _path_problem(k) for c in combos for k in c}
+    problems = [Problem(file, k, why) for k, why in bad.items() if why]
+    if problems:
+        raise SpecError(problems)
+    bases: dict[tuple[str, str], dict] = {}
+
+    def base(kind: str, rel: Any) -> dict:
+        if not isinstance(rel, str):
+            raise SpecError([Problem(file, kind, f"expected a file path, got {short(rel)}")])
+        p = (path.parent / rel).resolve()
+        if (kind, str(p)) not in bases:
+            bases[kind, str(p)] = _system_data(p) if kind == "system" else read_yaml(p)
+        return copy.deepcopy(bases[kind, str(p)])
+
+    points, seen = [], set()
+    for i, combo in enumerate(combos):
+        label = ", ".join(f"{k}={short(v, 30)}" for k, v in combo.items()) or "base"
+        sys_file = combo.get("system", spec.system)
+        wl_file = combo.get("workload", spec.workload)
+        try:
+            sdata, wdata = base("system", sys_file), base("workload", wl_file)
+        except SpecError as e:
+            problems += [p for p in e.problems if (p.path, p.message) not in seen]
+            seen |= {(p.path, p.message) for p in e.problems}
+            continue
+        for key, value in combo.items():
+            root, *rest = key.split(".")
+            if not rest:
+                continue
+            if root == "macro":
+                _set(sdata, ["macro", *rest], value)
+            elif root == "system":
+                _set(sdata, rest, value)
+            elif rest[0] in LAYER_WIDE:
+                for layer in wdata.get("layers") or []:
+                    if isinstance(layer, dict):
+                        _set(layer, rest, value)
+            else:
+                _set(wdata, rest, value)
+        where = f"point {i} ({label})"
+        system, p1 = _validate(SystemSpec, sdata, file, f"{where}: system")
+        workload, p2 = _validate(WorkloadSpec, wdata, file, f"{where}: workload")
+        p3 = check_fit(system, workload, f"{file}: {where}: workload") if system and workload and not p1 + p2 else []
+        for p in p1 + p2 + p3:
+            if (p.path.split(": ", 1)[-1], p.message) not in seen:  # once per problem, not per point
+                seen.add((p.path.split(": ", 1)[-1], p.message))
+                problems.append(p)
+        if system and workload and not p1 + p2 + p3:
+            points.append(Point(i, combo, system, workload, str((path.parent / wl_file).resolve())))
+    if problems:
+        raise SpecError(problems)
+    for p in points:
+        _hash(p)
+    return spec, points
+
+
+def _hash(p: Point) -> None:
+    """The point's identity (its full specs, the workload's dir for mask files, cimco's
+    version) and its mapping signature (the cache keys of its layers)."""
+    from cimco import __version__, _af
+    from cimco.mapping import cache_key
+
+    ident = {"system": p.system.model_dump(mode="json"), "workload": p.workload.model_dump(mode="json"),
+             "dir": str(Path(p.workload_path).parent), "cimco": __version__}
+    p.hash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+    keys = sorted({cache_key(p.system, _af.einsum_of(x), p.workload.layer_bits(x)) for x in p.workload.layers})
+    p.signature = hashlib.sha256("".join(keys).encode()).hexdigest()
+
+
+def run_point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, cache_dir: str) -> tuple[dict, int]:
+    """Map and report one point (a worker task): its report's summary and the number of
+    layers AccelForge mapped (cache misses). Writes only under ``cache_dir``."""
+    os.environ.setdefault("MPLCONFIGDIR", str(Path(cache_dir, "matplotlib")))
+    from cimco.mapping import map_workload
+    from cimco.report import build_report, component_tables
+    from cimco.sparse.masks import resolve
+
+    cache = Path(cache_dir)
+    masks = resolve(system, workload, workload_path)
+    runs = map_workload(system, workload, cache, progress=False, jobs=1, masks=masks)
+    report = build_report(system, workload, runs, component_tables(system, workload, cache))
+    calls = len({id(r.result) for r in runs if not r.cached})
+    return {"system": report["system"], "workload": report["workload"], "totals": report["totals"]}, calls
+
+
+def _read_done(path: Path) -> dict[str, dict]:
+    """Finished points by hash. A line cut short by a kill is dropped (and cut off the file)."""
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        os.truncate(path, end)
+    done = {}
+    for line in data[:end].splitlines():
+        try:
+            rec = json.loads(line)
+            done[rec["hash"]] = rec
+        except (ValueError, KeyError, TypeError):
+            print(f"cimco: warning: {path}: skipping an unreadable line", file=sys.stderr)
+    return done
+
+
+class _Local:
+    """Points in spawned worker processes that die with this one."""
+
+    def __init__(self, jobs: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from cimco.mapping import _worker_init
+
+        self.before = set(multiprocessing.active_children())
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_worker_init, initargs=(os.getpid(), None))
+
+    def submit(self, *args):
+        return self.pool.submit(*args)
+
+    def wait(self, futures):
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        return wait(futures, return_when=FIRST_COMPLETED)[0]
+
+    def close(self, failed: bool) -> None:
+        import multiprocessing
+
+        if failed:
+            for p in set(multiprocessing.active_children()) - self.before:
+                p.terminate()
+        self.pool.shutdown(cancel_futures=True)
+
+
+class _Dask:
+    """Points on a dask.distributed cluster (its workers must see OUT's file system)."""
+
+    def __init__(self, scheduler: str):
+        from distributed import Client
+
+        try:
+            self.client = Client(scheduler, set_as_default=False, timeout="20s")
+        except OSError as e:
+            raise SpecError([Problem("cimco sweep", "--scheduler", f"cannot reach {scheduler!r}: {e}")]) from None
+
+    def submit(self, *args):
+        return self.client.submit(*args, pure=False)
+
+    def wait(self, futures):
+        from distributed import wait
+
+        with self.client.as_current():  # not the process-wide default client
+            return wait(futures, return_when="FIRST_COMPLETED").done
+
+    def close(self, failed: bool) -> None:
+        self.client.close()
+
+
+def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: str | None = None,
+        jobs: int = 1, cache_dir: str | Path | None = None, progress: bool = True):
+    """Run (or resume) the sweep in ``path``; write its tables into ``out``. Returns the
+    results table (pandas, one row per point, in point order) and the run's Stats."""
+    from tqdm import tqdm
+
+    from cimco.io import write_atomic
+
+    spec, points = load(path)
+    out = Path(out)
+    cache = (Path(cache_dir) if cache_dir else out / "cache").absolute()  # workers may run elsewhere
+    log = out / RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    done = _read_done(log)
+    todo: dict[str, Point] = {}
+    for p in points:
+        if p.hash not in done:
+            todo.setdefault(p.hash, p)
+    stats = Stats(points=len(points), distinct=len({p.hash for p in points}))
+    stats.done_before = stats.distinct - len(todo)
+    groups: dict[str, list[Point]] = {}
+    for p in todo.values():
+        groups.setdefault(p.signature, []).append(p)
+    if executor == "dask":
+        if not scheduler:
+            raise SpecError([Problem("cimco sweep", "--scheduler", "--executor dask needs a scheduler address")])
+        ex = _Dask(scheduler)
+    else:
+        ex = _Local(max(1, min(jobs, len(todo) or 1)))
+    bar = tqdm(total=stats.distinct, initial=stats.done_before, desc="sweep", unit="point",
+               disable=not progress, dynamic_ncols=True)
+    failed = True
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        def submit(p: Point):
+            return ex.submit(run_point, p.system, p.workload, p.workload_path, str(cache))
+
+        # the first point of each signature maps its layers; the others then read the cache
+        pending = {submit(g[0]): (g[0], g[1:]) for g in groups.values()}
+        while pending:
+            for f in ex.wait(list(pending)):
+                p, followers = pending.pop(f)
+                summary, calls = f.result()
+                rec = {"hash": p.hash, **summary}
+                os.write(fd, (json.dumps(rec, allow_nan=False) + "\n").encode())
+                os.fsync(fd)
+                done[p.hash] = rec
+                stats.computed += 1
+                stats.mapper_calls += calls
+                bar.update()
+                pending.update({submit(q): (q, []) for q in followers})
+        failed = False
+    finally:
+        os.close(fd)
+        bar.close()
+        ex.close(failed)
+    df = table(points, done)
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    files = {"results.parquet": buf.getvalue(), "results.csv": df.to_csv(index=False),
+             "pareto.png": pareto_png(df), "sweep.html": html(spec.name, df)}
+    for name, data in files.items():
+        write_atomic(out / name, data)
+    stats.files = [out / n for n in files]
+    return df, stats
+
+
+def _cell(v: Any) -> Any:
+    return json.dumps(v) if isinstance(v, list | dict) else v
+
+
+def table(points: list[Point], done: dict[str, dict]):
+    """One row per point: its overrides, system and workload names and report totals."""
+    import pandas as pd
+
+    params = list(dict.fromkeys(k for p in points for k in p.params))
+    rows = []
+    for p in points:
+        rec = done[p.hash]
+        row = {"point": p.index, **{k: _cell(p.params.get(k)) for k in params},
+               "system_name": rec["system"], "workload_name": rec["workload"]}
+        row.update({k: _cell(v) for k, v in rec["totals"].items()})
+        row["hash"] = p.hash
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pareto(df) -> list[int]:
+    """Row positions on the energy-latency Pareto front (no other point is at least as good
+    in both and better in one), by latency."""
+    e, t = df["energy_j"].tolist(), df["latency_s"].tolist()
+    front = [i for i in range(len(df)) if not any(
+        e[j] <= e[i] and t[j] <= t[i] and (e[j] < e[i] or t[j] < t[i]) for j in range(len(df)))]
+    return sorted(front, key=lambda i: t[i])
+
+
+def _pareto_fig(df):
+    from cimco.report.html import _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sc = ax.scatter(df["latency_s"] * 1e3, df["energy_j"] * 1e6, c=df["area_m2"] * 1e6, cmap="viridis", s=22)
+    fig.colorbar(sc, ax=ax, label="area (mm^2)")
+    front = pareto(df)
+    ax.plot([df["latency_s"].iloc[i] * 1e3 for i in front], [df["energy_j"].iloc[i] * 1e6 for i in front],
+            color="C3", drawstyle="steps-post", label="Pareto front")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(5))
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("energy (uJ)")
+    ax.set_title("energy vs latency per sweep point")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pareto_png(df) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig = _pareto_fig(df)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def html(name: str, df) -> str:
+    from cimco.report import html as h
+
+    front = set(pareto(df))
+    cols = [c for c in df.columns if c != "hash"]
+    rows = [[*(None if isinstance(v, float) and v != v else v for v in r.values()), "yes" if i in front else ""]
+            for i, r in enumerate(df[cols].to_dict("records"))]
+    return h.page(f"cimco sweep {name}", [f"<h1>Sweep {name}: {len(df)} points</h1>", '<div class="plots">',
+                                          h._svg(_pareto_fig(df)), "</div>", "<h2>Points</h2>",
+                                          "<p>Click a column to sort.</p>", h.table([*cols, "pareto"], rows)])
