@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,torch]'
 	$(BIN)/cimco doctor --repair
 	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
-	  apt-get update && apt-get install -y chromium; else \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; else \
 	  echo "hint: install chromium (apt-get install chromium) for the report.html screenshot test"; fi; }
 	touch $(STAMP)
 
