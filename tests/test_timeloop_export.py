@@ -238,3 +238,40 @@ def test_cli_timeloop_export(tmp_path: Path, capsys) -> None:
     assert all((d / f).exists() for d in dirs for f in ("arch.yaml", "problem.yaml", "mapper.yaml",
                                                         "constraints.yaml", "ERT.yaml", "ART.yaml"))
     assert f"for {len(w.layers)} layers" in capsys.readouterr().out
+
+
+def test_dram_loops_follow_what_fits_on_chip() -> None:
+    """No DRAM loop when input and output fit in the 256 KB global buffer; output-position
+    loops only when they do not but the weights fit in the 32 macros' cells; else any."""
+    from cimco.spec.workload import Bits, Layer
+    from cimco.timeloop import problem
+    from cimco.timeloop.arch import LayerPlan, constraints, dram_loops
+
+    system = load(ROOT / "arch_specs/mars_system.yaml")
+    plan = LayerPlan(Bits(input=8, weight=8, output=8))
+
+    def case(c: int, m: int, hw: int) -> str:
+        layer = Layer(name="x", type="conv", in_channels=c, out_channels=m, input_hw=(hw, hw), kernel=3, padding=1)
+        return dram_loops(system, plan, problem(layer)["problem"]["instance"])
+
+    assert case(64, 64, 14) == "none"  # 64x16x16 + 64x14x14 words
+    assert case(64, 64, 56) == "positions"  # 64x58x58 + 64x56x56 > 262144 words; 36864 weights fit
+    assert case(512, 512, 56) == "any"  # 2.4 M weights > 32 macros x 256 rows x 32 outputs
+    dims = ["C", "M", "R", "S", "N", "P", "Q"]
+    for at, factors in (("none", "C=1 M=1 R=1 S=1 N=1 P=1 Q=1"), ("positions", "C=1 M=1 R=1 S=1"), ("any", None)):
+        targets = constraints(system, dims, False, at)["mapspace_constraints"]["targets"]
+        dram = next(t for t in targets if t["target"] == "DRAM" and t["type"] == "temporal")
+        assert dram.get("factors") == factors and dram["permutation"] == "CRSMNPQ"
+
+
+def test_strided_pointwise_conv_is_written_at_stride_1() -> None:
+    """Timeloop counts the box a strided 1x1 conv's reads span; the export reads what it uses."""
+    from cimco.spec.workload import Layer
+    from cimco.timeloop import problem
+
+    ds = Layer(name="ds", type="conv", in_channels=128, out_channels=256, input_hw=(16, 16), kernel=1, stride=2)
+    inst = problem(ds)["problem"]["instance"]
+    assert (inst["P"], inst["Q"], inst["Wstride"], inst["Hstride"]) == (8, 8, 1, 1)
+    conv = Layer(name="c", type="conv", in_channels=3, out_channels=8, input_hw=(16, 16), kernel=(3, 1), stride=2)
+    inst = problem(conv)["problem"]["instance"]
+    assert (inst["Wstride"], inst["Hstride"]) == (2, 1)  # only the kernel's 1-wide side

@@ -9,6 +9,8 @@ add a G dimension to every data space.
 v0.4 has no padding and no repeat count, so:
 - P and Q are the layer's real output size (its per-side padding included); each file's
   comment gives the input size and the padding per side.
+- A strided kernel one wide (a strided 1x1 conv) is written at stride 1: it reads only every
+  stride-th input, while Timeloop would count the whole box its reads span.
 - ``index.yaml`` beside the problem files lists them in execution order with each layer's
   name, ``repeat`` (runs per inference) and MACs per run: an inference costs the sum over the
   files of ``repeat`` times the file's result. Timeloop reads only the problem files; the
@@ -46,6 +48,10 @@ def problem(layer: Layer) -> dict:
     """One layer as a Timeloop v0.4 problem (batch N = tokens for linear layers)."""
     (p, q), (r, s) = layer.output_hw(), layer.kernel_hw
     (sh, sw), (dh, dw) = layer.stride_hw, layer.dilation_hw
+    # A kernel one wide with stride k reads every k-th input only, but Timeloop counts the
+    # whole box its reads span: export it at stride 1 on the inputs it reads (same MACs, same
+    # outputs, exact input traffic).
+    sh, sw = (1 if r == 1 else sh), (1 if s == 1 else sw)
     g = layer.groups
     inst = {"C": layer.in_channels // g, "M": layer.out_channels // g, "R": r, "S": s,
             "N": layer.tokens, "P": p, "Q": q,

@@ -1,0 +1,119 @@
+"""``cimco map --backend timeloop``: stats parsing, the missing-binary message, the runner's
+plumbing (with a stand-in mapper script), and, where a real timeloop-mapper is installed,
+agreement with cimco's AccelForge numbers on a dense layer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cimco.cli import main
+from cimco.timeloop.runner import parse_stats
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests/fixtures/timeloop"
+SYSTEM = str(ROOT / "arch_specs/mars_system.yaml")
+LAYER = {"name": "conv", "type": "conv", "in_channels": 64, "out_channels": 64, "input_hw": [14, 14], "kernel": 3,
+         "padding": 1}
+
+
+def _workload(tmp_path: Path, layers: list[dict]) -> str:
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump({"kind": "workload", "name": "w", "source": "test", "layers": layers}))
+    return str(path)
+
+
+def test_parse_stats_summary() -> None:
+    s = parse_stats((FIXTURES / "timeloop-mapper.stats.txt").read_text())
+    assert (s.cycles, s.computes) == (1280, 7225344)
+    assert s.energy_j == pytest.approx(1696.89e-15 * 7225344)
+    by = s.energy_by_component_j()
+    assert by["DRAM"] == pytest.approx(1490.00e-15 * 7225344)
+    # networks are Timeloop's own (cimco models none): lumped, and the parts add up to the total
+    assert "ADC <==> CellArray" not in by and by["TimeloopOther"] == pytest.approx(18.12e-15 * 7225344, rel=1e-3)
+    assert sum(by.values()) == pytest.approx(s.energy_j)
+
+
+def test_parse_stats_refuses_other_text() -> None:
+    with pytest.raises(ValueError, match="no Timeloop summary"):
+        parse_stats("Cycles: 3\n")
+
+
+def test_missing_binary_is_exit_2(tmp_path: Path, capsys) -> None:
+    rc = main(["map", "--backend", "timeloop", "--timeloop-bin", str(tmp_path / "no-such-mapper"),
+               "--system", SYSTEM, "--workload", _workload(tmp_path, [LAYER]), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is not an executable" in err and "--backend accelforge" in err
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def _fake_mapper(tmp_path: Path) -> Path:
+    """A stand-in for timeloop-mapper: checks it got the six files, logs its run, writes the
+    fixture's stats with the cycles set from the problem's P (so layers differ)."""
+    script = tmp_path / "timeloop-mapper"
+    script.write_text(f"""#!{sys.executable}
+import pathlib, re, sys, yaml
+assert sys.argv[1:] == ["arch.yaml", "problem.yaml", "mapper.yaml", "constraints.yaml", "ERT.yaml", "ART.yaml"]
+for f in sys.argv[1:]:
+    yaml.safe_load(open(f))
+p = yaml.safe_load(open("problem.yaml"))["problem"]["instance"]["P"]
+with open({str(tmp_path / "calls.log")!r}, "a") as log:
+    log.write(pathlib.Path.cwd().name + "\\n")
+text = open({str(FIXTURES / "timeloop-mapper.stats.txt")!r}).read()
+pathlib.Path("timeloop-mapper.stats.txt").write_text(re.sub(r"Cycles: \\d+", f"Cycles: {{100 * p}}", text))
+pathlib.Path("timeloop-mapper.map.txt").write_text("DRAM [ Weights Inputs Outputs ]\\n")
+""")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def test_runner_writes_report_from_timeloop_stats(tmp_path: Path) -> None:
+    small = {**LAYER, "name": "small", "input_hw": [7, 7]}
+    layers = [LAYER, {**LAYER, "name": "again", "repeat": 2}, small]
+    out = tmp_path / "out"
+    assert main(["map", "--backend", "timeloop", "--timeloop-bin", str(_fake_mapper(tmp_path)), "--quiet",
+                 "--system", SYSTEM, "--workload", _workload(tmp_path, layers), "--out", str(out)]) == 0
+    # identical layers run the mapper once
+    assert (tmp_path / "calls.log").read_text().split() == ["000_conv", "002_small"]
+    report = json.loads((out / "report.json").read_text())
+    fixture = parse_stats((FIXTURES / "timeloop-mapper.stats.txt").read_text())
+    cycle_s = 2 * 4.1e-9  # one activation of the MARS macro at 8-bit inputs
+    conv, again, sm = report["layers"]
+    assert conv["latency_s"] == pytest.approx(100 * 14 * cycle_s)
+    assert again["latency_s"] == pytest.approx(2 * conv["latency_s"])
+    assert sm["latency_s"] == pytest.approx(100 * 7 * cycle_s)
+    assert conv["energy_j"] == pytest.approx(fixture.energy_j)
+    assert conv["energy_by_component"]["DRAM"] == pytest.approx(fixture.energy_by_component_j()["DRAM"])
+    t = report["totals"]
+    assert t["latency_s"] == pytest.approx(conv["latency_s"] + again["latency_s"] + sm["latency_s"])
+    assert t["tops_per_w"] == pytest.approx(2 * t["dense_macs"] / t["energy_j"] / 1e12)
+    assert conv["mapping"].startswith("DRAM")
+    for name in ("report.json", "layers.csv", "report.md", "ERT.yaml", "ART.yaml"):
+        assert (out / name).exists()
+    assert (out / "timeloop" / "000_conv" / "timeloop-mapper.stats.txt").exists()
+
+
+def _real_binary() -> str | None:
+    return os.environ.get("CIMCO_TIMELOOP_BIN") or shutil.which("timeloop-mapper")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_real_binary() is None, reason="no timeloop-mapper (set CIMCO_TIMELOOP_BIN or put it on PATH)")
+def test_real_timeloop_agrees_with_accelforge_on_dense_layer(tmp_path: Path) -> None:
+    """The acceptance check of the export: same latency, energy within 15%, same ERT."""
+    w = _workload(tmp_path, [LAYER])
+    assert main(["map", "--quiet", "--weights", "reload", "--system", SYSTEM, "--workload", w,
+                 "--out", str(tmp_path / "af")]) == 0
+    assert main(["map", "--backend", "timeloop", "--timeloop-bin", _real_binary(), "--quiet",
+                 "--system", SYSTEM, "--workload", w, "--out", str(tmp_path / "tl")]) == 0
+    af = json.loads((tmp_path / "af" / "report.json").read_text())["totals"]
+    tl = json.loads((tmp_path / "tl" / "report.json").read_text())["totals"]
+    assert tl["latency_s"] == pytest.approx(af["latency_s"], rel=0.02)
+    assert tl["energy_j"] == pytest.approx(af["energy_j"], rel=0.15)
