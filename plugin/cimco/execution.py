@@ -39,7 +39,7 @@ from cimco import _af
 from cimco.errors import Problem, SpecError
 from cimco.mapping import LayerRun
 from cimco.spec.system import SystemSpec
-from cimco.spec.workload import WorkloadSpec
+from cimco.spec.workload import MAX_MASK_WEIGHTS, WorkloadSpec
 
 MODES = ("sequential", "pipelined")
 WEIGHTS = ("auto", "resident", "reload")
@@ -82,12 +82,25 @@ def _in_sizes(workload: WorkloadSpec) -> list[int]:
     return out
 
 
-def _stages(system: SystemSpec, workload: WorkloadSpec, ert: dict, masks: dict) -> list:
-    """One LRMP option per layer: its own macros at replication 1 and its weight bits."""
+def _stages(system: SystemSpec, workload: WorkloadSpec, ert: dict, masks: dict) -> list | None:
+    """One LRMP option per layer: its own macros at replication 1 and its weight bits; None
+    when a layer is too large for the spatial model's exact occupancy (held in memory)."""
     from cimco.codesign.spatial import layer_options
 
+    if any(x.out_channels * x.reduction > MAX_MASK_WEIGHTS for x in workload.layers):
+        return None
     return [layer_options(system, x, ert, [workload.layer_bits(x).weight], masks.get(x.name), 1)[0]
             for x in workload.layers]
+
+
+def _macros_needed(system: SystemSpec, workload: WorkloadSpec, stages: list | None) -> int:
+    """Macros for one copy of every layer's weights: the spatial model's count, or, for
+    layers too large for it, the lower bound of the weight bits over a macro's bits."""
+    if stages is not None:
+        return sum(s.macros for s in stages)
+    m = system.macro
+    bits = sum(x.out_channels * x.reduction * workload.layer_bits(x).weight for x in workload.layers)
+    return -(-bits // (m.rows * m.cols * m.bits_per_cell))
 
 
 def _residency(workload: WorkloadSpec, capacity: int, pipelined: bool) -> list[bool]:
@@ -135,11 +148,14 @@ def _scale_latency(run: LayerRun, actions: dict, comp: str) -> float:
     return run.latency_by_component.get(comp, 0.0) * (new / old if old else 0.0)
 
 
-def _weights(system: SystemSpec, how: Execution, need: int) -> str:
+def _weights(system: SystemSpec, how: Execution, need: int, stages: list | None) -> str:
     """``how.weights`` resolved (resident or reload), or a SpecError if it cannot be."""
     if how.mode not in MODES or how.weights not in WEIGHTS or how.batch < 1:
         raise ValueError(f"bad execution {how}")
     fits = need <= system.n_macros
+    if how.mode == "pipelined" and stages is None:
+        raise SpecError([Problem("cimco map", "--mode", f"a layer has over {MAX_MASK_WEIGHTS:,} weights, "
+                                 f"beyond what the spatial model of pipelined mode evaluates")])
     if how.mode == "pipelined" and how.weights == "reload":
         raise SpecError([Problem("cimco map", "--weights", "pipelined mode keeps every layer's weights in "
                                  "its own macros: use --weights resident (or auto)")])
@@ -156,7 +172,8 @@ def _weights(system: SystemSpec, how: Execution, need: int) -> str:
 
 def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> None:
     """Refuse, before any mapping, an execution the system cannot give (SpecError)."""
-    _weights(system, how, sum(s.macros for s in _stages(system, workload, {}, masks or {})))
+    stages = _stages(system, workload, {}, masks or {})
+    _weights(system, how, _macros_needed(system, workload, stages), stages)
 
 
 def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert: dict,
@@ -165,8 +182,8 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert:
     """Each layer's counts and latency for the whole network run as ``how`` says."""
     masks, how = masks or {}, how or Execution()
     stages = _stages(system, workload, ert, masks)
-    need = sum(s.macros for s in stages)
-    weights = _weights(system, how, need)
+    need = _macros_needed(system, workload, stages)
+    weights = _weights(system, how, need, stages)
     kept = _residency(workload, system.global_buffer.size_bits, how.mode == "pipelined")
     index = {x.name: i for i, x in enumerate(workload.layers)}
     size = _sizes(workload)
