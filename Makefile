@@ -36,6 +36,8 @@ bench: setup
 	$(BIN)/python scripts/bench_export.py
 	$(BIN)/python scripts/lrmp_table.py
 	$(BIN)/python scripts/anchor_consistency.py
+	$(BIN)/python scripts/fuzz_specs.py
+	$(BIN)/python scripts/mars_table.py
 
 clean:
 	rm -rf out .pytest_cache
