@@ -89,6 +89,25 @@ def tops_per_w_macro(runs: list[LayerRun], ert: dict[str, dict[str, float]]) -> 
     return OPS_PER_MAC * sum(r.layer.macs * r.layer.repeat for r in runs) / e / 1e12 if e else None
 
 
+def efficiency(layers: list[dict], energy_by_component: dict[str, float], fps: float) -> dict:
+    """The report's energy, latency and efficiency totals over its ``layers`` (any backend)."""
+    energy = sum(x["energy_j"] for x in layers)
+    dense = sum(x["dense_macs"] for x in layers)
+    executed = sum(x["executed_macs"] for x in layers)
+    return {
+        "energy_j": energy,
+        "latency_s": sum(x["latency_s"] for x in layers),
+        "dense_macs": dense,
+        "executed_macs": executed,
+        "tops_per_w": OPS_PER_MAC * dense / energy / 1e12,
+        "tops_per_w_executed": OPS_PER_MAC * executed / energy / 1e12,
+        # without off-chip DRAM traffic: how chip papers (MARS, CRIMP) count TOPS/W
+        "tops_per_w_on_chip": OPS_PER_MAC * dense / (energy - energy_by_component.get("DRAM", 0.0)) / 1e12,
+        "tops": OPS_PER_MAC * dense * fps / 1e12,
+        "fps": fps,
+    }
+
+
 def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
                  tables: Tables, masks: dict | None = None, how: Execution | None = None) -> dict:
     """The report contract for ``runs`` executed as ``how`` says (see :mod:`cimco.execution`)."""
@@ -129,27 +148,15 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "output_on_chip": plan.output_on_chip[i],
             "cached": run.cached,
         })
-    energy = sum(x["energy_j"] for x in layers)
     latency = sum(x["latency_s"] for x in layers)
-    dense = sum(x["dense_macs"] for x in layers)
-    executed = sum(x["executed_macs"] for x in layers)
     return {
         "cimco_version": __version__,
         "engine": _af.versions(),
         "system": system.name,
         "workload": workload.name,
         "totals": {
-            "energy_j": energy,
-            "latency_s": latency,
-            "dense_macs": dense,
-            "executed_macs": executed,
-            "tops_per_w": OPS_PER_MAC * dense / energy / 1e12,
-            "tops_per_w_executed": OPS_PER_MAC * executed / energy / 1e12,
-            # without off-chip DRAM traffic: how chip papers (MARS, CRIMP) count TOPS/W
-            "tops_per_w_on_chip": OPS_PER_MAC * dense / (energy - by_comp_total.get("DRAM", 0.0)) / 1e12,
+            **efficiency(layers, by_comp_total, execution.throughput_fps(plan, latency)),
             "tops_per_w_macro": tops_per_w_macro(runs, tables.ert),
-            "tops": OPS_PER_MAC * dense * execution.throughput_fps(plan, latency) / 1e12,
-            "fps": execution.throughput_fps(plan, latency),
             "mode": plan.mode,
             "weights": plan.weights,
             "batch": plan.batch,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cimco.errors import LimitError, MappingError, Problem, SpecError
-from cimco.report import OPS_PER_MAC, Tables
+from cimco.report import Tables, efficiency
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
 from cimco.timeloop.bundle import FILES, Exported, export_system
@@ -136,25 +136,13 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, layers: list[dict],
     for x in layers:
         for c, e in x["energy_by_component"].items():
             by_comp[c] = by_comp.get(c, 0.0) + e
-    energy = sum(x["energy_j"] for x in layers)
-    latency = sum(x["latency_s"] for x in layers)
-    dense = sum(x["dense_macs"] for x in layers)
-    executed = sum(x["executed_macs"] for x in layers)
     return {
         "cimco_version": __version__,
         "engine": {"timeloop-mapper": binary},
         "system": system.name,
         "workload": workload.name,
         "totals": {
-            "energy_j": energy,
-            "latency_s": latency,
-            "dense_macs": dense,
-            "executed_macs": executed,
-            "tops_per_w": OPS_PER_MAC * dense / energy / 1e12,
-            "tops_per_w_executed": OPS_PER_MAC * executed / energy / 1e12,
-            "tops_per_w_on_chip": OPS_PER_MAC * dense / (energy - by_comp.get("DRAM", 0.0)) / 1e12,
-            "tops": OPS_PER_MAC * dense / latency / 1e12,
-            "fps": 1.0 / latency,
+            **efficiency(layers, by_comp, 1.0 / sum(x["latency_s"] for x in layers)),
             # Timeloop runs each layer on its own: one after another, weights loaded every run
             "mode": "sequential",
             "weights": "reload",
