@@ -214,3 +214,17 @@ def test_impossible_execution_is_refused_before_mapping(tmp_path: Path, capsys, 
     err = capsys.readouterr().err
     assert code == 2 and words in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_macros_needed_follow_each_runs_own_mask(mapped) -> None:
+    """The spatial model sees the mask each layer was mapped with (carried by its LayerRun),
+    so no caller can hand the execution model dense weights for a pruned layer."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    system, runs, tables = mapped
+    _, dense = apply(system, SKIP, runs, tables.ert)
+    pruned = [replace(runs[0], mask=np.zeros((16, 16, 3, 3), bool)), *runs[1:]]
+    _, plan = apply(system, SKIP, pruned, tables.ert)
+    assert (dense.macros_needed, plan.macros_needed) == (3, 2)

@@ -120,7 +120,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         except (MappingError, LimitError) as e:
             raise _unmappable(e, workload, args.workload, args.system) from None
         tables = component_tables(system, workload, cache)
-        report = build_report(system, workload, runs, tables, masks, how)
+        report = build_report(system, workload, runs, tables, how)
         write_all(report, tables, out)
     if not args.quiet:
         print(_table(*summary_rows(report)))

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from cimco import _af
 from cimco.errors import Problem, SpecError
 from cimco.mapping import LayerRun
@@ -82,15 +80,15 @@ def _in_sizes(workload: WorkloadSpec) -> list[int]:
     return out
 
 
-def _stages(system: SystemSpec, workload: WorkloadSpec, ert: dict, masks: dict) -> list | None:
+def _stages(system: SystemSpec, workload: WorkloadSpec, ert: dict, masks: list) -> list | None:
     """One LRMP option per layer: its own macros at replication 1 and its weight bits; None
     when a layer is too large for the spatial model's exact occupancy (held in memory)."""
     from cimco.codesign.spatial import layer_options
 
     if any(x.out_channels * x.reduction > MAX_MASK_WEIGHTS for x in workload.layers):
         return None
-    return [layer_options(system, x, ert, [workload.layer_bits(x).weight], masks.get(x.name), 1)[0]
-            for x in workload.layers]
+    return [layer_options(system, x, ert, [workload.layer_bits(x).weight], mask, 1)[0]
+            for x, mask in zip(workload.layers, masks)]
 
 
 def _macros_needed(system: SystemSpec, workload: WorkloadSpec, stages: list | None) -> int:
@@ -172,16 +170,15 @@ def _weights(system: SystemSpec, how: Execution, need: int, stages: list | None)
 
 def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> None:
     """Refuse, before any mapping, an execution the system cannot give (SpecError)."""
-    stages = _stages(system, workload, {}, masks or {})
+    stages = _stages(system, workload, {}, [(masks or {}).get(x.name) for x in workload.layers])
     _weights(system, how, _macros_needed(system, workload, stages), stages)
 
 
 def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert: dict,
-          masks: dict[str, np.ndarray] | None = None,
           how: Execution | None = None) -> tuple[list[LayerRun], Plan]:
     """Each layer's counts and latency for the whole network run as ``how`` says."""
-    masks, how = masks or {}, how or Execution()
-    stages = _stages(system, workload, ert, masks)
+    how = how or Execution()
+    stages = _stages(system, workload, ert, [r.mask for r in runs])
     need = _macros_needed(system, workload, stages)
     weights = _weights(system, how, need, stages)
     kept = _residency(workload, system.global_buffer.size_bits, how.mode == "pipelined")

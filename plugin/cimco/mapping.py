@@ -138,6 +138,7 @@ class LayerRun:
     actions: dict[tuple[str, str], float]
     latency_s: float
     latency_by_component: dict[str, float]
+    mask: np.ndarray | None = None  # the layer's weight mask (True = kept), if it is pruned
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | N
                                                  layer.positions)
             latency = max(by_comp.values())
         runs.append(LayerRun(layer, workload.layer_bits(layer), r, cached, sp, actions, latency,
-                             by_comp))
+                             by_comp, masks.get(layer.name)))
     return runs
 
 

@@ -109,11 +109,11 @@ def efficiency(layers: list[dict], energy_by_component: dict[str, float], fps: f
 
 
 def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
-                 tables: Tables, masks: dict | None = None, how: Execution | None = None) -> dict:
+                 tables: Tables, how: Execution | None = None) -> dict:
     """The report contract for ``runs`` executed as ``how`` says (see :mod:`cimco.execution`)."""
     from cimco import __version__
 
-    runs, plan = execution.apply(system, workload, runs, tables.ert, masks, how)
+    runs, plan = execution.apply(system, workload, runs, tables.ert, how)
     layers = []
     by_comp_total: dict[str, float] = {}
     for i, run in enumerate(runs):
