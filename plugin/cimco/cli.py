@@ -65,19 +65,29 @@ def _run_in(out: Path, cache: Path | None):
             shutil.rmtree(own, ignore_errors=True)
 
 
+def _load(args: argparse.Namespace):
+    """--system and --workload, checked against each other, and the workload's masks."""
+    from cimco.sparse.masks import resolve
+    from cimco.spec import load_pair
+
+    system, workload = load_pair(args.system, args.workload)
+    return system, workload, resolve(system, workload, args.workload)
+
+
+def _cache_dir(args: argparse.Namespace, out: Path) -> Path | None:
+    return None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
+
+
 def _map_timeloop(args: argparse.Namespace) -> int:
     """``cimco map --backend timeloop``: classic Timeloop's mapper per distinct layer."""
     from cimco.report import component_tables
     from cimco.report.write import summary_rows, totals_line, write_all
-    from cimco.sparse.masks import resolve
-    from cimco.spec import load_pair
     from cimco.timeloop.runner import find_binary, map_with_timeloop
 
     binary = find_binary(args.timeloop_bin)
-    system, workload = load_pair(args.system, args.workload)
-    masks = resolve(system, workload, args.workload)
+    system, workload, masks = _load(args)
     out = Path(args.out)
-    cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
+    cache = _cache_dir(args, out)
     with _run_in(out, cache):
         tables = component_tables(system, workload, cache)
         try:
@@ -103,13 +113,10 @@ def cmd_map(args: argparse.Namespace) -> int:
     from cimco.mapping import Limits, map_workload
     from cimco.report import build_report, component_tables
     from cimco.report.write import summary_rows, totals_line, write_all
-    from cimco.sparse.masks import resolve
-    from cimco.spec import load_pair
 
-    system, workload = load_pair(args.system, args.workload)
-    masks = resolve(system, workload, args.workload)
+    system, workload, masks = _load(args)
     out = Path(args.out)
-    cache = None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
+    cache = _cache_dir(args, out)
     how = Execution(mode=args.mode, weights=args.weights, batch=args.batch)
     execution.check(system, workload, masks, how)
     limits = Limits(timeout_s=args.layer_timeout, memory_bytes=int(args.layer_memory_gb * 2**30))
@@ -278,12 +285,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_timeloop_export(args: argparse.Namespace) -> int:
     from cimco.report import component_tables
-    from cimco.sparse.masks import resolve
-    from cimco.spec import load_pair
     from cimco.timeloop.bundle import export_system
 
-    system, workload = load_pair(args.system, args.workload)
-    masks = resolve(system, workload, args.workload)
+    system, workload, masks = _load(args)
     out = Path(args.out)
     with _run_in(out, None):
         done = export_system(system, workload, component_tables(system, workload, None), out, masks)
@@ -296,11 +300,8 @@ def cmd_timeloop_export(args: argparse.Namespace) -> int:
 def cmd_lrmp(args: argparse.Namespace) -> int:
     from cimco.codesign.run import read_sensitivity, run, write
     from cimco.report import component_tables
-    from cimco.sparse.masks import resolve
-    from cimco.spec import load_pair
 
-    system, workload = load_pair(args.system, args.workload)
-    masks = resolve(system, workload, args.workload)
+    system, workload, masks = _load(args)
     sens = read_sensitivity(args.sensitivity) if args.sensitivity else None
     if args.objective == "energy" and not args.min_throughput:
         raise SpecError([Problem("cimco lrmp", "--min-throughput", "the energy objective needs a "
