@@ -132,6 +132,18 @@ def test_chih_calibration_point_reproduced() -> None:
     assert _point("chih_isscc_2021", 4, 4) == pytest.approx(89.0, rel=0.01)
 
 
+def test_rdcim_calibration_point_reproduced() -> None:
+    # Yi et al., RDCIM, IEEE TCAS-I 2024 (doi 10.1109/TCSI.2024.3350664) abstract: 66.3 TOPS/W at
+    # 4b (fitted)
+    assert _point("rdcim_tcasi_2024", 4, 4) == pytest.approx(66.3, rel=0.01)
+
+
+def test_rdcim_predicts_8b() -> None:
+    # The same abstract: 16.6 TOPS/W at 8b (not used to fit). A digital adder-tree macro's
+    # energy per MAC grows as input bits (cycles) x weight bits (columns, one tree each): 4x
+    assert _point("rdcim_tcasi_2024", 8, 8) == pytest.approx(16.6, rel=0.15)
+
+
 def test_mars_system_frame_rate_on_cifar(tmp_path) -> None:
     """MARS (Sie et al., TCAD 2022): > 700 FPS on CIFAR-10 with its compressed networks.
 
