@@ -16,7 +16,8 @@ Published numbers (TOPS/W, 2 ops per MAC):
 Precision scaling (issue 11): a macro calibrated at one precision predicts another only if
 its energy per MAC grows by the paper's ratio. Published: Si JSSC 2021 4b 68.4 / 8b 11.5;
 Wu ISSCC 2022 (JSSC) 4b 115.6 / 8b 37.01 (ISSCC; JSSC 39.31); Colonnade JSSC 2021 1b 117.3 /
-16b 2.06 (0.6 V); RDCIM (Yi et al., TCAS-I 2024) 4b 66.3 / 8b 16.6. The script prints the paper's ratio, the model's, and the prediction error.
+16b 2.06 (0.6 V); RDCIM (Yi et al., TCAS-I 2024) 4b 66.3 / 8b 16.6. The script prints the
+paper's ratio, the model's, and the prediction error.
 Last line: RESULT jia_k=... wang_k=... sinangil_avg_k=... ... common_k_window=... ... si_8b_err_pct=...
 """
 

@@ -65,6 +65,32 @@ def test_bits_the_macro_cannot_run_are_a_spec_error(mapped: dict) -> None:
         cimco.map(SYSTEM, w2)
 
 
+def test_execution_options_match_the_cli(mapped: dict, tmp_path: Path) -> None:
+    from cimco.cli import main
+
+    cache, w = mapped["dir"] / "out/cache", mapped["dir"] / "w.yaml"
+    r = cimco.map(SYSTEM, w, cache_dir=cache, weights="reload", batch=4)
+    assert main(["map", "--quiet", "--system", str(SYSTEM), "--workload", str(w), "--cache-dir", str(cache),
+                 "--weights", "reload", "--batch", "4", "--out", str(tmp_path / "cli")]) == 0
+    cli = json.loads((tmp_path / "cli" / "report.json").read_text())["totals"]
+    assert (r.totals["weights"], r.totals["batch"]) == ("reload", 4)
+    assert r.totals == cli
+    # the default (auto) keeps this small network resident: no weights move per inference
+    assert mapped["report"].totals["weights"] == "resident"
+    assert r.totals["energy_j"] > mapped["report"].totals["energy_j"]
+
+
+@pytest.mark.parametrize("kw, words", [({"mode": "parallel"}, "mode must be one of sequential, pipelined, "
+                                        "got 'parallel'"),
+                                       ({"batch": 0}, "batch must be a whole number >= 1, got 0"),
+                                       ({"weights": "once", "batch": 2.5}, "weights must be one of auto, "
+                                        "resident, reload, got 'once'; batch must be")])
+def test_bad_execution_options_are_refused_before_mapping(mapped: dict, kw: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        cimco.map(SYSTEM, mapped["dir"] / "w.yaml", cache_dir=mapped["dir"] / "nothing", **kw)
+    assert not (mapped["dir"] / "nothing").exists()
+
+
 def test_sweep_returns_the_results_table(mapped: dict, tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
     spec.write_text(f"kind: sweep\nsystem: {SYSTEM}\nworkload: {mapped['dir'] / 'w.yaml'}\n"

@@ -50,13 +50,18 @@ class Report:
 
 
 def map(system: str | Path | SystemSpec, workload: str | Path | WorkloadSpec, out: str | Path | None = None,
-        cache_dir: str | Path | None = None, jobs: int = 1, progress: bool = False) -> Report:  # noqa: A001
+        cache_dir: str | Path | None = None, jobs: int = 1, progress: bool = False,  # noqa: A001
+        mode: str = "sequential", weights: str = "auto", batch: int = 1) -> Report:
     """Map ``workload`` on ``system`` (spec files or spec objects) and return its Report.
 
     With ``out`` the report's files are written there as by ``cimco map`` (mapping cache in
     ``out/cache`` unless ``cache_dir`` is given); without, nothing is written unless
     ``cache_dir`` is given. Mask files of a workload object are looked up from the cwd.
+    ``mode``, ``weights`` and ``batch`` are ``cimco map``'s ``--mode``, ``--weights`` and
+    ``--batch`` (:mod:`cimco.execution`); a value they do not allow is a ValueError, an
+    execution the system cannot give a SpecError, both before any mapping.
     """
+    from cimco import execution
     from cimco.mapping import map_workload
     from cimco.report import build_report, component_tables
     from cimco.sparse.masks import resolve
@@ -66,15 +71,18 @@ def map(system: str | Path | SystemSpec, workload: str | Path | WorkloadSpec, ou
     s = system if isinstance(system, SystemSpec) else load(system, "system")
     w = workload if isinstance(workload, WorkloadSpec) else load(workload, "workload")
     w_path = "workload" if isinstance(workload, WorkloadSpec) else str(workload)
+    how = execution.Execution(mode, weights, batch)
     problems = check_fit(s, w, w_path)
     if problems:
         from cimco.errors import SpecError
 
         raise SpecError(problems)
+    masks = resolve(s, w, w_path)
+    execution.check(s, w, masks, how)
     cache = Path(cache_dir) if cache_dir else Path(out) / "cache" if out else None
-    runs = map_workload(s, w, cache, progress=progress, jobs=jobs, masks=resolve(s, w, w_path))
+    runs = map_workload(s, w, cache, progress=progress, jobs=jobs, masks=masks)
     tables = component_tables(s, w, cache)
-    report = Report(build_report(s, w, runs, tables), tables)
+    report = Report(build_report(s, w, runs, tables, how), tables)
     if out is not None:
         from cimco.report.write import write_all
 

@@ -381,6 +381,8 @@ def _positive(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
+    from cimco.execution import MODES, WEIGHTS
+
     p = argparse.ArgumentParser(
         prog="cimco", description="SRAM compute-in-memory accelerators and CIM-compressed DNNs "
         "on AccelForge and hwcomponents.",
@@ -399,10 +401,10 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--jobs", type=_count, default=default_jobs(),
                    help="worker processes mapping distinct layers in parallel (default: CPUs)")
     m.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
-    m.add_argument("--mode", choices=["sequential", "pipelined"], default="sequential",
+    m.add_argument("--mode", choices=MODES, default="sequential",
                    help="sequential: layers one after another on all macros; pipelined: every layer "
                    "a stage on its own macros, throughput set by the slowest (default sequential)")
-    m.add_argument("--weights", choices=["auto", "resident", "reload"], default="auto",
+    m.add_argument("--weights", choices=WEIGHTS, default="auto",
                    help="resident: weights programmed once into the macros (reported apart as "
                    "weight_load_j); reload: loaded from DRAM every batch; auto: resident when one "
                    "copy of every layer fits in the macros (default)")

@@ -52,6 +52,14 @@ class Execution:
     weights: str = "auto"
     batch: int = 1
 
+    def __post_init__(self) -> None:
+        bad = [f"{k} must be one of {', '.join(opts)}, got {v!r}"
+               for k, v, opts in (("mode", self.mode, MODES), ("weights", self.weights, WEIGHTS)) if v not in opts]
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            bad.append(f"batch must be a whole number >= 1, got {self.batch!r}")
+        if bad:
+            raise ValueError("; ".join(bad))
+
 
 @dataclass
 class Plan:
