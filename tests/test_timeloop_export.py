@@ -134,6 +134,16 @@ def test_full_export_follows_documented_format(tmp_path: Path) -> None:
     assert index["layers"][0]["cycle_s"] == 2 * 4.1e-9  # MARS 8b inputs: two 4-bit slices per activation
 
 
+def test_imperfect_export_follows_documented_format(tmp_path: Path) -> None:
+    """ResNet-18 ImageNet conv1 (147 reduction rows) selects the ruby mapspace."""
+    stem = {"name": "stem", "type": "conv", "in_channels": 3, "out_channels": 64, "input_hw": [224, 224],
+            "kernel": 7, "stride": 2, "padding": 3}
+    _, _, (ex,) = _export(tmp_path, [stem])
+    got = _yaml(ex.dir / "constraints.yaml")
+    assert got["mapspace_constraints"]["template"] == "ruby"
+    assert not _skeleton(got) - _skeleton(_yaml(FIXTURES / "constraints.yaml"))
+
+
 def _levels(tree: dict) -> list[tuple[str, int, dict]]:
     """(level name, instances, attributes) from the outside in, as Timeloop reads the tree."""
     out, n, node = [], 1, tree["architecture"]
@@ -240,28 +250,65 @@ def test_cli_timeloop_export(tmp_path: Path, capsys) -> None:
     assert f"for {len(w.layers)} layers" in capsys.readouterr().out
 
 
-def test_dram_loops_follow_what_fits_on_chip() -> None:
-    """No DRAM loop when input and output fit in the 256 KB global buffer; output-position
-    loops only when they do not but the weights fit in the 32 macros' cells; else any."""
+def _layout(layer: dict):
     from cimco.spec.workload import Bits, Layer
     from cimco.timeloop import problem
-    from cimco.timeloop.arch import LayerPlan, constraints, dram_loops
+    from cimco.timeloop.arch import LayerPlan, layout
 
     system = load(ROOT / "arch_specs/mars_system.yaml")
-    plan = LayerPlan(Bits(input=8, weight=8, output=8))
+    inst = problem(Layer.model_validate(layer))["problem"]["instance"]
+    return system, layout(system, LayerPlan(Bits(input=8, weight=8, output=8)), inst)
 
-    def case(c: int, m: int, hw: int) -> str:
-        layer = Layer(name="x", type="conv", in_channels=c, out_channels=m, input_hw=(hw, hw), kernel=3, padding=1)
-        return dram_loops(system, plan, problem(layer)["problem"]["instance"])
 
-    assert case(64, 64, 14) == "none"  # 64x16x16 + 64x14x14 words
-    assert case(64, 64, 56) == "positions"  # 64x58x58 + 64x56x56 > 262144 words; 36864 weights fit
-    assert case(512, 512, 56) == "any"  # 2.4 M weights > 32 macros x 256 rows x 32 outputs
+def _conv(c: int, m: int, hw: int, k: int = 3, **kw) -> dict:
+    return {"name": "x", "type": "conv", "in_channels": c, "out_channels": m, "input_hw": [hw, hw], "kernel": k,
+            "padding": k // 2, **kw}
+
+
+def test_layout_fills_the_array_and_bounds_dram_loops() -> None:
+    """32 outputs along the columns, the 16 word lines on filled with the reduction; DRAM loops
+    by what fits in the 256 KB (262144-word) global buffer."""
+    _, lay = _layout(_conv(64, 64, 14))  # 64x16x16 + 64x14x14 words fit
+    assert (lay.at_dram, lay.array, lay.macros) == ("none", {"M": 32, "C": 16, "R": 1, "S": 1}, {})
+    # 64x58x58 + 64x56x56 words do not; all outputs and a quarter of the input channels do
+    assert _layout(_conv(64, 64, 56))[1].at_dram == "weights"
+    # ResNet-18 ImageNet conv1: 802816 output words alone overflow; 3x7x7 = 147 rows fill the
+    # 16 word lines best as 7 (S) x 2 (R, last group 1): 3 x 4 row groups spread over macros
+    _, lay = _layout(_conv(3, 64, 224, 7, stride=2))
+    assert (lay.at_dram, lay.array, lay.macros) == ("positions", {"M": 32, "C": 1, "R": 2, "S": 7}, {"R": 4})
+    # 512->1000 fc is DRAM-bound: 1000 = 40 x 25 whole column groups lose nothing
+    _, lay = _layout({"name": "fc", "type": "linear", "in_channels": 512, "out_channels": 1000})
+    assert (lay.array["M"], lay.macros) == (25, {})
+    # compute-bound with 1000 outputs: 32 groups of 32 outputs, the last of 8
+    _, lay = _layout({"name": "fc", "type": "linear", "in_channels": 512, "out_channels": 1000, "tokens": 512})
+    assert (lay.array["M"], lay.macros) == (32, {"M": 32})
+
+
+def test_constraints_fix_the_layout() -> None:
+    from cimco.timeloop.arch import constraints
+
     dims = ["C", "M", "R", "S", "N", "P", "Q"]
-    for at, factors in (("none", "C=1 M=1 R=1 S=1 N=1 P=1 Q=1"), ("positions", "C=1 M=1 R=1 S=1"), ("any", None)):
-        targets = constraints(system, dims, False, at)["mapspace_constraints"]["targets"]
-        dram = next(t for t in targets if t["target"] == "DRAM" and t["type"] == "temporal")
-        assert dram.get("factors") == factors and dram["permutation"] == "CRSMNPQ"
+    system, lay = _layout(_conv(3, 64, 224, 7, stride=2))
+    ms = constraints(system, dims, False, lay)["mapspace_constraints"]
+    assert ms["template"] == "ruby"  # imperfect factors
+    by = {(t["target"], t["type"]): t for t in ms["targets"]}
+    array = by["ADC", "spatial"]
+    # R is left free on the array (Timeloop picks 2 with a last group of 1), fixed on the macros
+    assert array["factors"] == "C=1 M=32 S=7 N=1 P=1 Q=1" and array["remainders"] == 2
+    assert by["GlobalBuffer", "spatial"]["factors"] == "R=4 N=1 P=1 Q=1"
+    # output positions at DRAM: no weight loops at the global buffer (cells written once)
+    assert by["GlobalBuffer", "temporal"]["factors"] == "C=1 M=1 R=1 S=1 Q=1"
+    assert by["DRAM", "temporal"] == {"target": "DRAM", "type": "temporal", "permutation": "NPQCRSM",
+                                      "factors": "R=1"}
+    for level in ("WordlineDriver", "ADC", "CellArray"):  # nothing iterates inside a macro
+        assert by[level, "temporal"]["factors"] == "C=1 M=1 R=1 S=1 N=1 P=1 Q=1"
+    for layer, factors in ((_conv(64, 64, 14), "C=1 M=1 R=1 S=1 N=1 P=1 Q=1"),
+                           (_conv(64, 64, 56), "N=1 P=1 Q=1")):
+        system, lay = _layout(layer)
+        ms = constraints(system, dims, False, lay)["mapspace_constraints"]
+        assert "template" not in ms
+        dram = next(t for t in ms["targets"] if t["target"] == "DRAM" and t["type"] == "temporal")
+        assert dram == {"target": "DRAM", "type": "temporal", "permutation": "CRSMNPQ", "factors": factors}
 
 
 def test_strided_pointwise_conv_is_written_at_stride_1() -> None:

@@ -24,10 +24,11 @@ that keep one tensor each and cost what cimco's parts cost per value passing thr
 One Timeloop cycle is one activation of the macro (one row group, all input slices):
 ``activation_cycles`` macro cycles, so bandwidths are given in words per activation and the
 runner turns cycles into seconds with ``cycle_s`` from ``index.yaml``. The constraints are
-cimco's dataflow: weights stay in the cells, outputs along columns, the reduction along
-rows, and the core and macro fanouts never split output positions (no weight copies); plus
-loop orders and DRAM bounds that lead Timeloop's random search to the mappings AccelForge
-finds (see :func:`dram_loops`).
+cimco's dataflow as AccelForge maps it: weights stay in the cells, each row group's written
+once; outputs along columns, the reduction along rows; the core and macro fanouts never
+split output positions (no weight copies); nothing iterates inside a macro (partial sums go
+back to the global buffer). They also fix the column and row factors and bound the DRAM
+loops (see :func:`layout`), which leaves a mapspace small enough to walk whole.
 """
 
 from __future__ import annotations
@@ -126,32 +127,110 @@ def arch(system: SystemSpec, plan: LayerPlan) -> dict:
                 "subtree": [tree]}]}]}]}]}}
 
 
-def dram_loops(system: SystemSpec, plan: LayerPlan, instance: dict) -> str:
-    """Which loops may run at DRAM: ``none`` when the layer's whole input and output fit in
-    the global buffer (every tensor crosses DRAM once); ``positions`` (output positions only)
-    when its weights fit in the cells of all macros (they are loaded once and stay while
-    inputs stream in tiles); ``any`` otherwise. As AccelForge's best mappings do; without
-    these bounds Timeloop's random search misses those mappings by up to 7x."""
-    d = {k: instance.get(k, 1) for k in ("G", "N", "C", "M", "P", "Q", "R", "S")}
+@dataclass(frozen=True)
+class Layout:
+    """How one layer is laid out, fixed in its constraints (see :func:`layout`)."""
+
+    at_dram: str  # "none", "weights" or "positions": which loops may run at DRAM
+    array: dict[str, int]  # factors over the columns (M) and the word lines on (reduction ranks)
+    # ranks split imperfectly over the array: how many macros take their row/column groups
+    macros: dict[str, int]
+
+
+def _dims(instance: dict) -> dict[str, int]:
+    return {k: instance.get(k, 1) for k in ("G", "N", "C", "M", "P", "Q", "R", "S")}
+
+
+def _rows(d: dict[str, int], lines: int, macros: int, whole: bool) -> tuple[dict[str, int], dict[str, int]]:
+    """Reduction factors over the word lines on at once: the fewest row groups, at most one rank
+    split imperfectly unless ``whole`` (its groups then go over at most ``macros`` macros); ties
+    to whole factors, then fuller rows, then C, S, R. Returns (factors, {imperfect rank: groups})."""
+    best = None
+    for c in range(1, min(d["C"], lines) + 1):
+        for r in range(1, min(d["R"], lines // c) + 1):
+            for s in range(1, min(d["S"], lines // (c * r)) + 1):
+                f = {"C": c, "R": r, "S": s}
+                odd = {k: -(-d[k] // v) for k, v in f.items() if d[k] % v}
+                if len(odd) > (0 if whole else 1) or any(n > macros for n in odd.values()):
+                    continue
+                groups = math.prod(-(-d[k] // v) for k, v in f.items())
+                key = (groups, len(odd), -c * r * s, -c, -s, -r)
+                if best is None or key < best[0]:
+                    best = (key, f, odd)
+    return best[1], best[2]
+
+
+def _array(d: dict[str, int], system: SystemSpec, outs: int, whole: bool) -> tuple[dict, dict]:
+    """Column and row factors (whole ones only, or at most one partial group per direction)
+    and the macros that take the groups of each rank split imperfectly."""
+    n = system.n_macros
+    m = min(d["M"], outs)
+    macros = {"M": -(-d["M"] // m)} if d["M"] % m and not whole and -(-d["M"] // m) <= n else {}
+    if d["M"] % m and not macros:
+        m = max(f for f in range(1, m + 1) if d["M"] % f == 0)
+    rows, odd = _rows(d, system.macro.wordlines_on, n // macros.get("M", 1), whole)
+    return {"M": m, **rows}, {**macros, **odd}
+
+
+def layout(system: SystemSpec, plan: LayerPlan, instance: dict) -> Layout:
+    """The array factors AccelForge's best mappings use and the loops allowed at DRAM.
+
+    Columns take min(M, outputs per macro) output channels and the word lines the reduction
+    factors with the fewest row groups. Where a rank does not divide evenly (3x7x7 = 147 rows,
+    1000 outputs) its last group may be partial (Timeloop's ``ruby`` mapspace), its groups
+    spread over the macros as AccelForge's imperfect spatial loops do; only where that makes
+    the layer faster (Timeloop counts a partial group's work and weights in full). DRAM: no
+    loops when the layer's input and output fit in the global buffer (``none``); else loops
+    over weight ranks only when an output block and an input block fit there (``weights``);
+    else output positions too (``positions``), with no weight loops below them so that, as in
+    AccelForge, the cells are written once."""
+    d, g = _dims(instance), Geometry.of(system, plan.bits)
     h = (d["P"] - 1) * instance["Wstride"] + (d["R"] - 1) * instance["Wdilation"] + 1
     w = (d["Q"] - 1) * instance["Hstride"] + (d["S"] - 1) * instance["Hdilation"] + 1
-    words = d["G"] * d["N"] * (d["C"] * h * w + d["M"] * d["P"] * d["Q"])
-    if words <= system.global_buffer.size_bits // _word_bits(plan.bits):
-        return "none"
-    cells = system.n_macros * Geometry.of(system, plan.bits).outputs_per_macro * system.macro.rows
-    return "positions" if d["G"] * d["C"] * d["M"] * d["R"] * d["S"] <= cells else "any"
+    inputs, outputs = d["G"] * d["N"] * d["C"] * h * w, d["G"] * d["N"] * d["M"] * d["P"] * d["Q"]
+    weights = d["G"] * d["C"] * d["M"] * d["R"] * d["S"]
+
+    def cycles(array: dict[str, int]) -> int:  # activations if the groups spread evenly
+        groups = d["G"] * math.prod(-(-d[k] // v) for k, v in array.items())
+        return d["N"] * d["P"] * d["Q"] * -(-groups // system.n_macros)
+
+    array, macros = _array(d, system, g.outputs_per_macro, True)
+    part = _array(d, system, g.outputs_per_macro, False)
+    dram = (inputs + outputs + weights) * _word_bits(plan.bits) / (system.dram.bandwidth_bits_per_s * g.cycle_s)
+    if cycles(array) > max(cycles(part[0]), dram):
+        array, macros = part
+    words = system.global_buffer.size_bits // _word_bits(plan.bits)
+    # smallest blocks DRAM loops over weight ranks leave: one group, one row and column block
+    blocks = outputs // (d["G"] * (d["M"] // array["M"])) + inputs // (d["G"] * max(1, d["C"] // array["C"]))
+    at_dram = "none" if inputs + outputs <= words else "weights" if blocks <= words else "positions"
+    return Layout(at_dram, array, macros)
 
 
-def constraints(system: SystemSpec, dims: list[str], sparse: bool, at_dram: str = "any") -> dict:
+def _only(fixed: dict[str, int]) -> dict:
+    """A ``factors`` entry fixing these ranks (none when nothing is fixed)."""
+    return {"factors": " ".join(f"{d}={v}" for d, v in fixed.items())} if fixed else {}
+
+
+def constraints(system: SystemSpec, dims: list[str], sparse: bool, lay: Layout) -> dict:
     """Keep/bypass per level, the spatial CIM dataflow and loop orders (per problem's
-    dimension names); ``at_dram`` from :func:`dram_loops`."""
+    dimension names), with the array factors and DRAM loops of ``lay``."""
     def keep(target: str, *kept: str) -> dict:
         return {"target": target, "type": "bypass", "keep": list(kept),
                 "bypass": [d for d in DATASPACES if d not in kept]}
 
-    # columns share word lines (the same inputs): they split output channels only
-    x, y = ["M"], [d for d in dims if d != "M"]
+    def order(*groups: str) -> str:  # Timeloop permutations run innermost first
+        return "".join(d for g in groups for d in g if d in dims)
+
     readout = readout_level(system)
+    weights = [d for d in dims if d in "GCRSM"]
+    # the array: columns share word lines (the same inputs), so they split output channels
+    # only (X); the reduction runs along the rows (Y). A rank split imperfectly stays free
+    # there (Timeloop then picks its partial last group, at most ``remainders``).
+    array = {"target": "IndexMemory" if sparse else readout, "type": "spatial",
+             "factors": " ".join(f"{d}={lay.array.get(d, 1)}" for d in dims if d not in lay.macros),
+             "permutation": order("M", "CRS", "GNPQ"), "split": 1}
+    if lay.macros:
+        array["remainders"] = max(lay.array[d] for d in lay.macros)
     targets = [
         keep("DRAM", *DATASPACES),
         keep("GlobalBuffer", "Inputs", "Outputs"),
@@ -159,41 +238,41 @@ def constraints(system: SystemSpec, dims: list[str], sparse: bool, at_dram: str 
         keep(readout, "Outputs"),
         keep("CellArray", "Weights"),
         # core x macro fanout: any rank but output positions (weights are never copied)
-        {"target": "GlobalBuffer", "type": "spatial", "factors": NO_POSITIONS},
-        # column x row fanout: outputs along columns (X), the reduction along rows (Y)
-        {"target": "IndexMemory" if sparse else readout, "type": "spatial",
-         "factors": " ".join(f"{d}=1" for d in dims if d in ("G", "N", "P", "Q")),
-         "permutation": "".join(x + y), "split": len(x)},
+        {"target": "GlobalBuffer", "type": "spatial",
+         "factors": " ".join([f"{d}={lay.macros[d]}" for d in lay.macros] + NO_POSITIONS.split()),
+         "permutation": "".join(dims), "split": len(dims)},  # all along X: one row of macros
+        array,
     ]
-    # nothing iterates inside a macro but its row groups: output positions and channels step
-    # above the word-line drivers, so inputs stream through and the weights stay in the cells
-    every = " ".join(f"{d}=1" for d in dims)
-
-    def order(*groups: str) -> str:  # Timeloop permutations run innermost first
-        return "".join(d for g in groups for d in g if d in dims)
-
-    # loop orders that keep what the level holds: at DRAM the reduction innermost (partial sums
-    # stay in the global buffer); at the global buffer output positions innermost (inputs
-    # stream past weights that stay in the cells)
-    dram = {"none": every, "positions": " ".join(f"{d}=1" for d in dims if d not in ("N", "P", "Q")), "any": ""}
-    targets += [{"target": "DRAM", "type": "temporal", "permutation": order("CRS", "GM", "NPQ"),
-                 **({"factors": dram[at_dram]} if dram[at_dram] else {})},
-                {"target": "GlobalBuffer", "type": "temporal", "permutation": order("NPQ", "CRS", "GM")}]
-    targets += [{"target": t, "type": "temporal", "factors": every}
-                for t in ("WordlineDriver", readout) + (("IndexMemory",) if sparse else ())]
-    targets.append({"target": "CellArray", "type": "temporal",
-                    "factors": " ".join(f"{d}=1" for d in dims if d not in ("C", "R", "S"))})
+    # Loop orders that keep what each level holds. At the global buffer output positions
+    # innermost: inputs stream past the weights in the cells, each row group's weights written
+    # once. At DRAM, weight ranks only (the reduction innermost, partial sums stay in the
+    # global buffer) or, with output positions, those innermost and no weight loops below.
+    # A rank split imperfectly over the array and macros iterates nowhere else.
+    odd = {d: 1 for d in lay.macros}
+    dram = {"none": {d: 1 for d in dims}, "weights": {"N": 1, "P": 1, "Q": 1, **odd}, "positions": odd}
+    # with output positions at DRAM, the global buffer keeps a strip of rows (Q steps at DRAM)
+    glb = {**{d: 1 for d in weights}, "Q": 1} if lay.at_dram == "positions" else odd
+    targets += [{"target": "DRAM", "type": "temporal",
+                 "permutation": order("NPQ", "CRS", "GM") if lay.at_dram == "positions" else order("CRS", "GM", "NPQ"),
+                 **_only(dram[lay.at_dram])},
+                {"target": "GlobalBuffer", "type": "temporal", "permutation": order("NPQ", "CRS", "GM"),
+                 **_only(glb)}]
+    # nothing iterates inside a macro: it holds one row group's weights per pass over the
+    # output positions (as in AccelForge, whose macros keep no partial sums)
+    targets += [{"target": t, "type": "temporal", **_only({d: 1 for d in dims}), "permutation": "".join(dims)}
+                for t in ("WordlineDriver", readout, "CellArray") + (("IndexMemory",) if sparse else ())]
     if sparse:
         targets.append(keep("IndexMemory", "Outputs"))
-    return {"mapspace_constraints": {"version": 0.4, "targets": targets}}
+    ruby = {"template": "ruby"} if lay.macros else {}  # the mapspace with partial last groups
+    return {"mapspace_constraints": {"version": 0.4, **ruby, "targets": targets}}
 
 
 def mapper() -> dict:
-    """Search settings: random-pruned search on every hardware thread, each stopping after
-    500 valid mappings in a row that do not improve its best (latency first, then energy)
-    or 10000 invalid ones in a row."""
+    """Search settings: the constraints leave a mapspace of a few hundred to a few thousand
+    mappings, so each hardware thread walks its share of it whole (linear-pruned search, no
+    victory condition or timeout), keeping the lowest latency, then energy."""
     return {"mapper": {"version": 0.4, "optimization-metrics": ["delay", "energy"], "live-status": False,
-                       "algorithm": "random-pruned", "timeout": 10000, "victory-condition": 500,
+                       "algorithm": "linear-pruned", "timeout": 0, "victory-condition": 0,
                        "max-permutations-per-if-visit": 16, "diagnostics": False}}
 
 

@@ -29,7 +29,7 @@ from cimco.sparse.layout import Geometry as SparseGeometry
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Layer, WorkloadSpec
 from cimco.timeloop import _comment, problem
-from cimco.timeloop.arch import Geometry, LayerPlan, arch, area_table, constraints, dram_loops, energy_table, mapper
+from cimco.timeloop.arch import Geometry, LayerPlan, arch, area_table, constraints, energy_table, layout, mapper
 
 FILES = ("arch.yaml", "problem.yaml", "mapper.yaml", "constraints.yaml", "ERT.yaml", "ART.yaml")
 
@@ -80,7 +80,7 @@ def export_system(system: SystemSpec, workload: WorkloadSpec, tables: Tables, ou
         d = out / f"{i:03d}_{re.sub(r'[^A-Za-z0-9._-]', '_', layer.name)}"
         prob = problem(dense or layer)
         dims = prob["problem"]["shape"]["dimensions"]
-        at_dram = dram_loops(system, plan, prob["problem"]["instance"])
+        lay = layout(system, plan, prob["problem"]["instance"])
         note = "" if dense is None else (
             f"# pruned: exported as its compressed dense equivalent, {dense.out_channels} kept outputs x "
             f"{dense.reduction} rows (dense {layer.out_channels} x {layer.reduction})\n")
@@ -90,7 +90,7 @@ def export_system(system: SystemSpec, workload: WorkloadSpec, tables: Tables, ou
             "arch.yaml": _dump(arch(system, plan), head),
             "problem.yaml": _comment(workload, layer) + note + _dump(prob),
             "mapper.yaml": _dump(mapper(), head),
-            "constraints.yaml": _dump(constraints(system, dims, dense is not None, at_dram), head),
+            "constraints.yaml": _dump(constraints(system, dims, dense is not None, lay), head),
             "ERT.yaml": head + "# energy per Timeloop action in pJ, from cimco's component models\n"
             + _ert(tl, system.name),
             "ART.yaml": head + "# area per instance in um^2, from cimco's component models\n" + _art(tl, system.name),
