@@ -11,16 +11,23 @@ here, so an upgrade that changes one fails loudly. What we rely on:
 - ``set_n_parallel_jobs(1)``: on 2 cores the default process pool is 2-3x slower.
 - Upstream deprecation noise (pandas 3.1's ``inplace`` deprecation inside AccelForge,
   hwcomponents' use of ``Logger.warn``) is silenced around upstream calls only.
+- The mapper can size a tile smaller than the model does: it charges a tensor's memory from
+  where the tensor is reserved, the model from where it is stored, and the two differ when a
+  loop sits between them (MobileNetV2's depthwise ``features.2.conv.3``: the mapper's input
+  rows for one output row, the model's for all of them). The model then rejects the
+  mapping for that memory's capacity, naming both numbers; :func:`map_layer` maps again
+  with that memory's budget cut by the overshoot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import os
 import re
 import warnings
 from copy import deepcopy
-from dataclasses import dataclass
 from importlib.metadata import version
 
 from cimco.errors import MappingError
@@ -97,7 +104,7 @@ def make_spec(nodes: list[dict], einsum: dict | None, bits=None):
     return spec
 
 
-@dataclass
+@dataclasses.dataclass
 class MapResult:
     """What cimco keeps from one AccelForge mapping (plain numbers, picklable)."""
 
@@ -110,6 +117,9 @@ class MapResult:
     latency_by_component: dict[str, float]
     mapping: str
     column_split: bool = False  # mapped with the one-input-per-row rule lifted (fallback)
+    # memories the mapper was given less of than the spec has (the model rejected its first
+    # mappings for their capacity; see the module docstring): name -> bits
+    budget_bits: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def of_tensor(r: MapResult, tensor: str) -> dict[tuple[str, str], float]:
@@ -164,9 +174,45 @@ def _map_and_evaluate(spec, what: str, require_all: bool):
     return res, local
 
 
+# "The mapping uses 3053760.00000000 bits of GlobalBuffer but its size is only 2097152 bits."
+_OVER_CAPACITY = re.compile(r"uses ([0-9.e+]+) bits of (\w+) but its size is only ([0-9.e+]+) bits")
+BUDGET_TRIES = 8
+
+
+def _budgeted(nodes: list[dict], budget: dict[str, float]) -> list[dict]:
+    return [{**n, "size": budget[n["name"]]} if n["name"] in budget else n for n in nodes]
+
+
 def map_layer(nodes: list[dict], einsum: dict, bits) -> MapResult:
-    """Map one Einsum with AccelForge's FFM mapper and evaluate the best mapping."""
+    """Map one Einsum with AccelForge's FFM mapper and evaluate the best mapping. When the
+    model rejects it for a memory's capacity, map again with that memory's budget scaled by
+    size / use, by at most half (at most ``BUDGET_TRIES`` mappings): the mapping kept fits
+    the real memory, and ``budget_bits`` records the budget it was found within."""
+    from accelforge.model.main import InvalidMappingError
+
     _one_job()
+    what = repr(einsum["einsum"])
+    budget: dict[str, float] = {}
+    for _ in range(BUDGET_TRIES):
+        try:
+            return _map_once(_budgeted(nodes, budget), einsum, bits, budget)
+        except InvalidMappingError as e:
+            over = _OVER_CAPACITY.search(str(e))
+            if over is None:
+                raise
+            used, name, size = float(over[1]), over[2], float(over[3])
+            budget[name] = math.floor(size * max(0.5, size / used))
+        except MappingError as e:
+            if not budget:
+                raise
+            # the cut budget left no mapping: not the spec's memory being too small
+            raise MappingError(f"AccelForge's model rejected the mapper's mappings of {what} for memory "
+                               f"capacity, and within {budget} bits it found none") from e
+    raise MappingError(f"AccelForge's model rejected the mapper's best mapping of {what} {BUDGET_TRIES} "
+                       f"times for memory capacity (last budget {budget} bits)")
+
+
+def _map_once(nodes: list[dict], einsum: dict, bits, budget: dict[str, float]) -> MapResult:
     with _upstream():
         spec = make_spec(nodes, einsum, bits)
         res, local = _map_and_evaluate(spec, repr(einsum["einsum"]), require_all=False)
@@ -184,6 +230,7 @@ def map_layer(nodes: list[dict], einsum: dict, bits) -> MapResult:
         tensor_actions=tensor_actions,
         latency_by_component={k: float(v) for k, v in res.latency(per_component=True).items()},
         mapping=local.mapping.compact_str(),
+        budget_bits=dict(budget),
     )
 
 
@@ -336,7 +383,7 @@ def _chain_bits(einsums: list[dict], bits) -> dict[str, int]:
             else bits.input for e in einsums for a in e["tensor_accesses"]}
 
 
-@dataclass
+@dataclasses.dataclass
 class ChainResult:
     """One AccelForge mapping of a multi-Einsum chain (plain numbers, picklable)."""
 

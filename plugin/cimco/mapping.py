@@ -89,6 +89,7 @@ _CHECKS = {
     "energy": lambda x: _table(x, True), "actions": lambda x: _table(x, True),
     "tensor_actions": lambda x: _table(x, True), "latency_by_component": lambda x: _table(x, False),
     "mapping": lambda x: isinstance(x, str), "column_split": lambda x: isinstance(x, bool),
+    "budget_bits": lambda x: _table(x, False),
 }
 
 

@@ -144,6 +144,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "action_counts": {f"{c}.{a}": k * n for (c, a), k in run.actions.items()},
             "mapping": run.result.mapping,
             "column_split": run.result.column_split,
+            "memory_budget_bits": run.result.budget_bits,
             "input_on_chip": plan.input_on_chip[i],
             "output_on_chip": plan.output_on_chip[i],
             "cached": run.cached,

@@ -57,7 +57,10 @@ def totals_line(report: dict) -> str:
                else f", batch {t['batch']}")
             + f" | DRAM {report['energy_by_component'].get('DRAM', 0.0) / t['energy_j']:.1%} of the energy"
             + (f" | {t['column_split_layers']} layer(s) mapped with columns splitting a reduction (fallback)"
-               if t["column_split_layers"] else ""))
+               if t["column_split_layers"] else "")
+            + "".join(f" | {x['name']}: mapped within {', '.join(f'{k} {v:.0f} b' for k, v in b.items())} "
+                      "(AccelForge's mapper undersized a tile)"
+                      for x in report["layers"] if (b := x.get("memory_budget_bits"))))
 
 
 def _markdown(report: dict, tables: Tables | None = None) -> str:
