@@ -1,0 +1,69 @@
+"""Layer shapes nobody wrote the mapping code for, through the real AccelForge mapper.
+
+Hypothesis draws small conv and linear layers (groups, strides, dilations, rectangular and
+asymmetric kernels and padding, odd sizes) and maps each on the MARS-like system. Each must
+map without an internal error (a shape the spec admits but the array cannot take is a
+MappingError naming the cause, never another exception), count exactly the layer's MACs,
+move every weight from DRAM at least once, and cost exactly its counts times the ERT.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+
+from cimco import _af
+from cimco.errors import MappingError
+from cimco.mapping import map_one
+from cimco.report import component_tables
+from cimco.spec import load
+from cimco.spec.workload import Bits, Layer, WorkloadSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEM = load(ROOT / "arch_specs/mars_system.yaml")
+BITS = Bits(input=8, weight=8, output=8)
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "cimco-hypothesis")
+
+
+@st.composite
+def layers(draw) -> Layer:
+    groups = draw(st.sampled_from([1, 1, 2, 3, 4]))
+    cin = groups * draw(st.integers(1, 24))
+    cout = groups * draw(st.integers(1, 24))
+    if draw(st.booleans()):
+        return Layer(name="l", type="linear", in_channels=cin, out_channels=cout, groups=groups,
+                     tokens=draw(st.integers(1, 5)))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pads = [draw(st.integers(0, 2)) for _ in range(4)]
+    h = draw(st.integers((kh - 1) * dil[0] + 1, 24))
+    w = draw(st.integers((kw - 1) * dil[1] + 1, 24))
+    return Layer(name="l", type="conv", in_channels=cin, out_channels=cout, groups=groups,
+                 input_hw=(h, w), kernel=(kh, kw), stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+                 dilation=dil, padding=pads)
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, database=None, derandomize=True,
+          phases=[Phase.explicit, Phase.generate],  # no shrinking: each example maps for seconds
+          suppress_health_check=[HealthCheck.too_slow])
+@given(layer=layers())
+def test_any_small_layer_maps_exactly(layer: Layer, tmp_path_factory) -> None:
+    try:
+        r = map_one(SYSTEM, BITS, _af.einsum_of(layer), scratch=tmp_path_factory.mktemp("m"))
+    except MappingError as e:  # allowed only with a cause the spec sets
+        assert e.full, f"{layer}: {e}"
+        return
+    assert r.computes == layer.macs
+    weights = layer.out_channels * layer.reduction
+    dram_w = sum(v for (c, t, a), v in r.tensor_actions.items() if c == "DRAM" and t == "W" and a == "read")
+    assert dram_w >= weights * BITS.weight * (1 - 1e-9)  # AccelForge sums floats
+    ert = component_tables(SYSTEM, WorkloadSpec(name="w", source="t", bits=BITS, layers=[layer]), None).ert
+    # actions without an ERT entry cost nothing, as in the report (cimco.report.build_report)
+    total = sum(ert.get(c, {}).get(a, 0.0) * k for (c, a), k in r.actions.items())
+    assert total == pytest.approx(r.energy_j, rel=1e-9)
