@@ -270,7 +270,9 @@ def test_layout_fills_the_array_and_bounds_dram_loops() -> None:
     by what fits in the 256 KB (262144-word) global buffer."""
     _, lay = _layout(_conv(64, 64, 14))  # 64x16x16 + 64x14x14 words fit
     assert (lay.at_dram, lay.array, lay.macros) == ("none", {"M": 32, "C": 16, "R": 1, "S": 1}, {})
-    # 64x58x58 + 64x56x56 words do not; all outputs and a quarter of the input channels do
+    # 64x58x58 + 64x56x56 words do not; all outputs and a quarter of the input channels do: 4 C
+    # steps at DRAM, 4 passes over 18 macros. Output positions at DRAM would take 3 passes of 24
+    # macros but read the inputs 3 times and the partial sums 5 times: DRAM-bound, slower
     assert _layout(_conv(64, 64, 56))[1].at_dram == "weights"
     # ResNet-18 ImageNet conv1: 802816 output words alone overflow; 3x7x7 = 147 rows fill the
     # 16 word lines best as 7 (S) x 2 (R, last group 1): 3 x 4 row groups spread over macros
@@ -282,6 +284,59 @@ def test_layout_fills_the_array_and_bounds_dram_loops() -> None:
     # compute-bound with 1000 outputs: 32 groups of 32 outputs, the last of 8
     _, lay = _layout({"name": "fc", "type": "linear", "in_channels": 512, "out_channels": 1000, "tokens": 512})
     assert (lay.array["M"], lay.macros) == (32, {"M": 32})
+
+
+def test_layout_keeps_weights_resident_when_they_fit_the_macros() -> None:
+    """Where all the row and column groups fit the 32 macros at once, output positions go to
+    DRAM: weight steps there would leave macros idle (ResNet-50 layer1.0.conv3 took 16 passes
+    over 2 macros, 5.0x AccelForge's latency; MobileNetV2's first depthwise conv 4 passes)."""
+    _, lay = _layout(_conv(64, 256, 56, 1))  # 4 x 8 groups; 64x56x56 + 256x56x56 words overflow
+    assert (lay.at_dram, lay.array) == ("positions", {"M": 32, "C": 16, "R": 1, "S": 1})
+    # depthwise: one 3x3 kernel per group, the groups spread over the macros
+    _, lay = _layout({**_conv(32, 32, 112), "groups": 32})
+    assert (lay.at_dram, lay.array, lay.macros) == ("positions", {"M": 1, "C": 1, "R": 3, "S": 3}, {})
+    # 256->128 at 56x56: 64 groups, 2 passes. Weight steps at DRAM would need a 1/8 input and a
+    # 1/4 output block, 32 passes over 2 macros; positions read the inputs twice, DRAM-bound
+    assert _layout(_conv(256, 128, 56, 1))[1].at_dram == "positions"
+
+
+
+def test_layout_spreads_depthwise_groups_over_all_macros() -> None:
+    """144 depthwise groups at 56x56 (MobileNetV2 features.3.conv.3): whole factors give 24
+    macros 6 steps (1.21x AccelForge's latency); 32 a step with a last one of 16 take 5
+    (Timeloop's ruby mapspace), the 5 steps at DRAM (a fifth of inputs and outputs fits)."""
+    from cimco.timeloop.arch import constraints
+
+    system, lay = _layout({**_conv(144, 144, 56), "groups": 144})
+    assert (lay.at_dram, lay.steps, lay.group_steps) == ("weights", {"G": 5, "M": 1, "C": 1}, 5)
+    ms = constraints(system, ["G", "C", "M", "R", "S", "N", "P", "Q"], False, lay)["mapspace_constraints"]
+    by = {(t["target"], t["type"]): t for t in ms["targets"]}
+    assert ms["template"] == "ruby"
+    macros = by["GlobalBuffer", "spatial"]
+    assert (macros["factors"], macros["remainders"]) == ("N=1 P=1 Q=1", 32)  # G free, up to 32 a step
+    assert by["DRAM", "temporal"]["factors"] == "G=5 C=1 M=1 R=1 S=1 N=1 P=1 Q=1"
+    # at stride 2 (28x28 outputs) the layer is DRAM-bound either way: whole factors
+    assert _layout({**_conv(144, 144, 56, stride=2), "groups": 144})[1].group_steps == 1
+    # 192 = 6 x 32: whole factors fill the macros
+    assert _layout({**_conv(192, 192, 28), "groups": 192})[1].group_steps == 1
+
+
+def test_dram_cycles_of_the_two_loop_orders() -> None:
+    from cimco.timeloop.arch import _cycles
+
+    # 4 x 4 groups on 8 macros, 100 output positions, 1 activation per DRAM word; input, output
+    # and weight words 1000, 1000, 16; a 1500-word global buffer
+    groups, sizes = {"G": 1, "M": 4, "C": 4, "R": 1, "S": 1}, (1000, 1000, 16, 1500, 1.0)
+    # positions: 2 passes at least; best traffic with 2 turns of M (inputs read twice):
+    # 16 + 2 x 1000 + 1000 words (2 turns of C: partial sums written twice, read once: 4016)
+    assert _cycles(groups, 8, 100, sizes, False) == (3016, {})
+    # weights: 2 turns of C at DRAM leave a 1000 + 500-word block, partial sums stay on chip
+    assert _cycles(groups, 8, 100, sizes, True) == (2016, {"G": 1, "M": 1, "C": 2})
+    # a 1100-word buffer needs M halved at DRAM too (inputs read twice); 400 words fit no block
+    assert _cycles(groups, 8, 100, (1000, 1000, 16, 1100, 1.0), True) == (3016, {"G": 1, "M": 2, "C": 2})
+    assert _cycles(groups, 8, 100, (1000, 1000, 16, 400, 1.0), True) == (math.inf, {})
+    # 500 input words held whole across 4 M steps are read once (2 M x 2 C steps: twice)
+    assert _cycles(groups, 8, 100, (500, 2000, 16, 1100, 1.0), True) == (2516, {"G": 1, "M": 4, "C": 1})
 
 
 def test_constraints_fix_the_layout() -> None:
@@ -303,7 +358,7 @@ def test_constraints_fix_the_layout() -> None:
     for level in ("WordlineDriver", "ADC", "CellArray"):  # nothing iterates inside a macro
         assert by[level, "temporal"]["factors"] == "C=1 M=1 R=1 S=1 N=1 P=1 Q=1"
     for layer, factors in ((_conv(64, 64, 14), "C=1 M=1 R=1 S=1 N=1 P=1 Q=1"),
-                           (_conv(64, 64, 56), "N=1 P=1 Q=1")):
+                           (_conv(64, 64, 56), "C=4 M=1 R=1 S=1 N=1 P=1 Q=1")):
         system, lay = _layout(layer)
         ms = constraints(system, dims, False, lay)["mapspace_constraints"]
         assert "template" not in ms

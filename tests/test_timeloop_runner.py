@@ -108,11 +108,16 @@ def _real_binary() -> str | None:
 # group (Timeloop's ruby mapspace), and outputs that overflow the global buffer
 STEM = {"name": "stem", "type": "conv", "in_channels": 3, "out_channels": 64, "input_hw": [224, 224], "kernel": 7,
         "stride": 2, "padding": 3}
+# MobileNetV2's first depthwise conv and ResNet-50's layer1.0.conv3: all weights fit the macros
+# at once but inputs and outputs overflow the global buffer (output positions at DRAM)
+DEPTHWISE = {"name": "dw", "type": "conv", "in_channels": 32, "out_channels": 32, "groups": 32,
+             "input_hw": [112, 112], "kernel": 3, "padding": 1}
+EXPAND = {"name": "expand", "type": "conv", "in_channels": 64, "out_channels": 256, "input_hw": [56, 56], "kernel": 1}
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(_real_binary() is None, reason="no timeloop-mapper (set CIMCO_TIMELOOP_BIN or put it on PATH)")
-@pytest.mark.parametrize("layer", [LAYER, STEM], ids=["conv", "stem"])
+@pytest.mark.parametrize("layer", [LAYER, STEM, DEPTHWISE, EXPAND], ids=["conv", "stem", "depthwise", "expand"])
 def test_real_timeloop_agrees_with_accelforge_on_dense_layer(tmp_path: Path, layer: dict) -> None:
     """The acceptance check of the export: same latency, energy within 15%, same ERT."""
     w = _workload(tmp_path, [layer])

@@ -27,12 +27,13 @@ runner turns cycles into seconds with ``cycle_s`` from ``index.yaml``. The const
 cimco's dataflow as AccelForge maps it: weights stay in the cells, each row group's written
 once; outputs along columns, the reduction along rows; the core and macro fanouts never
 split output positions (no weight copies); nothing iterates inside a macro (partial sums go
-back to the global buffer). They also fix the column and row factors and bound the DRAM
-loops (see :func:`layout`), which leaves a mapspace small enough to walk whole.
+back to the global buffer). They also fix the column and row factors and which loops run at
+DRAM (see :func:`layout`), which leaves a mapspace small enough to walk whole.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -135,6 +136,10 @@ class Layout:
     array: dict[str, int]  # factors over the columns (M) and the word lines on (reduction ranks)
     # ranks split imperfectly over the array: how many macros take their row/column groups
     macros: dict[str, int]
+    steps: dict[str, int] | None = None  # "weights": the DRAM loops over G, M and C
+    # >1: groups (one per macro, as depthwise convs) go over all macros in this many steps,
+    # the last partial (Timeloop's ``ruby`` mapspace)
+    group_steps: int = 1
 
 
 def _dims(instance: dict) -> dict[str, int]:
@@ -181,9 +186,11 @@ def layout(system: SystemSpec, plan: LayerPlan, instance: dict) -> Layout:
     spread over the macros as AccelForge's imperfect spatial loops do; only where that makes
     the layer faster (Timeloop counts a partial group's work and weights in full). DRAM: no
     loops when the layer's input and output fit in the global buffer (``none``); else loops
-    over weight ranks only when an output block and an input block fit there (``weights``);
-    else output positions too (``positions``), with no weight loops below them so that, as in
-    AccelForge, the cells are written once."""
+    over weight ranks G, M and C only (``weights``: an output block and an input block in the
+    global buffer; the steps fixed) or over output positions outside the weight loops
+    (``positions``: no weight loops below, so that, as in AccelForge, the cells are written
+    once), whichever :func:`_cycles` finds faster, ``weights`` on a tie. Where all the weights
+    fit the macros at once that is ``positions``: weight steps at DRAM would idle macros."""
     d, g = _dims(instance), Geometry.of(system, plan.bits)
     h = (d["P"] - 1) * instance["Wstride"] + (d["R"] - 1) * instance["Wdilation"] + 1
     w = (d["Q"] - 1) * instance["Hstride"] + (d["S"] - 1) * instance["Hdilation"] + 1
@@ -199,11 +206,70 @@ def layout(system: SystemSpec, plan: LayerPlan, instance: dict) -> Layout:
     dram = (inputs + outputs + weights) * _word_bits(plan.bits) / (system.dram.bandwidth_bits_per_s * g.cycle_s)
     if cycles(array) > max(cycles(part[0]), dram):
         array, macros = part
+    # one group's weights per macro (depthwise) and more groups than macros, not a multiple
+    # of them: all macros take a group at each step, the last partial, where that is faster
+    n, npq = system.n_macros, d["N"] * d["P"] * d["Q"]
+    per_group = math.prod(-(-d[k] // v) for k, v in array.items())  # row and column groups
+    group_steps = 1
+    if not macros and per_group == 1 and d["G"] % n:
+        whole = min(t for t in _divisors(d["G"]) if d["G"] // t <= n)
+        if npq * whole > max(cycles(array), dram):
+            group_steps = -(-d["G"] // n)
     words = system.global_buffer.size_bits // _word_bits(plan.bits)
-    # smallest blocks DRAM loops over weight ranks leave: one group, one row and column block
-    blocks = outputs // (d["G"] * (d["M"] // array["M"])) + inputs // (d["G"] * max(1, d["C"] // array["C"]))
-    at_dram = "none" if inputs + outputs <= words else "weights" if blocks <= words else "positions"
-    return Layout(at_dram, array, macros)
+    if inputs + outputs <= words:
+        return Layout("none", array, macros, group_steps=group_steps)
+    # row and column groups per rank that take turns (those spread over the macros do not)
+    groups = {k: 1 if k in macros else -(-d[k] // array.get(k, 1)) for k in ("G", "M", "C", "R", "S")}
+    free = n // math.prod(macros.values())
+    if group_steps > 1:  # the steps of all the macros at once
+        groups, free = {**groups, "G": group_steps}, 1
+    sizes = (inputs, outputs, weights, words, dram / (inputs + outputs + weights))
+    (at_weights, steps), (at_positions, _) = (_cycles(groups, free, npq, sizes, w) for w in (True, False))
+    if at_weights <= at_positions:
+        return Layout("weights", array, macros, steps, group_steps)
+    return Layout("positions", array, macros, group_steps=group_steps)
+
+
+def _divisors(n: int) -> list[int]:
+    return [f for f in range(1, n + 1) if n % f == 0]
+
+
+def _input_reads(steps: dict[str, int]) -> int:
+    # DRAM loops C innermost, then G, M: an input block short of all inputs is read per M step
+    return steps["M"] if steps["G"] * steps["C"] > 1 else 1
+
+
+def _cycles(groups: dict[str, int], macros: int, positions: int, sizes: tuple,
+            at_weights: bool) -> tuple[float, dict[str, int]]:
+    """Fewest activations of a layer outside the global buffer with DRAM loops over weight ranks
+    only (``at_weights``) or over output positions outside the weight loops: compute (the row
+    and column groups, whole factors per rank, that take turns on ``macros``) or DRAM traffic
+    (words / words per activation), whichever is longer; with DRAM weight loops, also their
+    factors (the fewest DRAM steps of the least traffic). ``sizes``: input, output and weight
+    words, global-buffer words, activations per DRAM word."""
+    inputs, outputs, weights, words, per_word = sizes
+    best: tuple = (math.inf, 0, 0, {})
+    for turns in itertools.product(*(_divisors(n) for n in groups.values())):
+        t = dict(zip(groups, turns))
+        if math.prod(groups[k] // t[k] for k in groups) > macros:
+            continue
+        if at_weights:
+            # the turns of G, M and C split between DRAM and the global buffer so that a block
+            # of outputs and one of inputs fit there
+            fits = [{"G": g, "M": m, "C": c} for g in _divisors(t["G"]) for m in _divisors(t["M"])
+                    for c in _divisors(t["C"]) if outputs / (g * m) + inputs / (g * c) <= words]
+            if not fits:
+                continue
+            steps = min(fits, key=lambda f: (_input_reads(f), math.prod(f.values())))
+            traffic = weights + inputs * _input_reads(steps) + outputs
+        else:
+            # every turn at DRAM: inputs read once per M, R and S step, partial sums written
+            # back (and read again) per C, R and S step
+            steps = {}
+            traffic = weights + inputs * t["M"] * t["R"] * t["S"] + outputs * (2 * t["C"] * t["R"] * t["S"] - 1)
+        cycles = max(positions * math.prod(turns), traffic * per_word)
+        best = min(best, (cycles, traffic, math.prod(steps.values()), steps), key=lambda b: b[:3])
+    return best[0], best[3]
 
 
 def _only(fixed: dict[str, int]) -> dict:
@@ -231,25 +297,31 @@ def constraints(system: SystemSpec, dims: list[str], sparse: bool, lay: Layout) 
              "permutation": order("M", "CRS", "GNPQ"), "split": 1}
     if lay.macros:
         array["remainders"] = max(lay.array[d] for d in lay.macros)
+    # core x macro fanout: any rank but output positions (weights are never copied)
+    fanout = {"target": "GlobalBuffer", "type": "spatial",
+              "factors": " ".join([f"{d}={lay.macros[d]}" for d in lay.macros] + NO_POSITIONS.split()),
+              "permutation": "".join(dims), "split": len(dims)}  # all along X: one row of macros
+    if lay.group_steps > 1:  # G free over all the macros, the last step partial
+        fanout["remainders"] = system.n_macros
     targets = [
         keep("DRAM", *DATASPACES),
         keep("GlobalBuffer", "Inputs", "Outputs"),
         keep("WordlineDriver", "Inputs"),
         keep(readout, "Outputs"),
         keep("CellArray", "Weights"),
-        # core x macro fanout: any rank but output positions (weights are never copied)
-        {"target": "GlobalBuffer", "type": "spatial",
-         "factors": " ".join([f"{d}={lay.macros[d]}" for d in lay.macros] + NO_POSITIONS.split()),
-         "permutation": "".join(dims), "split": len(dims)},  # all along X: one row of macros
+        fanout,
         array,
     ]
     # Loop orders that keep what each level holds. At the global buffer output positions
     # innermost: inputs stream past the weights in the cells, each row group's weights written
-    # once. At DRAM, weight ranks only (the reduction innermost, partial sums stay in the
-    # global buffer) or, with output positions, those innermost and no weight loops below.
-    # A rank split imperfectly over the array and macros iterates nowhere else.
+    # once. At DRAM, weight ranks only, the reduction innermost (partial sums stay in the
+    # global buffer): the G, M and C steps of the layout, fixed (any others only move more
+    # words or idle macros, and they would multiply the mapspace); or, with output
+    # positions, those innermost and no weight loops below. A rank split imperfectly over
+    # the array and macros iterates nowhere else.
     odd = {d: 1 for d in lay.macros}
-    dram = {"none": {d: 1 for d in dims}, "weights": {"N": 1, "P": 1, "Q": 1, **odd}, "positions": odd}
+    steps = {d: (lay.steps or {}).get(d, 1) for d in dims}
+    dram = {"none": {d: 1 for d in dims}, "weights": steps | odd, "positions": odd}
     # with output positions at DRAM, the global buffer keeps a strip of rows (Q steps at DRAM)
     glb = {**{d: 1 for d in weights}, "Q": 1} if lay.at_dram == "positions" else odd
     targets += [{"target": "DRAM", "type": "temporal",
@@ -263,7 +335,7 @@ def constraints(system: SystemSpec, dims: list[str], sparse: bool, lay: Layout) 
                 for t in ("WordlineDriver", readout, "CellArray") + (("IndexMemory",) if sparse else ())]
     if sparse:
         targets.append(keep("IndexMemory", "Outputs"))
-    ruby = {"template": "ruby"} if lay.macros else {}  # the mapspace with partial last groups
+    ruby = {"template": "ruby"} if lay.macros or lay.group_steps > 1 else {}  # partial last groups
     return {"mapspace_constraints": {"version": 0.4, **ruby, "targets": targets}}
 
 
