@@ -67,3 +67,15 @@ def test_any_small_layer_maps_exactly(layer: Layer, tmp_path_factory) -> None:
     # actions without an ERT entry cost nothing, as in the report (cimco.report.build_report)
     total = sum(ert.get(c, {}).get(a, 0.0) * k for (c, a), k in r.actions.items())
     assert total == pytest.approx(r.energy_j, rel=1e-9)
+
+
+def test_strided_one_by_one_reads_only_the_inputs_it_uses(tmp_path: Path) -> None:
+    """ResNet-50's layer2.0.downsample.0: a 1x1 conv at stride 2 reads every other input row
+    and column. Indexed ``p*2``, its inputs would span a (2P-1) x (2Q-1) box (256 x 55 x 55
+    words, beyond the 262,144-word global buffer), and AccelForge read them twice; indexed
+    at stride 1 on the 256 x 28 x 28 inputs it reads, each crosses DRAM once."""
+    layer = Layer(name="ds", type="conv", in_channels=256, out_channels=512, input_hw=(56, 56), kernel=1, stride=2)
+    r = map_one(SYSTEM, BITS, _af.einsum_of(layer), scratch=tmp_path)
+    assert r.computes == layer.macs == 512 * 256 * 28 * 28
+    dram_i = sum(v for (c, t, a), v in r.tensor_actions.items() if c == "DRAM" and t == "I" and a == "read")
+    assert dram_i == pytest.approx(256 * 28 * 28 * BITS.input, rel=1e-9)

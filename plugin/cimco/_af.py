@@ -55,6 +55,10 @@ def einsum_of(layer: Layer) -> dict:
     else:
         (p, q), (r, s) = layer.output_hw(), layer.kernel_hw
         (sh, sw), (dh, dw) = layer.stride_hw, layer.dilation_hw
+        # A kernel one wide with stride k reads every k-th input only, but AccelForge sizes an
+        # input tile by the box its reads span: index the inputs it reads at stride 1 (same
+        # MACs and outputs, the input traffic of the inputs used; as the Timeloop export does)
+        sh, sw = (1 if r == 1 else sh), (1 if s == 1 else sw)
         g = layer.groups
         ranks = {"g": g, "m": layer.out_channels // g, "c": layer.in_channels // g,
                  "p": p, "q": q, "r": r, "s": s}
