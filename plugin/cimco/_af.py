@@ -54,11 +54,7 @@ def einsum_of(layer: Layer) -> dict:
         ranks = {k: v for k, v in ranks.items() if v > 1 or k != "g"}
     else:
         (p, q), (r, s) = layer.output_hw(), layer.kernel_hw
-        (sh, sw), (dh, dw) = layer.stride_hw, layer.dilation_hw
-        # A kernel one wide with stride k reads every k-th input only, but AccelForge sizes an
-        # input tile by the box its reads span: index the inputs it reads at stride 1 (same
-        # MACs and outputs, the input traffic of the inputs used; as the Timeloop export does)
-        sh, sw = (1 if r == 1 else sh), (1 if s == 1 else sw)
+        (sh, sw), (dh, dw) = layer.read_stride_hw, layer.dilation_hw
         g = layer.groups
         ranks = {"g": g, "m": layer.out_channels // g, "c": layer.in_channels // g,
                  "p": p, "q": q, "r": r, "s": s}
@@ -309,9 +305,10 @@ def chain_einsums(layers: list[Layer]) -> list[dict]:
     variables ``m1, p1, ...`` (AccelForge requires a rank variable shared by two Einsums
     to have one bound). Renames map :func:`einsum_of`'s one-letter names to them (absent
     ones to the empty set) so the arch's ``loop_bounds`` can name ``p``, ``q``...
-    Like :func:`einsum_of`, a conv input is indexed ``p*s + r*d`` (no padding offset): a
-    consumer reads its producer's output plus a border of ``kernel - 1`` rows/columns that
-    nobody writes, as a lone layer reads its padded input.
+    A conv input is indexed ``p*s + r*d`` (no padding offset) at the layer's own stride, even
+    for a strided 1x1 conv, which :func:`einsum_of` reads at stride 1: here its input rank is
+    its producer's whole output. A consumer reads that output plus a border of ``kernel - 1``
+    rows/columns that nobody writes, as a lone layer reads its padded input.
     """
     out = []
     for k, layer in enumerate(layers, 1):

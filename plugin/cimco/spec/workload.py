@@ -113,6 +113,15 @@ class Layer(Strict):
         return _pair(self.stride)
 
     @property
+    def read_stride_hw(self) -> tuple[int, int]:
+        """Stride over the inputs the layer reads: 1 along a kernel one wide. A strided 1x1 conv
+        reads every k-th input only, while AccelForge and Timeloop size an input tile by the box
+        its reads span; indexed at stride 1 on the inputs it reads it has the same MACs and
+        outputs and the input traffic of the inputs used."""
+        (r, s), (sh, sw) = self.kernel_hw, self.stride_hw
+        return (1 if r == 1 else sh), (1 if s == 1 else sw)
+
+    @property
     def dilation_hw(self) -> tuple[int, int]:
         return _pair(self.dilation)
 

@@ -47,11 +47,7 @@ def _shape(grouped: bool) -> dict:
 def problem(layer: Layer) -> dict:
     """One layer as a Timeloop v0.4 problem (batch N = tokens for linear layers)."""
     (p, q), (r, s) = layer.output_hw(), layer.kernel_hw
-    (sh, sw), (dh, dw) = layer.stride_hw, layer.dilation_hw
-    # A kernel one wide with stride k reads every k-th input only, but Timeloop counts the
-    # whole box its reads span: export it at stride 1 on the inputs it reads (same MACs, same
-    # outputs, exact input traffic).
-    sh, sw = (1 if r == 1 else sh), (1 if s == 1 else sw)
+    (sh, sw), (dh, dw) = layer.read_stride_hw, layer.dilation_hw
     g = layer.groups
     inst = {"C": layer.in_channels // g, "M": layer.out_channels // g, "R": r, "S": s,
             "N": layer.tokens, "P": p, "Q": q,
