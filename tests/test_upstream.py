@@ -204,7 +204,7 @@ def depthwise_map(tmp_path_factory):
     nodes, einsum = arch.build_nodes(system, bits), _af.einsum_of(layer)
     with _af.scratch_cwd(tmp_path_factory.mktemp("dw")):
         try:
-            first = _af._map_once(nodes, einsum, bits, {})
+            first = _af._map_once(nodes, einsum, bits)
         except InvalidMappingError as e:
             first = e
         retried = _af.map_layer(nodes, einsum, bits)

@@ -195,7 +195,7 @@ def map_layer(nodes: list[dict], einsum: dict, bits) -> MapResult:
     budget: dict[str, float] = {}
     for _ in range(BUDGET_TRIES):
         try:
-            return _map_once(_budgeted(nodes, budget), einsum, bits, budget)
+            return dataclasses.replace(_map_once(_budgeted(nodes, budget), einsum, bits), budget_bits=dict(budget))
         except InvalidMappingError as e:
             over = _OVER_CAPACITY.search(str(e))
             if over is None:
@@ -212,7 +212,7 @@ def map_layer(nodes: list[dict], einsum: dict, bits) -> MapResult:
                        f"times for memory capacity (last budget {budget} bits)")
 
 
-def _map_once(nodes: list[dict], einsum: dict, bits, budget: dict[str, float]) -> MapResult:
+def _map_once(nodes: list[dict], einsum: dict, bits) -> MapResult:
     with _upstream():
         spec = make_spec(nodes, einsum, bits)
         res, local = _map_and_evaluate(spec, repr(einsum["einsum"]), require_all=False)
@@ -230,7 +230,6 @@ def _map_once(nodes: list[dict], einsum: dict, bits, budget: dict[str, float]) -
         tensor_actions=tensor_actions,
         latency_by_component={k: float(v) for k, v in res.latency(per_component=True).items()},
         mapping=local.mapping.compact_str(),
-        budget_bits=dict(budget),
     )
 
 

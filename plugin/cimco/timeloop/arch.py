@@ -203,7 +203,8 @@ def layout(system: SystemSpec, plan: LayerPlan, instance: dict) -> Layout:
 
     array, macros = _array(d, system, g.outputs_per_macro, True)
     part = _array(d, system, g.outputs_per_macro, False)
-    dram = (inputs + outputs + weights) * _word_bits(plan.bits) / (system.dram.bandwidth_bits_per_s * g.cycle_s)
+    per_word = _word_bits(plan.bits) / (system.dram.bandwidth_bits_per_s * g.cycle_s)  # activations per DRAM word
+    dram = (inputs + outputs + weights) * per_word
     if cycles(array) > max(cycles(part[0]), dram):
         array, macros = part
     # one group's weights per macro (depthwise) and more groups than macros, not a multiple
@@ -223,7 +224,7 @@ def layout(system: SystemSpec, plan: LayerPlan, instance: dict) -> Layout:
     free = n // math.prod(macros.values())
     if group_steps > 1:  # the steps of all the macros at once
         groups, free = {**groups, "G": group_steps}, 1
-    sizes = (inputs, outputs, weights, words, dram / (inputs + outputs + weights))
+    sizes = (inputs, outputs, weights, words, per_word)
     (at_weights, steps), (at_positions, _) = (_cycles(groups, free, npq, sizes, w) for w in (True, False))
     if at_weights <= at_positions:
         return Layout("weights", array, macros, steps, group_steps)
