@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cimco.sparse.layout import Geometry, as_matrices
+from cimco.geometry import MacroGeometry
+from cimco.sparse.layout import as_matrices
 from cimco.sparse.occupancy import occupancy
 from cimco.sparse.patterns import generate
 from cimco.spec import load
@@ -31,7 +32,7 @@ def main() -> int:
     workload = load(ROOT / "workloads/resnet18_imagenet.yaml")
     cases = []
     for layer in workload.layers:
-        geo = Geometry.of(system.macro, 8, 8, system.n_macros)
+        geo = MacroGeometry.of(system.macro, 8, 8, system.n_macros)
         for pattern in ("row_block", "unstructured"):
             cases.append((as_matrices(generate(layer, geo, pattern, 0.5, 0), layer), geo))
     n = sum(m.size for m, _ in cases)

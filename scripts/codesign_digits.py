@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cimco.backends.accelforge import AccelForge
+from cimco.execution import Execution
+from cimco.geometry import MacroGeometry
 from cimco.io import write_atomic
-from cimco.mapping import map_workload
-from cimco.report import build_report, component_tables
-from cimco.sparse.layout import Geometry, as_matrices
+from cimco.pipeline import run
+from cimco.sparse.layout import as_matrices
 from cimco.sparse.occupancy import occupancy
 from cimco.spec import load
 from cimco.spec.workload import Bits, WorkloadSpec
@@ -57,10 +59,9 @@ def evaluate(name, model, bits, pattern, density, test, system, cache, quick):
         model, x, macro, 8, sigma=SIGMA, seed=0)) if quantized and not quick else float("nan"))
     ex = export(model, torch.zeros(1, 1, 8, 8), "digits", bits=bits or Bits())
     workload = WorkloadSpec.model_validate(ex.workload)
-    runs = map_workload(system, workload, cache, progress=False, jobs=2, masks=ex.masks)
-    report = build_report(system, workload, runs, component_tables(system, workload, cache))
+    report = run(system, workload, ex.masks, Execution(), AccelForge(), cache, jobs=2).report
     occ = [occupancy(as_matrices(mask_of(model, layer.name), layer),
-                     Geometry.of_system(system, workload.layer_bits(layer)))
+                     MacroGeometry.of_system(system, workload.layer_bits(layer)))
            for layer in workload.layers]
     row["weight_density"] = sum(o.nonzero for o in occ) / sum(o.weights for o in occ)
     row["block_density"] = sum(o.kept_blocks for o in occ) / sum(o.blocks for o in occ)

@@ -17,8 +17,8 @@ from pathlib import Path
 from cimco.codesign.lrmp import solve
 from cimco.codesign.run import run
 from cimco.codesign.spatial import layer_options
-from cimco.report import component_tables
 from cimco.spec import load
+from cimco.tables import component_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 

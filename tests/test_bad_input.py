@@ -308,13 +308,13 @@ def test_layer_past_the_time_limit_is_named(tmp_path: Path, capsys) -> None:
 
 def test_worker_memory_cap_turns_a_blowup_into_memory_error() -> None:
     """The pool's initializer caps the address space: an allocation past it fails in Python
-    (and map_one reports it as a LimitError) instead of taking the machine down."""
+    (and the mapping reports it as a LimitError) instead of taking the machine down."""
     import subprocess
     import sys
 
     code = ("import os, numpy as np\n"
-            "from cimco.mapping import _worker_init\n"
-            "_worker_init(os.getppid(), 3 * 2**30)\n"
+            "from cimco.workers import worker_init\n"
+            "worker_init(os.getppid(), 3 * 2**30)\n"
             "try:\n    np.ones(2**32, dtype=np.uint8)\nexcept MemoryError:\n    print('capped')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "capped", out.stderr[-500:]

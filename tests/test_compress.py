@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cimco.errors import SpecError
-from cimco.sparse.layout import Geometry
+from cimco.geometry import MacroGeometry
 from cimco.spec import load
 from cimco.spec.workload import Bits
 from cimco.torch import export, zoo
@@ -95,7 +95,7 @@ def test_quantized_layers_export_their_bits() -> None:
 @pytest.mark.parametrize("pattern", ["row_block", "kernel_group", "crossbar", "unstructured"])
 def test_pruning_masks_respect_block_boundaries(pattern: str) -> None:
     conv = nn.Conv2d(64, 96, 3, padding=1)
-    geo = Geometry.of(MARS, 8, 8, 1)
+    geo = MacroGeometry.of(MARS, 8, 8, 1)
     original = conv.weight.detach().clone()
     mask = block_mask(conv, pattern, 0.5, geo)
     with torch.no_grad():

@@ -72,12 +72,13 @@ def test_graph_references_are_validated(tmp_path: Path, capsys) -> None:
 
 @pytest.fixture(scope="module")
 def mapped():
+    from cimco.backends.accelforge import AccelForge
     from cimco.mapping import map_workload
-    from cimco.report import component_tables
     from cimco.spec import load
+    from cimco.tables import component_tables
 
     system = load(SYSTEM)
-    runs = map_workload(system, SKIP, None, progress=False)
+    runs = map_workload(system, SKIP, AccelForge(), None, progress=False)
     return system, runs, component_tables(system, SKIP, None)
 
 

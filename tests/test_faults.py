@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cimco import _af, mapping
+from cimco import cache, mapping
+from cimco.backends import LayerResult
 from cimco.cli import main
 from cimco.io import remove_stale_scratch
 
@@ -48,10 +49,10 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 
 
 def _entry(**change) -> str:
-    r = _af.MapResult(energy_j=1e-6, latency_s=2e-6, computes=256.0, energy={("ADC", "read"): 5e-7},
-                      actions={("ADC", "read"): 64.0}, tensor_actions={("DRAM", "W", "read"): 8.0},
-                      latency_by_component={"ADC": 2e-6}, mapping="m")
-    d = json.loads(mapping._to_json(r))
+    r = LayerResult(energy_j=1e-6, latency_s=2e-6, computes=256.0, energy={("ADC", "read"): 5e-7},
+                    actions={("ADC", "read"): 64.0}, tensor_actions={("DRAM", "W", "read"): 8.0},
+                    latency_by_component={"ADC": 2e-6}, mapping="m", loops=[{"node": "compute"}])
+    d = json.loads(cache.result_to_json(r))
     d.update(change)
     return json.dumps(d)
 
@@ -60,14 +61,14 @@ def _entry(**change) -> str:
 
 
 def test_cache_checks_cover_every_result_field() -> None:
-    assert set(mapping._CHECKS) == {f.name for f in fields(_af.MapResult)}
+    assert set(cache.CHECKS) == {f.name for f in fields(LayerResult)}
 
 
 def test_valid_entry_round_trips(tmp_path: Path, capsys) -> None:
     p = tmp_path / "k.json"
     p.write_text(_entry())
-    assert mapping.read_cache(p, mapping._from_json) == mapping._from_json(_entry())
-    assert mapping.read_cache(p, mapping._from_json).energy == {("ADC", "read"): 5e-7}
+    assert cache.read(p, cache.result_from_json) == cache.result_from_json(_entry())
+    assert cache.read(p, cache.result_from_json).energy == {("ADC", "read"): 5e-7}
     assert capsys.readouterr().err == ""
 
 
@@ -85,6 +86,12 @@ CORRUPT = {
     "extra field": lambda p: p.write_text(_entry(extra=1)),
     "key without component|action": lambda p: p.write_text(_entry(actions={"ADC": 1.0})),
     "table of lists": lambda p: p.write_text(_entry(latency_by_component={"ADC": [1]})),
+    # well-typed but impossible: a count below zero or not finite is no mapping's result
+    "negative count": lambda p: p.write_text(_entry(actions={"ADC|read": -64.0})),
+    "negative latency": lambda p: p.write_text(_entry(latency_s=-2e-6)),
+    "NaN energy": lambda p: p.write_text(_entry(energy_j=float("nan"))),
+    "infinite count": lambda p: p.write_text(_entry(tensor_actions={"DRAM|W|read": float("inf")})),
+    "deeply nested": lambda p: p.write_text("[" * 100_000 + "]" * 100_000),
 }
 
 
@@ -92,7 +99,7 @@ CORRUPT = {
 def test_corrupt_entry_is_a_miss_with_a_warning(kind: str, tmp_path: Path, capsys) -> None:
     p = tmp_path / "k.json"
     CORRUPT[kind](p)
-    assert mapping.read_cache(p, mapping._from_json) is None
+    assert cache.read(p, cache.result_from_json) is None
     err = capsys.readouterr().err
     assert err.startswith(f"cimco: warning: cache entry {p} is corrupt (") and err.endswith("; remapping\n")
     assert err.count("\n") == 1
@@ -109,14 +116,14 @@ def seeded(tmp_path_factory) -> Path:
 
 
 def test_rerun_remaps_and_overwrites_corrupt_entries(seeded: Path, capsys) -> None:
-    cache = seeded / "out/cache"
-    entries = sorted(p for p in cache.glob("*.json") if not p.name.endswith(".tables.json"))
+    cache_dir = seeded / "out/cache"
+    entries = sorted(p for p in cache_dir.glob("*.json") if not p.name.endswith(".tables.json"))
     assert len(entries) == 3
     first = json.loads((seeded / "out/report.json").read_text())
     for p, kind in zip(entries, ("truncated", "empty object", "directory")):
         p.unlink()
         CORRUPT[kind](p)
-    (tables,) = cache.glob("*.tables.json")
+    (tables,) = cache_dir.glob("*.tables.json")
     tables.write_text('{"ert": {"ADC": {"read": "x"}}, "art": {}}')
     entries.append(tables)
     capsys.readouterr()
@@ -127,7 +134,7 @@ def test_rerun_remaps_and_overwrites_corrupt_entries(seeded: Path, capsys) -> No
         assert f"cimco: warning: cache entry {p} is corrupt" in err
         assert p.is_file()
     for p in entries[:3]:
-        assert mapping.read_cache(p, mapping._from_json) is not None  # overwritten, good
+        assert cache.read(p, cache.result_from_json) is not None  # overwritten, good
     second = json.loads((seeded / "out/report.json").read_text())
     assert not any(x["cached"] for x in second["layers"])
     assert second["totals"]["energy_j"] == pytest.approx(first["totals"]["energy_j"], rel=1e-9)
@@ -147,7 +154,7 @@ def no_mapping(monkeypatch):
         raise AssertionError("mapped before checking the output directory")
 
     monkeypatch.setattr(mapping, "map_workload", fail)
-    monkeypatch.setattr("cimco.report.component_tables", fail)
+    monkeypatch.setattr("cimco.tables.component_tables", fail)
 
 
 def _workload(tmp_path: Path) -> str:

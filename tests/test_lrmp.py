@@ -83,13 +83,14 @@ def test_stage_time_agrees_with_accelforge_on_own_macros(bits: int) -> None:
     exactly the macros the model gives it (within 10%)."""
     import numpy as np
 
+    from cimco.backends.accelforge import AccelForge
     from cimco.codesign.spatial import layer_options
+    from cimco.geometry import MacroGeometry
     from cimco.mapping import map_workload
-    from cimco.report import component_tables
-    from cimco.sparse.layout import Geometry
     from cimco.sparse.occupancy import occupancy
     from cimco.spec import load
     from cimco.spec.workload import Bits, Layer, WorkloadSpec
+    from cimco.tables import component_tables
 
     system = load(ROOT / "arch_specs/mars_system.yaml")
     b = Bits(input=bits, weight=bits, output=8)
@@ -99,11 +100,11 @@ def test_stage_time_agrees_with_accelforge_on_own_macros(bits: int) -> None:
                         kernel=3, padding=1, stride=2),
                   Layer(name="d", type="conv", in_channels=128, out_channels=256, input_hw=(8, 8),
                         kernel=3, padding=1)):
-        geo = Geometry.of(system.macro, bits, bits, 1)
+        geo = MacroGeometry.of(system.macro, bits, bits, 1)
         tiles = len(occupancy(np.ones((1, layer.out_channels, layer.reduction), bool), geo).tile_loads)
         own = system.model_copy(update={"cores": 1, "macros_per_core": tiles})
         w = WorkloadSpec(name="x", source="test", bits=b, layers=[layer])
-        run = map_workload(own, w, None, progress=False)[0]
+        run = map_workload(own, w, AccelForge(), None, progress=False)[0]
         mapped = max(v for c, v in run.latency_by_component.items()
                      if c in ("WordlineDriver", "ADC", "ShiftAdd", "CellArray"))
         ert = component_tables(own, w, None).ert

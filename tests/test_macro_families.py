@@ -132,8 +132,8 @@ def test_area_by_part_rejects_unknown_part(tmp_path: Path) -> None:
 ])
 def test_measured_area_is_used_on_the_component_path(tmp_path: Path, area) -> None:
     """A measured macro area (total, or per part) is what ART reports, not the models' area."""
-    from cimco.report import component_tables
     from cimco.spec.workload import WorkloadSpec
+    from cimco.tables import component_tables
 
     system = load(_system(tmp_path, {**MACROS["digital_adder_tree"], "area_m2": area}))
     w = WorkloadSpec.model_validate({"kind": "workload", "name": "w", "source": "t",
@@ -162,9 +162,8 @@ def test_schema_lists_every_field() -> None:
 def test_weights_loaded_once_takes_weight_writes_out_of_latency(tmp_path: Path) -> None:
     """A single-use layer (one input vector) on a digital macro: with weights loaded per
     layer the cell array's time includes its write cycles; preloaded, only compute cycles."""
-    from cimco import _af
+    from cimco.backends.accelforge import AccelForge
     from cimco.calibrate import macro_only_system
-    from cimco.mapping import map_one
     from cimco.spec.workload import Bits, Layer
 
     bits = Bits(input=1, weight=4, output=16)
@@ -172,7 +171,7 @@ def test_weights_loaded_once_takes_weight_writes_out_of_latency(tmp_path: Path) 
     res = {}
     for how in ("per_layer", "once"):
         m = load(_write(tmp_path, "m.yaml", {**MACROS["digital_adder_tree"], "weights_loaded": how}))
-        res[how] = map_one(macro_only_system(m), bits, _af.einsum_of(layer))
+        res[how] = AccelForge().map_layer(macro_only_system(m), layer, bits)
     once, per_layer = res["once"], res["per_layer"]
     assert once.energy == per_layer.energy and once.actions == per_layer.actions
     assert once.actions[("CellArray", "write")] > 0  # still written, still charged

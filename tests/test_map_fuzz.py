@@ -17,12 +17,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from cimco import _af
+from cimco.backends.accelforge import AccelForge
 from cimco.errors import MappingError
-from cimco.mapping import map_one
-from cimco.report import component_tables
 from cimco.spec import load
 from cimco.spec.workload import Bits, Layer, WorkloadSpec
+from cimco.tables import component_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = load(ROOT / "arch_specs/mars_system.yaml")
@@ -55,7 +54,7 @@ def layers(draw) -> Layer:
 @given(layer=layers())
 def test_any_small_layer_maps_exactly(layer: Layer, tmp_path_factory) -> None:
     try:
-        r = map_one(SYSTEM, BITS, _af.einsum_of(layer), scratch=tmp_path_factory.mktemp("m"))
+        r = AccelForge().map_layer(SYSTEM, layer, BITS, scratch=tmp_path_factory.mktemp("m"))
     except MappingError as e:  # allowed only with a cause the spec sets
         assert e.full, f"{layer}: {e}"
         return
@@ -75,7 +74,7 @@ def test_strided_one_by_one_reads_only_the_inputs_it_uses(tmp_path: Path) -> Non
     words, beyond the 262,144-word global buffer), and AccelForge read them twice; indexed
     at stride 1 on the 256 x 28 x 28 inputs it reads, each crosses DRAM once."""
     layer = Layer(name="ds", type="conv", in_channels=256, out_channels=512, input_hw=(56, 56), kernel=1, stride=2)
-    r = map_one(SYSTEM, BITS, _af.einsum_of(layer), scratch=tmp_path)
+    r = AccelForge().map_layer(SYSTEM, layer, BITS, scratch=tmp_path)
     assert r.computes == layer.macs == 512 * 256 * 28 * 28
     dram_i = sum(v for (c, t, a), v in r.tensor_actions.items() if c == "DRAM" and t == "I" and a == "read")
     assert dram_i == pytest.approx(256 * 28 * 28 * BITS.input, rel=1e-9)

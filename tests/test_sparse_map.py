@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cimco.backends.accelforge import AccelForge
 from cimco.cli import main
 from cimco.mapping import map_workload
+from cimco.sparse import transform
 from cimco.sparse.masks import resolve
 from cimco.spec import load, load_pair
 
@@ -34,8 +36,8 @@ def resnet_conv(tmp_path_factory):
                       f"name: full, {CONV}, sparsity: {{pattern: row_block, density: 1.0}}",
                       f"name: gated, {CONV}, input_density: 0.5"])
     system, workload = load_pair(SYSTEM, w)
-    runs = map_workload(system, workload, None, progress=False, jobs=2,
-                        masks=resolve(system, workload, w))
+    runs = transform.apply(system, map_workload(system, workload, AccelForge(), None, progress=False, jobs=2,
+                                                masks=resolve(system, workload, w)))
     return {r.layer.name: r for r in runs}
 
 
@@ -49,7 +51,7 @@ def _macro_latency(run) -> float:
 
 @pytest.fixture(scope="module")
 def ert():
-    from cimco.report import component_tables
+    from cimco.tables import component_tables
 
     system = load(SYSTEM)
     w = load(ROOT / "workloads/resnet20_cifar.yaml")
@@ -86,13 +88,13 @@ def test_input_zero_gating(resnet_conv) -> None:
 
 
 def test_real_mask_from_npz_matches_generated(tmp_path: Path) -> None:
-    from cimco.sparse.layout import Geometry
+    from cimco.geometry import MacroGeometry
     from cimco.sparse.patterns import generate
 
     system = load(SYSTEM)
     w = _workload(tmp_path, [f"name: a, {CONV}, sparsity: {{mask: masks.npz}}"])
     layer = load(w).layers[0]
-    geo = Geometry.of(system.macro, 8, 8, system.n_macros)
+    geo = MacroGeometry.of(system.macro, 8, 8, system.n_macros)
     mask = generate(layer, geo, "kernel_group", 0.3, 5)
     np.savez(tmp_path / "masks.npz", a=mask.astype(np.float32) * np.random.default_rng(0).random(mask.shape))
     got = resolve(system, load(w), w)["a"]

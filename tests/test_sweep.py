@@ -17,9 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cimco import _af, sweeps
+from cimco import _af, cache, sweeps
 from cimco.errors import SpecError
-from cimco.mapping import cache_key
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = ROOT / "arch_specs/mars_system.yaml"
@@ -165,7 +164,8 @@ def test_killed_sweep_resumes_without_recomputing(r20: dict) -> None:
     after = _mappings(r20["out"] / "cache")
     assert mapped == len(after - r20["mapped_before"])
     _, points = sweeps.load(r20["spec"])
-    keys = {f"{cache_key(p.system, _af.einsum_of(x), p.workload.layer_bits(x))}.json"
+    engine = {"backend": "accelforge", **_af.versions()}
+    keys = {f"{cache.key(p.system, _af.einsum_of(x), p.workload.layer_bits(x), engine)}.json"
             for p in points for x in p.workload.layers}
     assert len(keys) == 2 * 7 and keys <= after  # ResNet-20: 7 distinct layer shapes, two weight precisions
     df = pd.read_parquet(r20["out"] / "results.parquet")

@@ -93,8 +93,8 @@ def _skeleton(node, path: str = "", out: set | None = None) -> set[tuple[str, st
 @functools.cache
 def _tables():
     """cimco's component tables for the MARS-like system at 8 bits (the models are slow to build)."""
-    from cimco.report import component_tables
     from cimco.spec.workload import WorkloadSpec
+    from cimco.tables import component_tables
 
     system = load(ROOT / "arch_specs/mars_system.yaml")
     return component_tables(system, WorkloadSpec.model_validate({"name": "w", "source": "test",
@@ -210,7 +210,7 @@ def test_ert_round_trips_to_cimco_component_tables(tmp_path: Path) -> None:
 
 
 def test_sparse_layer_exports_compressed_dense_equivalent(tmp_path: Path) -> None:
-    from cimco.sparse.layout import Geometry
+    from cimco.geometry import MacroGeometry
     from cimco.sparse.masks import resolve
     from cimco.sparse.transform import plan
     from cimco.spec.workload import WorkloadSpec
@@ -221,7 +221,7 @@ def test_sparse_layer_exports_compressed_dense_equivalent(tmp_path: Path) -> Non
     assert dense.compressed is None and sparse.compressed is not None
     w = WorkloadSpec.model_validate({"name": "w", "source": "test", "layers": [pruned]})
     sp = plan(w.layers[0], resolve(system, w, tmp_path / "w.yaml")["pruned"],
-              Geometry.of_system(system, w.bits))
+              MacroGeometry.of_system(system, w.bits))
     inst = _yaml(sparse.dir / "problem.yaml")["problem"]["instance"]
     assert inst["M"] == sp.occ.kept_outputs
     # rows executed per kept output, in whole input channels of the 3x3 kernel
@@ -253,11 +253,11 @@ def test_cli_timeloop_export(tmp_path: Path, capsys) -> None:
 def _layout(layer: dict):
     from cimco.spec.workload import Bits, Layer
     from cimco.timeloop import problem
-    from cimco.timeloop.arch import LayerPlan, layout
+    from cimco.timeloop.layout import layout
 
     system = load(ROOT / "arch_specs/mars_system.yaml")
     inst = problem(Layer.model_validate(layer))["problem"]["instance"]
-    return system, layout(system, LayerPlan(Bits(input=8, weight=8, output=8)), inst)
+    return system, layout(system, Bits(input=8, weight=8, output=8), inst)
 
 
 def _conv(c: int, m: int, hw: int, k: int = 3, **kw) -> dict:
@@ -322,21 +322,21 @@ def test_layout_spreads_depthwise_groups_over_all_macros() -> None:
 
 
 def test_dram_cycles_of_the_two_loop_orders() -> None:
-    from cimco.timeloop.arch import _cycles
+    from cimco.timeloop.layout import Sizes, _cycles
 
     # 4 x 4 groups on 8 macros, 100 output positions, 1 activation per DRAM word; input, output
     # and weight words 1000, 1000, 16; a 1500-word global buffer
-    groups, sizes = {"G": 1, "M": 4, "C": 4, "R": 1, "S": 1}, (1000, 1000, 16, 1500, 1.0)
+    groups, sizes = {"G": 1, "M": 4, "C": 4, "R": 1, "S": 1}, Sizes(1000, 1000, 16, 1500, 1.0)
     # positions: 2 passes at least; best traffic with 2 turns of M (inputs read twice):
     # 16 + 2 x 1000 + 1000 words (2 turns of C: partial sums written twice, read once: 4016)
     assert _cycles(groups, 8, 100, sizes, False) == (3016, {})
     # weights: 2 turns of C at DRAM leave a 1000 + 500-word block, partial sums stay on chip
     assert _cycles(groups, 8, 100, sizes, True) == (2016, {"G": 1, "M": 1, "C": 2})
     # a 1100-word buffer needs M halved at DRAM too (inputs read twice); 400 words fit no block
-    assert _cycles(groups, 8, 100, (1000, 1000, 16, 1100, 1.0), True) == (3016, {"G": 1, "M": 2, "C": 2})
-    assert _cycles(groups, 8, 100, (1000, 1000, 16, 400, 1.0), True) == (math.inf, {})
+    assert _cycles(groups, 8, 100, Sizes(1000, 1000, 16, 1100, 1.0), True) == (3016, {"G": 1, "M": 2, "C": 2})
+    assert _cycles(groups, 8, 100, Sizes(1000, 1000, 16, 400, 1.0), True) == (math.inf, {})
     # 500 input words held whole across 4 M steps are read once (2 M x 2 C steps: twice)
-    assert _cycles(groups, 8, 100, (500, 2000, 16, 1100, 1.0), True) == (2516, {"G": 1, "M": 4, "C": 1})
+    assert _cycles(groups, 8, 100, Sizes(500, 2000, 16, 1100, 1.0), True) == (2516, {"G": 1, "M": 4, "C": 1})
 
 
 def test_constraints_fix_the_layout() -> None:

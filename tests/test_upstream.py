@@ -92,7 +92,7 @@ def test_energy_is_ert_times_counts(small_map) -> None:
 def test_import_cimco_is_light() -> None:
     """No AccelForge, hwcomponents or torch at import time; public names resolve lazily."""
     code = ("import sys, cimco; heavy = [m for m in ('accelforge', 'hwcomponents', 'torch') "
-            "if m in sys.modules]; assert not heavy, heavy; assert callable(cimco.map_workload)")
+            "if m in sys.modules]; assert not heavy, heavy; assert callable(cimco.run)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -161,17 +161,16 @@ def test_residency_model_agrees_with_accelforge_fusion(fused_chain) -> None:
     fused mapping of the chain, which keeps the intermediate on chip."""
     from cimco.execution import Execution, apply
     from cimco.mapping import LayerRun
-    from cimco.report import component_tables
     from cimco.spec import load
     from cimco.spec.workload import Bits, WorkloadSpec
+    from cimco.tables import component_tables
 
     chain, singles = fused_chain
     system = load(ROOT / "arch_specs/mars_system.yaml")
     workload = WorkloadSpec(name="chain", source="test", bits=Bits(input=8, weight=8, output=8), layers=[
         {"name": "a", "type": "linear", "in_channels": 64, "out_channels": 32},
         {"name": "b", "type": "linear", "in_channels": 32, "out_channels": 16}])
-    runs = [LayerRun(layer, workload.bits, r, False, None, r.actions, r.latency_s, r.latency_by_component)
-            for layer, r in zip(workload.layers, singles)]
+    runs = [LayerRun.of(layer, workload.bits, r, False, None) for layer, r in zip(workload.layers, singles)]
     out, plan = apply(system, workload, runs, component_tables(system, workload, None).ert,
                       how=Execution(weights="reload"))  # the fused mapping reads weights once too
     assert plan.output_on_chip == [True, False]

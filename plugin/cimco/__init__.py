@@ -7,7 +7,7 @@ functions that need them.
     >>> import cimco
     >>> system, workload = cimco.load_pair("arch_specs/mars_system.yaml",
     ...                                     "workloads/resnet20_cifar.yaml")
-    >>> runs = cimco.map_workload(system, workload, cache_dir=None)
+    >>> report = cimco.map(system, workload)  # or cimco.run(...) for the pipeline itself
 """
 
 from importlib import import_module
@@ -17,9 +17,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "load": "cimco.spec",
     "load_pair": "cimco.spec",
-    "map_workload": "cimco.mapping",
-    "build_report": "cimco.report",
-    "component_tables": "cimco.report",
+    "run": "cimco.pipeline",  # the one pipeline -> Result(report, tables, mapped)
+    "Execution": "cimco.execution",
+    "component_tables": "cimco.tables",
     "CimcoError": "cimco.errors",
     "SpecError": "cimco.errors",
     "map": "cimco.api",  # -> Report (.totals, .layers DataFrame, HTML)

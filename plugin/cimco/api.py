@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cimco.report import Tables
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
+from cimco.tables import Tables
 
 
 class Report:
@@ -51,42 +51,35 @@ class Report:
 
 def map(system: str | Path | SystemSpec, workload: str | Path | WorkloadSpec, out: str | Path | None = None,
         cache_dir: str | Path | None = None, jobs: int = 1, progress: bool = False,  # noqa: A001
-        mode: str = "sequential", weights: str = "auto", batch: int = 1) -> Report:
+        mode: str = "sequential", weights: str = "auto", batch: int = 1, backend: str = "accelforge") -> Report:
     """Map ``workload`` on ``system`` (spec files or spec objects) and return its Report.
 
     With ``out`` the report's files are written there as by ``cimco map`` (mapping cache in
     ``out/cache`` unless ``cache_dir`` is given); without, nothing is written unless
     ``cache_dir`` is given. Mask files of a workload object are looked up from the cwd.
-    ``mode``, ``weights`` and ``batch`` are ``cimco map``'s ``--mode``, ``--weights`` and
-    ``--batch`` (:mod:`cimco.execution`); a value they do not allow is a ValueError, an
-    execution the system cannot give a SpecError, both before any mapping.
+    ``mode``, ``weights``, ``batch`` and ``backend`` are ``cimco map``'s ``--mode``,
+    ``--weights``, ``--batch`` and ``--backend`` (:mod:`cimco.execution`,
+    :mod:`cimco.backends`); a value they do not allow is a ValueError, an execution the
+    system or backend cannot give a SpecError, both before any mapping.
     """
-    from cimco import execution
-    from cimco.mapping import map_workload
-    from cimco.report import build_report, component_tables
+    from cimco import backends, pipeline
+    from cimco.execution import Execution
     from cimco.sparse.masks import resolve
     from cimco.spec import load
-    from cimco.spec.load import check_fit
 
     s = system if isinstance(system, SystemSpec) else load(system, "system")
     w = workload if isinstance(workload, WorkloadSpec) else load(workload, "workload")
     w_path = "workload" if isinstance(workload, WorkloadSpec) else str(workload)
-    how = execution.Execution(mode, weights, batch)
-    problems = check_fit(s, w, w_path)
-    if problems:
-        from cimco.errors import SpecError
-
-        raise SpecError(problems)
-    masks = resolve(s, w, w_path)
-    execution.check(s, w, masks, how)
+    how = Execution(mode, weights, batch)
+    engine = backends.get(backend, Path(out) / "timeloop" if out is not None else None)
     cache = Path(cache_dir) if cache_dir else Path(out) / "cache" if out else None
-    runs = map_workload(s, w, cache, progress=progress, jobs=jobs, masks=masks)
-    tables = component_tables(s, w, cache)
-    report = Report(build_report(s, w, runs, tables, how), tables)
+    res = pipeline.run(s, w, resolve(s, w, w_path), how, engine, cache, jobs=jobs, progress=progress,
+                       workload_file=w_path)
+    report = Report(res.report, res.tables)
     if out is not None:
         from cimco.report.write import write_all
 
-        write_all(report.data, tables, Path(out))
+        write_all(report.data, res.tables, Path(out))
     return report
 
 

@@ -17,35 +17,20 @@ This module builds data only; :mod:`cimco._af` turns it into AccelForge objects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from cimco.spec.macro import FAMILY_PARTS, ComponentEnergy, MacroSpec
+from cimco.geometry import MacroGeometry
+from cimco.parts import ADC, ADDER_TREE, CELL_ARRAY, COMPUTE, DRAM, GLOBAL_BUFFER, SHIFT_ADD, WORDLINE_DRIVER
+from cimco.spec.macro import ComponentEnergy, MacroSpec
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits
 
-# The parts inside each macro (below the macro fanout), as named in the node list, over all
-# macro families (spec.macro.FAMILY_PARTS has each family's own).
-MACRO_PARTS = tuple(dict.fromkeys(p for parts in FAMILY_PARTS.values() for p in parts))
 # Full-adder equivalents of one digital cell's logic (models.CimcoDigitalCell, charged per row
 # drive): a NOR/AND multiplier (adder-tree macros), XNOR + full adder (bit-serial, Colonnade).
 # Assumed ratios.
 DIGITAL_CELL_FA = {"digital_adder_tree": 0.25, "digital_bit_serial": 1.25}
 # The system-spec field that sizes each bounded memory node (for errors naming the spec).
-SPEC_FIELDS = {"GlobalBuffer": "global_buffer.size_bits", "CellArray": "macro.rows"}
+SPEC_FIELDS = {GLOBAL_BUFFER: "global_buffer.size_bits", CELL_ARRAY: "macro.rows"}
 # Rank variables of output positions; a fanout that splits these copies weights.
 OUTPUT_POSITION_RANKS = "{p, q, t}"
-
-
-@dataclass(frozen=True)
-class Slicing:
-    """How a layer's bits map onto the macro's slices."""
-
-    input_slices: int
-    weight_slices: int
-
-    @classmethod
-    def of(cls, macro: MacroSpec, bits: Bits) -> Slicing:
-        return cls(macro.n_input_slices(bits.input), macro.n_weight_slices(bits.weight))
 
 
 def _table(read_j: float, write_j: float, throughput: float, area_m2: float) -> dict:
@@ -65,7 +50,7 @@ def _macro_parts(m: MacroSpec) -> dict[str, dict]:
     else:
         parts = _table_parts(m, e)
     if m.weights_loaded == "once":  # preloaded: writing weights takes no array cycles
-        parts["CellArray"]["extra_attributes_for_component_model"]["write_throughput_scale"] = float("inf")
+        parts[CELL_ARRAY]["extra_attributes_for_component_model"]["write_throughput_scale"] = float("inf")
     return parts
 
 
@@ -83,10 +68,10 @@ def _model_parts(m: MacroSpec, e: ComponentEnergy) -> dict[str, dict]:
         # Accumulator wide enough for the macro's widest precision (hardware, not per layer).
         width = m.adc_bits + m.input_bits.max + m.weight_bits.max + (m.rows // m.wordlines_on).bit_length()
         return {
-            "CellArray": part("CimcoCellArray", **cells),
-            "WordlineDriver": driver,
-            "ADC": part("CimcoAdc", adc_bits=m.adc_bits, adcs=m.adcs, adc_scale=e.adc_scale.value),
-            "ShiftAdd": part("CimcoShiftAdd", width_bits=width, adcs=m.adcs, digital_scale=e.array_scale.value),
+            CELL_ARRAY: part("CimcoCellArray", **cells),
+            WORDLINE_DRIVER: driver,
+            ADC: part("CimcoAdc", adc_bits=m.adc_bits, adcs=m.adcs, adc_scale=e.adc_scale.value),
+            SHIFT_ADD: part("CimcoShiftAdd", width_bits=width, adcs=m.adcs, digital_scale=e.array_scale.value),
         }
     # Digital: a column's partial sum has log2(wordlines_on)+1 bits; the accumulator holds the
     # full-precision output over input bits, weight columns and row groups.
@@ -94,20 +79,20 @@ def _model_parts(m: MacroSpec, e: ComponentEnergy) -> dict[str, dict]:
              + (m.rows // m.wordlines_on).bit_length())
     driver["extra_attributes_for_component_model"]["cell_logic_fa"] = DIGITAL_CELL_FA[m.family]
     out = {
-        "CellArray": part("CimcoDigitalCell", logic_fa=DIGITAL_CELL_FA[m.family], **cells),
-        "WordlineDriver": driver,
-        "ShiftAdd": part("CimcoShiftAdd", width_bits=width, adcs=m.readout_units(),
+        CELL_ARRAY: part("CimcoDigitalCell", logic_fa=DIGITAL_CELL_FA[m.family], **cells),
+        WORDLINE_DRIVER: driver,
+        SHIFT_ADD: part("CimcoShiftAdd", width_bits=width, adcs=m.readout_units(),
                          digital_scale=e.array_scale.value),
     }
     if m.family == "digital_adder_tree":
-        out["AdderTree"] = part("CimcoAdderTree", wordlines_on=m.wordlines_on, trees=m.readout_units(),
+        out[ADDER_TREE] = part("CimcoAdderTree", wordlines_on=m.wordlines_on, trees=m.readout_units(),
                                 digital_scale=e.array_scale.value)
     return out
 
 
 def _instances_per_macro(m: MacroSpec, part: str) -> int:
     """Copies of a part's component in one macro (the cell array sits below column x row)."""
-    return m.cols * m.wordlines_on if part == "CellArray" else 1
+    return m.cols * m.wordlines_on if part == CELL_ARRAY else 1
 
 
 def _area_scales(m: MacroSpec, parts: dict[str, dict]) -> dict[str, float]:
@@ -125,18 +110,18 @@ def _area_scales(m: MacroSpec, parts: dict[str, dict]) -> dict[str, float]:
 
 def _table_parts(m: MacroSpec, e) -> dict[str, dict]:
     # A single measured area sits on the cell array; a per-part area on each part.
-    per_part = m.area_m2 if isinstance(m.area_m2, dict) else {"CellArray": m.area_m2} if m.area_m2 else {}
+    per_part = m.area_m2 if isinstance(m.area_m2, dict) else {CELL_ARRAY: m.area_m2} if m.area_m2 else {}
 
     def area(p: str) -> float:
         return per_part[p].value / _instances_per_macro(m, p) if p in per_part else 0.0
 
     readout = e.adc_convert_j.value if e.adc_convert_j is not None else 0.0
     out = {
-        "CellArray": _table(e.cell_mac_j.value, e.weight_write_j.value, 1 / m.cycle_s, area("CellArray")),
-        "WordlineDriver": _table(e.wordline_drive_j.value, 0.0, m.wordlines_on / m.cycle_s, area("WordlineDriver")),
-        "ADC": _table(readout, 0.0, m.readout_units() / m.cycle_s, area("ADC")),
-        "AdderTree": _table(readout, 0.0, m.readout_units() / m.cycle_s, area("AdderTree")),
-        "ShiftAdd": _table(e.shift_add_j.value, 0.0, m.readout_units() / m.cycle_s, area("ShiftAdd")),
+        CELL_ARRAY: _table(e.cell_mac_j.value, e.weight_write_j.value, 1 / m.cycle_s, area(CELL_ARRAY)),
+        WORDLINE_DRIVER: _table(e.wordline_drive_j.value, 0.0, m.wordlines_on / m.cycle_s, area(WORDLINE_DRIVER)),
+        ADC: _table(readout, 0.0, m.readout_units() / m.cycle_s, area(ADC)),
+        ADDER_TREE: _table(readout, 0.0, m.readout_units() / m.cycle_s, area(ADDER_TREE)),
+        SHIFT_ADD: _table(e.shift_add_j.value, 0.0, m.readout_units() / m.cycle_s, area(SHIFT_ADD)),
     }
     return {p: out[p] for p in m.parts}
 
@@ -154,20 +139,19 @@ def build_nodes(system: SystemSpec, bits: Bits, column_split: bool = False, fuse
     multi-Einsum chain's intermediates bypass DRAM (``_af.map_chain``): AccelForge fuses
     only tensors that bypass the outermost memory."""
     m = system.macro
-    sl = Slicing.of(m, bits)
+    g = MacroGeometry.of(m, bits.input, bits.weight)
     parts = _macro_parts(m)
-    both = sl.input_slices * sl.weight_slices
-    conversions = m.conversions_per_output(bits.input, bits.weight)
+    both = g.input_slices * g.weight_slices
     per_value = {"values_per_action": {"All": 1}}
     dram, glb = system.dram, system.global_buffer
     no_copy = [{"expression": OUTPUT_POSITION_RANKS, "operator": "<=", "value": 1}]
     return [
-        {"kind": "Memory", "name": "DRAM", "size": float("inf"),
+        {"kind": "Memory", "name": DRAM, "size": float("inf"),
          "tensors": {"keep": "~Intermediates", "may_keep": "All"} if fuse else {"keep": "All"},
          "bits_per_action": 1,
          **_table(dram.energy_per_bit_j.value, dram.energy_per_bit_j.value,
                   dram.bandwidth_bits_per_s, 0.0)},
-        {"kind": "Memory", "name": "GlobalBuffer", "size": glb.size_bits,
+        {"kind": "Memory", "name": GLOBAL_BUFFER, "size": glb.size_bits,
          "tensors": {"keep": "~weight", "may_keep": "Nothing"}, "bits_per_action": 1,
          **_table(glb.energy_per_bit_j.value, glb.energy_per_bit_j.value,
                   glb.bandwidth_bits_per_s, glb.area_m2.value)},
@@ -176,24 +160,24 @@ def build_nodes(system: SystemSpec, bits: Bits, column_split: bool = False, fuse
         {"kind": "Container", "name": "Macro",
          "spatial": [{"name": "macro", "fanout": system.macros_per_core, "loop_bounds": no_copy,
                       "power_gateable": True}]},
-        {"kind": "Toll", "name": "WordlineDriver", "tensors": {"keep": "input"}, "direction": "down",
-         "actions_scale": sl.input_slices, **per_value, **parts["WordlineDriver"]},
+        {"kind": "Toll", "name": WORDLINE_DRIVER, "tensors": {"keep": "input"}, "direction": "down",
+         "actions_scale": g.input_slices, **per_value, **parts[WORDLINE_DRIVER]},
         *[{"kind": "Toll", "name": readout, "tensors": {"keep": "output"}, "direction": "up",
-           "actions_scale": conversions, **per_value, **parts[readout]}
-          for readout in ("ADC", "AdderTree") if readout in parts],
-        {"kind": "Toll", "name": "ShiftAdd", "tensors": {"keep": "output"}, "direction": "up",
-         "actions_scale": conversions, **per_value, **parts["ShiftAdd"]},
+           "actions_scale": g.conversions_per_output, **per_value, **parts[readout]}
+          for readout in (ADC, ADDER_TREE) if readout in parts],
+        {"kind": "Toll", "name": SHIFT_ADD, "tensors": {"keep": "output"}, "direction": "up",
+         "actions_scale": g.conversions_per_output, **per_value, **parts[SHIFT_ADD]},
         {"kind": "Container", "name": "Column",
          "spatial": [{"name": "column", "fanout": m.cols, "may_reuse": "input", "min_usage": 1,
-                      "usage_scale": sl.weight_slices,
+                      "usage_scale": g.weight_slices,
                       **({} if column_split else {"loop_bounds": [
                           {"expression": NOT_ACROSS_COLUMNS, "operator": "<=", "value": 1}]})}]},
         {"kind": "Container", "name": "Row",
          "spatial": [{"name": "row", "fanout": m.wordlines_on, "reuse": "output", "min_usage": 1}]},
-        {"kind": "Memory", "name": "CellArray", "size": m.rows // m.wordlines_on * bits.weight,
+        {"kind": "Memory", "name": CELL_ARRAY, "size": m.rows // m.wordlines_on * bits.weight,
          "tensors": {"keep": "weight", "no_refetch_from_above": "weight",
                      "force_memory_hierarchy_order": False},
-         "actions_scale": both, "throughput_scale": sl.weight_slices, **per_value,
-         **parts["CellArray"]},
-        {"kind": "Compute", "name": "Compute", "component_class": "Dummy"},
+         "actions_scale": both, "throughput_scale": g.weight_slices, **per_value,
+         **parts[CELL_ARRAY]},
+        {"kind": "Compute", "name": COMPUTE, "component_class": "Dummy"},
     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cimco.arch import MACRO_PARTS
+from cimco.parts import ADC, ADDER_TREE, MACRO_PARTS
 from cimco.spec.macro import MacroSpec, Sourced
 from cimco.spec.system import BufferSpec, DramSpec, SystemSpec
 from cimco.spec.workload import Bits, Layer
@@ -56,12 +56,11 @@ def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64, scratch: Path |
 
     AccelForge runs in a dir under ``scratch`` (default: the system temp dir), removed after.
     """
-    from cimco import _af
-    from cimco.mapping import map_one
+    from cimco.backends.accelforge import AccelForge
 
     layer = Layer(name="fill", type="linear", in_channels=macro.rows,
                   out_channels=macro.cols // macro.n_weight_slices(bits.weight), tokens=vectors)
-    r = map_one(macro_only_system(macro), bits, _af.einsum_of(layer), scratch)
+    r = AccelForge().map_layer(macro_only_system(macro), layer, bits, scratch)
     parts: dict[str, float] = {}
     for (comp, action), e in r.energy.items():
         if is_macro_compute(comp, action):
@@ -73,5 +72,5 @@ def macro_point(macro: MacroSpec, bits: Bits, vectors: int = 64, scratch: Path |
         tops=2 * layer.macs / compute_latency / 1e12,
         energy_by_component_j=parts,
         macs=layer.macs,
-        conversions=r.actions.get(("ADC", "read"), r.actions.get(("AdderTree", "read"), 0.0)),
+        conversions=r.actions.get((ADC, "read"), r.actions.get((ADDER_TREE, "read"), 0.0)),
     )

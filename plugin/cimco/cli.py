@@ -78,64 +78,34 @@ def _cache_dir(args: argparse.Namespace, out: Path) -> Path | None:
     return None if args.no_cache else Path(args.cache_dir) if args.cache_dir else out / "cache"
 
 
-def _map_timeloop(args: argparse.Namespace) -> int:
-    """``cimco map --backend timeloop``: classic Timeloop's mapper per distinct layer."""
-    from cimco.report import component_tables
-    from cimco.report.write import summary_rows, totals_line, write_all
-    from cimco.timeloop.runner import find_binary, map_with_timeloop
-
-    binary = find_binary(args.timeloop_bin)
-    system, workload, masks = _load(args)
-    out = Path(args.out)
-    cache = _cache_dir(args, out)
-    with _run_in(out, cache):
-        tables = component_tables(system, workload, cache)
-        try:
-            report = map_with_timeloop(system, workload, tables, out, masks, binary, args.layer_timeout,
-                                       progress=not args.quiet)
-        except LimitError as e:
-            raise SpecError([Problem(args.workload, "", f"layer {e.layer!r}: {e}; raise --layer-timeout")]) from None
-        write_all(report, tables, out)
-    if not args.quiet:
-        print(_table(*summary_rows(report)))
-        print()
-        print(totals_line(report))
-        print(f"wrote report.json, layers.csv, report.md, ERT.yaml, ART.yaml and timeloop/ (inputs and "
-              f"timeloop-mapper outputs per layer) to {out}")
-    return 0
-
-
 def cmd_map(args: argparse.Namespace) -> int:
-    if args.backend == "timeloop":
-        return _map_timeloop(args)
-    from cimco import execution
+    from cimco import backends, pipeline
     from cimco.execution import Execution
-    from cimco.mapping import Limits, map_workload
-    from cimco.report import build_report, component_tables
     from cimco.report.write import summary_rows, totals_line, write_all
+    from cimco.workers import Limits
 
     system, workload, masks = _load(args)
     out = Path(args.out)
     cache = _cache_dir(args, out)
     how = Execution(mode=args.mode, weights=args.weights, batch=args.batch)
-    execution.check(system, workload, masks, how)
+    backend = backends.get(args.backend, out / "timeloop", args.timeloop_bin)
     limits = Limits(timeout_s=args.layer_timeout, memory_bytes=int(args.layer_memory_gb * 2**30))
+    pipeline.check(system, workload, masks, how, backend, args.jobs, args.workload)  # before OUT is made
     with _run_in(out, cache) as scratch:
         try:
-            runs = map_workload(system, workload, cache, progress=not args.quiet, jobs=args.jobs,
-                                masks=masks, scratch=scratch, limits=limits, isolate=True)
+            res = pipeline.run(system, workload, masks, how, backend, cache, jobs=args.jobs, progress=not args.quiet,
+                               scratch=scratch, limits=limits, isolate=True, workload_file=args.workload)
         except (MappingError, LimitError) as e:
             raise _unmappable(e, workload, args.workload, args.system) from None
-        tables = component_tables(system, workload, cache)
-        report = build_report(system, workload, runs, tables, how)
-        write_all(report, tables, out)
+        files = [p.name for p in write_all(res.report, res.tables, out)]
     if not args.quiet:
-        print(_table(*summary_rows(report)))
+        print(_table(*summary_rows(res.report)))
         print()
-        print(totals_line(report))
-        n_cached = sum(x["cached"] for x in report["layers"])
-        print(f"{len(runs)} layers ({n_cached} from cache); wrote report.json, layers.csv, "
-              f"report.md, report.html, energy_by_component.png, ERT.yaml, ART.yaml to {out}")
+        print(totals_line(res.report))
+        n_cached = sum(x["cached"] for x in res.report["layers"])
+        extra = (" and timeloop/ (inputs and timeloop-mapper outputs per mapped layer)"
+                 if args.backend == "timeloop" else "")
+        print(f"{len(workload.layers)} layers ({n_cached} from cache); wrote {', '.join(files)}{extra} to {out}")
     return 0
 
 
@@ -284,7 +254,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_timeloop_export(args: argparse.Namespace) -> int:
-    from cimco.report import component_tables
+    from cimco.tables import component_tables
     from cimco.timeloop.bundle import export_system
 
     system, workload, masks = _load(args)
@@ -299,7 +269,7 @@ def cmd_timeloop_export(args: argparse.Namespace) -> int:
 
 def cmd_lrmp(args: argparse.Namespace) -> int:
     from cimco.codesign.run import read_sensitivity, run, write
-    from cimco.report import component_tables
+    from cimco.tables import component_tables
 
     system, workload, masks = _load(args)
     sens = read_sensitivity(args.sensitivity) if args.sensitivity else None
@@ -381,6 +351,7 @@ def _positive(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
+    from cimco.backends import NAMES
     from cimco.execution import MODES, WEIGHTS
 
     p = argparse.ArgumentParser(
@@ -389,10 +360,11 @@ def parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 2 bad input (every problem listed), 1 internal error.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    m = sub.add_parser("map", help="map a workload on a system with AccelForge and write a report",
-                       description="Map every layer of WORKLOAD on SYSTEM with AccelForge; write "
-                       "report.json, layers.csv, report.md, report.html, energy_by_component.png, ERT.yaml "
-                       "and ART.yaml into OUT (and nothing outside it).")
+    m = sub.add_parser("map", help="map a workload on a system and write a report",
+                       description="Map every distinct layer of WORKLOAD on SYSTEM with a backend (AccelForge "
+                       "by default), apply sparsity and the whole-network execution, and write report.json, "
+                       "layers.csv, report.md, report.html, energy_by_component.png, ERT.yaml and ART.yaml "
+                       "into OUT (and nothing outside it).")
     m.add_argument("--system", required=True, help="system spec YAML (kind: system)")
     m.add_argument("--workload", required=True, help="workload YAML (kind: workload)")
     m.add_argument("--out", required=True, help="output directory (created if missing)")
@@ -414,11 +386,13 @@ def parser() -> argparse.ArgumentParser:
                    help="most wall time AccelForge may take to map one layer (default 1800)")
     m.add_argument("--layer-memory-gb", type=_positive, default=8.0, metavar="GB",
                    help="most memory (address space) one mapping worker may use (default 8)")
-    m.add_argument("--backend", choices=["accelforge", "timeloop"], default="accelforge",
-                   help="mapper: AccelForge (default) or classic Timeloop's timeloop-mapper on the files "
-                   "`cimco timeloop export` writes (into OUT/timeloop; exit 2 if the binary is absent)")
+    m.add_argument("--backend", choices=NAMES, default="accelforge",
+                   help="mapper: accelforge (default: AccelForge's FFM mapper and model) or timeloop (classic "
+                   "Timeloop's timeloop-mapper on the files `cimco timeloop export` writes, into OUT/timeloop; "
+                   "exit 2 if the binary is absent). Both go through the same sparsity, execution and report")
     m.add_argument("--timeloop-bin", metavar="PATH",
-                   help="with --backend timeloop: the timeloop-mapper to run (default: from PATH)")
+                   help="with --backend timeloop: the timeloop-mapper to run (default: $CIMCO_TIMELOOP_BIN, "
+                   "then PATH)")
     m.set_defaults(func=cmd_map)
 
     r = sub.add_parser("report", help="print the summary of an existing report directory")

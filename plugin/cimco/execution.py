@@ -1,9 +1,10 @@
-"""How a whole network runs on the system: where activations and weights live between layers.
+"""The pipeline's execution step: how a whole network runs on the system, where activations
+and weights live between layers.
 
-cimco maps each layer alone with AccelForge, where DRAM holds every tensor: the layer reads
-its input and weights from DRAM and writes its output back. A CIM system keeps what fits on
-chip, and this module corrects each layer's counts (per tensor, from AccelForge's mapping)
-for that:
+A backend maps each layer alone, with DRAM holding every tensor: the layer reads its input
+and weights from DRAM and writes its output back. A CIM system keeps what fits on chip,
+and this module corrects each layer's counts (per tensor, from the backend's mapping) for
+that:
 
 - **Activations.** A layer's output stays in the global buffer for its consumers, including
   the layers that add it as a skip connection (``residual``), when it fits there for its
@@ -31,11 +32,11 @@ bandwidth-bound in the mapping: time = bits / bandwidth). Everything is per infe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from cimco import _af
 from cimco.errors import Problem, SpecError
-from cimco.mapping import LayerRun
+from cimco.mapping import LayerRun, with_counts
+from cimco.parts import CELL_ARRAY, DRAM, GLOBAL_BUFFER, MACRO_PARTS, MEMORIES
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import MAX_MASK_WEIGHTS, WorkloadSpec
 
@@ -203,22 +204,22 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert:
         on_chip = sum(size[p] for p in prods if kept[p]) / sum(size[p] for p in prods) if prods else 0.0
         plan.input_on_chip.append(on_chip)
         if on_chip:  # fewer DRAM reads and buffer fills of the input
-            _move(a, "DRAM", "read", -on_chip * t.get(("DRAM", "I", "read"), 0.0))
-            _move(a, "GlobalBuffer", "write", -on_chip * t.get(("GlobalBuffer", "I", "write"), 0.0))
+            _move(a, DRAM, "read", -on_chip * t.get((DRAM, "I", "read"), 0.0))
+            _move(a, GLOBAL_BUFFER, "write", -on_chip * t.get((GLOBAL_BUFFER, "I", "write"), 0.0))
         if kept[i]:  # the output is not drained to DRAM
-            drained = t.get(("DRAM", "O", "write"), 0.0)
-            _move(a, "DRAM", "write", -drained)
-            _move(a, "GlobalBuffer", "read", -min(drained, t.get(("GlobalBuffer", "O", "read"), 0.0)))
+            drained = t.get((DRAM, "O", "write"), 0.0)
+            _move(a, DRAM, "write", -drained)
+            _move(a, GLOBAL_BUFFER, "read", -min(drained, t.get((GLOBAL_BUFFER, "O", "read"), 0.0)))
         for name in x.residual:  # the skip connection's tensor is read to be added
             p = index[name]
             bits = size[p] / n
-            _move(a, "GlobalBuffer", "read", bits)
+            _move(a, GLOBAL_BUFFER, "read", bits)
             if not kept[p]:
-                _move(a, "DRAM", "read", bits)
-                _move(a, "GlobalBuffer", "write", bits)
+                _move(a, DRAM, "read", bits)
+                _move(a, GLOBAL_BUFFER, "write", bits)
         stored = run.sparse.ratio("executed_macs") if run.sparse else 1.0
-        moved = {k: v * stored for k, v in _af.of_tensor(run.result, "W").items()
-                 if k in (("DRAM", "read"), ("CellArray", "write"))}
+        moved = {k: v * stored for k, v in run.result.of_tensor("W").items()
+                 if k in ((DRAM, "read"), (CELL_ARRAY, "write"))}
         for (comp, act), v in moved.items():
             if weights == "resident":  # programmed once, reported apart
                 _move(a, comp, act, -v)
@@ -227,18 +228,16 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert:
             else:  # one load per batch
                 _move(a, comp, act, -v * (1 - 1 / how.batch))
         lat = dict(run.latency_by_component)
-        for comp in ("DRAM", "GlobalBuffer"):
+        for comp in MEMORIES:
             if comp in lat:
                 lat[comp] = _scale_latency(run, a, comp)
         if how.mode == "pipelined":
-            from cimco.arch import MACRO_PARTS
-
             stage = stages[i].time_s / n  # per run of the layer (the report multiplies by repeat)
             for comp in MACRO_PARTS:
                 if comp in lat:
                     lat[comp] = stage
             plan.stage_s.append(max(lat.values()) * n)
-        out.append(replace(run, actions=a, latency_s=max(lat.values()), latency_by_component=lat))
+        out.append(with_counts(run, a, lat))
     return out, plan
 
 

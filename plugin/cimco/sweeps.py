@@ -222,30 +222,31 @@ def load(path: str | Path) -> tuple[SweepSpec, list[Point]]:
 def _hash(p: Point) -> None:
     """The point's identity (its full specs, the workload's dir for mask files, cimco's
     version) and its mapping signature (the cache keys of its layers)."""
-    from cimco import __version__, _af
-    from cimco.mapping import cache_key
+    from cimco import __version__, _af, cache
+    from cimco.backends.accelforge import AccelForge
 
+    engine = {"backend": AccelForge.name, **AccelForge().versions()}
     ident = {"system": p.system.model_dump(mode="json"), "workload": p.workload.model_dump(mode="json"),
              "dir": str(Path(p.workload_path).parent), "cimco": __version__}
     p.hash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
-    keys = sorted({cache_key(p.system, _af.einsum_of(x), p.workload.layer_bits(x)) for x in p.workload.layers})
+    keys = sorted({cache.key(p.system, _af.einsum_of(x), p.workload.layer_bits(x), engine) for x in p.workload.layers})
     p.signature = hashlib.sha256("".join(keys).encode()).hexdigest()
 
 
 def run_point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, cache_dir: str) -> tuple[dict, int]:
-    """Map and report one point (a worker task): its report's summary and the number of
-    layers AccelForge mapped (cache misses). Writes only under ``cache_dir``."""
+    """Map and report one point (a worker task, default execution, the AccelForge backend):
+    its report's summary and the number of layers mapped (cache misses). Writes only under
+    ``cache_dir``."""
     os.environ.setdefault("MPLCONFIGDIR", str(Path(cache_dir, "matplotlib")))
-    from cimco.mapping import map_workload
-    from cimco.report import build_report, component_tables
+    from cimco import pipeline
+    from cimco.backends.accelforge import AccelForge
+    from cimco.execution import Execution
     from cimco.sparse.masks import resolve
 
-    cache = Path(cache_dir)
-    masks = resolve(system, workload, workload_path)
-    runs = map_workload(system, workload, cache, progress=False, jobs=1, masks=masks)
-    report = build_report(system, workload, runs, component_tables(system, workload, cache))
-    calls = len({id(r.result) for r in runs if not r.cached})
-    return {"system": report["system"], "workload": report["workload"], "totals": report["totals"]}, calls
+    res = pipeline.run(system, workload, resolve(system, workload, workload_path), Execution(), AccelForge(),
+                       Path(cache_dir), workload_file=workload_path)
+    report = res.report
+    return {"system": report["system"], "workload": report["workload"], "totals": report["totals"]}, res.mapped
 
 
 def _read_done(path: Path) -> dict[str, dict]:
@@ -264,36 +265,6 @@ def _read_done(path: Path) -> dict[str, dict]:
         except (ValueError, KeyError, TypeError):
             print(f"cimco: warning: {path}: skipping an unreadable line", file=sys.stderr)
     return done
-
-
-class _Local:
-    """Points in spawned worker processes that die with this one."""
-
-    def __init__(self, jobs: int):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        from cimco.mapping import _worker_init
-
-        self.before = set(multiprocessing.active_children())
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_worker_init, initargs=(os.getpid(), None))
-
-    def submit(self, *args):
-        return self.pool.submit(*args)
-
-    def wait(self, futures):
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        return wait(futures, return_when=FIRST_COMPLETED)[0]
-
-    def close(self, failed: bool) -> None:
-        import multiprocessing
-
-        if failed:
-            for p in set(multiprocessing.active_children()) - self.before:
-                p.terminate()
-        self.pool.shutdown(cancel_futures=True)
 
 
 class _Dask:
@@ -348,7 +319,9 @@ def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: s
             raise SpecError([Problem("cimco sweep", "--scheduler", "--executor dask needs a scheduler address")])
         ex = _Dask(scheduler)
     else:
-        ex = _Local(max(1, min(jobs, len(todo) or 1)))
+        from cimco.workers import Pool
+
+        ex = Pool(max(1, min(jobs, len(todo) or 1)))
     bar = tqdm(total=stats.distinct, initial=stats.done_before, desc="sweep", unit="point",
                disable=not progress, dynamic_ncols=True)
     failed = True

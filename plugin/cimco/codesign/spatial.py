@@ -16,7 +16,9 @@ import math
 import numpy as np
 
 from cimco.codesign.lrmp import Option
-from cimco.sparse.layout import Geometry, as_matrices, dense_matrices, weight_shape
+from cimco.geometry import MacroGeometry
+from cimco.parts import ADC, ADDER_TREE, CELL_ARRAY, INDEX_MEMORY, SHIFT_ADD, WORDLINE_DRIVER
+from cimco.sparse.layout import as_matrices, dense_matrices, weight_shape
 from cimco.sparse.occupancy import occupancy
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Layer
@@ -36,11 +38,11 @@ def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: lis
         raise ValueError(f"mask of {layer.name} has shape {mask.shape}")
     mats = as_matrices(mask, layer) if mask is not None else dense_matrices(layer)
     e = {k: ert.get(c, {}).get("read", 0.0) for k, c in
-         (("wl", "WordlineDriver"), ("cell", "CellArray"), ("adc", "ADC"), ("tree", "AdderTree"),
-          ("sa", "ShiftAdd"), ("idx", "IndexMemory"))}
+         (("wl", WORDLINE_DRIVER), ("cell", CELL_ARRAY), ("adc", ADC), ("tree", ADDER_TREE),
+          ("sa", SHIFT_ADD), ("idx", INDEX_MEMORY))}
     out = []
     for b in bits_choices:
-        geo = Geometry.of(m, b, b, 1)
+        geo = MacroGeometry.of(m, b, b, 1)
         occ = occupancy(mats, geo)
         in_sl, w_sl = m.n_input_slices(b), m.n_weight_slices(b)
         busy = max(occ.tile_loads) if occ.tile_loads else 0

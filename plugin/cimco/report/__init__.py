@@ -1,71 +1,25 @@
-"""Aggregate per-layer mapping results into the report contract and write its files.
+"""The pipeline's last step: per-layer results, as the sparsity and execution steps left
+them, aggregated into the report contract (the files are written by :mod:`cimco.report.write`).
 
 Per-layer energy is ``sum(ERT[component][action] * action count)`` over the layer's action
-counts (AccelForge's, corrected for sparsity by :mod:`cimco.sparse.transform`), so the ERT
-written beside the report reproduces every energy in it. AccelForge's own total for the
-layer it mapped is kept as ``engine_energy_j``: for a dense layer it differs only by
-float32 rounding inside AccelForge.
+counts (the backend's, corrected by :mod:`cimco.sparse.transform` and
+:mod:`cimco.execution`), so the ERT written beside the report reproduces every energy in it.
+The backend's own total for the dense layer it mapped is kept as ``engine_energy_j``: for a
+dense layer run alone AccelForge's differs only by float32 rounding inside AccelForge.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
-
-from cimco import _af, arch, execution
-from cimco.execution import Execution
-from cimco.mapping import LayerRun, cache_key, read_cache, write_cache
+from cimco import execution
+from cimco.backends import Backend
+from cimco.execution import Plan
+from cimco.mapping import LayerRun
+from cimco.parts import DRAM
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
+from cimco.tables import Tables
 
 OPS_PER_MAC = 2
-
-
-@dataclass
-class Tables:
-    """Energy per action (J) and area (m^2) of every component of a system."""
-
-    ert: dict[str, dict[str, float]]
-    art: dict[str, float]
-
-
-def component_tables(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | None) -> Tables:
-    """ERT and ART from the component models (cached like mappings, same key rules)."""
-    layer = workload.layers[0]
-    bits = workload.layer_bits(layer)
-    einsum = _af.einsum_of(layer)
-    path = cache_dir / f"{cache_key(system, einsum, bits)}.tables.json" if cache_dir else None
-    if path and path.exists():
-        cached = read_cache(path, _tables_from_json)
-        if cached is not None:
-            return cached
-    with _af.scratch_cwd(cache_dir / ".scratch" if cache_dir else None):
-        ert, art = _af.component_costs(arch.build_nodes(system, bits), einsum, bits)
-    tables = Tables(ert=ert, art={c: v["total_area_m2"] for c, v in art.items()})
-    im = system.index_memory
-    if im is not None:  # outside the AccelForge arch (a per-macro memory slows its mapper 20-60x)
-        from cimco.models import CimcoIndexMemory
-
-        model = CimcoIndexMemory(code_bits=im.code_bits, energy_per_bit=im.energy_per_bit_j.value,
-                                 index_area=im.area_m2.value)
-        tables.ert["IndexMemory"] = {"read": model.read().energy}
-        tables.art["IndexMemory"] = model.area * system.n_macros
-    if path:
-        write_cache(path, json.dumps(asdict(tables)))
-    return tables
-
-
-def _tables_from_json(text: str) -> Tables:
-    """A cached Tables, checked: anything else raises ValueError (and is remapped)."""
-    d = json.loads(text)
-    ok = (isinstance(d, dict) and set(d) == {"ert", "art"} and isinstance(d["ert"], dict)
-          and isinstance(d["art"], dict)
-          and all(isinstance(a, dict) and all(isinstance(e, float) for e in a.values()) for a in d["ert"].values())
-          and all(isinstance(v, float) for v in d["art"].values()))
-    if not ok:
-        raise ValueError("not the component tables cimco writes")
-    return Tables(**d)
 
 
 def _sparsity(sp) -> dict | None:
@@ -102,25 +56,24 @@ def efficiency(layers: list[dict], energy_by_component: dict[str, float], fps: f
         "tops_per_w": OPS_PER_MAC * dense / energy / 1e12,
         "tops_per_w_executed": OPS_PER_MAC * executed / energy / 1e12,
         # without off-chip DRAM traffic: how chip papers (MARS, CRIMP) count TOPS/W
-        "tops_per_w_on_chip": OPS_PER_MAC * dense / (energy - energy_by_component.get("DRAM", 0.0)) / 1e12,
+        "tops_per_w_on_chip": OPS_PER_MAC * dense / (energy - energy_by_component.get(DRAM, 0.0)) / 1e12,
         "tops": OPS_PER_MAC * dense * fps / 1e12,
         "fps": fps,
     }
 
 
-def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
-                 tables: Tables, how: Execution | None = None) -> dict:
-    """The report contract for ``runs`` executed as ``how`` says (see :mod:`cimco.execution`)."""
+def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], plan: Plan,
+                 tables: Tables, backend: Backend) -> dict:
+    """The report contract for ``runs`` as executed by ``plan`` (:func:`cimco.execution.apply`)."""
     from cimco import __version__
 
-    runs, plan = execution.apply(system, workload, runs, tables.ert, how)
     layers = []
     by_comp_total: dict[str, float] = {}
     for i, run in enumerate(runs):
         n = run.layer.repeat
         by_comp: dict[str, float] = {}
         for (comp, action), count in run.actions.items():
-            e = tables.ert.get(comp, {}).get(action, 0.0) * count * n
+            e = tables.energy(comp, action) * count * n
             by_comp[comp] = by_comp.get(comp, 0.0) + e
         for comp, e in by_comp.items():
             by_comp_total[comp] = by_comp_total.get(comp, 0.0) + e
@@ -132,7 +85,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             # MACs the cells run: the real rows x outputs of the kept blocks
             "executed_macs": occ.executed_macs * run.layer.positions * n if occ else dense,
             "energy_j": sum(by_comp.values()),
-            "engine_energy_j": run.result.energy_j * n,  # AccelForge's total for what it mapped
+            "engine_energy_j": run.result.energy_j * n,  # the backend's own total for the dense layer
             "latency_s": run.latency_s * n,
             "latency_by_component_s": {c: v * n for c, v in run.latency_by_component.items()},
             "bits": run.bits.model_dump(),
@@ -143,6 +96,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "energy_by_component": by_comp,
             "action_counts": {f"{c}.{a}": k * n for (c, a), k in run.actions.items()},
             "mapping": run.result.mapping,
+            "mapping_loops": run.result.loops,
             "column_split": run.result.column_split,
             "memory_budget_bits": run.result.budget_bits,
             "input_on_chip": plan.input_on_chip[i],
@@ -152,7 +106,8 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
     latency = sum(x["latency_s"] for x in layers)
     return {
         "cimco_version": __version__,
-        "engine": _af.versions(),
+        "backend": backend.name,
+        "engine": backend.versions(),
         "system": system.name,
         "workload": workload.name,
         "totals": {
@@ -163,8 +118,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "batch": plan.batch,
             "macros_needed": plan.macros_needed,
             # one programming of every layer's weights (resident weights): not in energy_j
-            "weight_load_j": sum(tables.ert.get(c, {}).get(a, 0.0) * k
-                                 for (c, a), k in plan.weight_load_actions.items()),
+            "weight_load_j": sum(tables.energy(c, a) * k for (c, a), k in plan.weight_load_actions.items()),
             "column_split_layers": sum(x["column_split"] for x in layers),
             "area_m2": sum(tables.art.values()),
         },

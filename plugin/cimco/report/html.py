@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 import io
 
+from cimco.parts import CELL_ARRAY
+
 _STYLE = """
 body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1400px}
 table{border-collapse:collapse;font-size:12px;margin:0.5em 0}
@@ -119,7 +121,7 @@ def _latency_svg(report: dict) -> str:
     return _svg(fig)
 
 
-ARRAY = "CellArray"  # the macros' cell arrays (cimco.arch): their busy time over the layer's
+ARRAY = CELL_ARRAY  # the macros' cell arrays (cimco.arch): their busy time over the layer's
 
 
 def _ratios(layers: list[dict]) -> dict[str, list[float]]:

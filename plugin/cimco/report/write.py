@@ -8,11 +8,10 @@ import io
 import json
 from pathlib import Path
 
-import yaml
-
 from cimco.io import write_atomic
-from cimco.report import Tables
+from cimco.parts import DRAM
 from cimco.report.html import render as render_html
+from cimco.tables import Tables, art_yaml, ert_yaml
 
 
 def _csv(report: dict) -> str:
@@ -55,7 +54,7 @@ def totals_line(report: dict) -> str:
             f"{t['mode']}, weights {t['weights']}"
             + (f" (one-time load {t['weight_load_j'] * 1e6:.2f} uJ, not in the energy)" if t["weights"] == "resident"
                else f", batch {t['batch']}")
-            + f" | DRAM {report['energy_by_component'].get('DRAM', 0.0) / t['energy_j']:.1%} of the energy"
+            + f" | DRAM {report['energy_by_component'].get(DRAM, 0.0) / t['energy_j']:.1%} of the energy"
             + (f" | {t['column_split_layers']} layer(s) mapped with columns splitting a reduction (fallback)"
                if t["column_split_layers"] else "")
             + "".join(f" | {x['name']}: mapped within {', '.join(f'{k} {v:.0f} b' for k, v in b.items())} "
@@ -111,30 +110,14 @@ def _png(report: dict) -> bytes:
     return buf.getvalue()
 
 
-def _ert(tables: Tables, system: str) -> str:
-    """Accelergy v0.4 ERT: energy per action in pJ."""
-    out = {"ERT": {"version": "0.4", "tables": [
-        {"name": f"{system}.{comp}",
-         "actions": [{"name": a, "arguments": None, "energy": e * 1e12} for a, e in acts.items()]}
-        for comp, acts in tables.ert.items()]}}
-    return yaml.safe_dump(out, sort_keys=False)
-
-
-def _art(tables: Tables, system: str) -> str:
-    """Accelergy v0.4 ART: total area of each component (all instances) in um^2."""
-    out = {"ART": {"version": "0.4", "tables": [
-        {"name": f"{system}.{comp}", "area": a * 1e12} for comp, a in tables.art.items()]}}
-    return yaml.safe_dump(out, sort_keys=False)
-
-
 def write_all(report: dict, tables: Tables, out: Path) -> list[Path]:
     files = {
         "report.json": json.dumps(report, indent=2, allow_nan=False),
         "layers.csv": _csv(report),
         "report.md": _markdown(report, tables),
         "energy_by_component.png": _png(report),
-        "ERT.yaml": _ert(tables, report["system"]),
-        "ART.yaml": _art(tables, report["system"]),
+        "ERT.yaml": ert_yaml(tables.ert, report["system"]),
+        "ART.yaml": art_yaml(tables.art, report["system"]),
         "report.html": render_html(report, tables.art),
     }
     paths = []

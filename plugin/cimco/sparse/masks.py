@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from cimco.errors import Problem, SpecError
-from cimco.sparse.layout import Geometry, weight_shape
+from cimco.geometry import MacroGeometry
+from cimco.sparse.layout import weight_shape
 from cimco.sparse.patterns import generate
 from cimco.spec._base import clip, short
 from cimco.spec.load import read_regular
@@ -84,7 +85,7 @@ def resolve(system: SystemSpec, workload: WorkloadSpec, workload_path: str | Pat
             problems.append(Problem(file, path, f"layer {layer.name!r} is pruned but system "
                                     f"{system.name!r} has no index_memory for its index codes"))
         if sp.pattern is not None:
-            masks[layer.name] = generate(layer, Geometry.of_system(system, workload.layer_bits(layer)), sp.pattern,
+            masks[layer.name] = generate(layer, MacroGeometry.of_system(system, workload.layer_bits(layer)), sp.pattern,
                                          sp.density if sp.density is not None else (sp.n or 1) / (sp.m or 1),
                                          sp.seed, n=sp.n, m=sp.m)
             continue

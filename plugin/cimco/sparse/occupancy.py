@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cimco.sparse.layout import Geometry
+from cimco.geometry import MacroGeometry
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def busy_cycles(loads: np.ndarray, n_macros: int) -> int:
     return int(padded.reshape(-1, n_macros).max(axis=1).sum())
 
 
-def occupancy(matrices: np.ndarray, geo: Geometry) -> Occupancy:
+def occupancy(matrices: np.ndarray, geo: MacroGeometry) -> Occupancy:
     """Exact occupancy counts of (groups, M/g, K) weight matrices on a macro."""
     g, m, k = matrices.shape
     cg, wl, per, cap = geo.group_outputs, geo.wordlines_on, geo.groups_per_tile, geo.blocks_per_tile

@@ -19,7 +19,8 @@ from typing import get_args
 
 import numpy as np
 
-from cimco.sparse.layout import Geometry, matrix_shape, weight_shape
+from cimco.geometry import MacroGeometry
+from cimco.sparse.layout import matrix_shape, weight_shape
 from cimco.spec.workload import Layer, Pattern
 
 PATTERNS: tuple[str, ...] = get_args(Pattern)
@@ -38,7 +39,7 @@ def _expand(units: np.ndarray, out: int, rows: int, m: int, k: int) -> np.ndarra
     return full[:, :m, :k]
 
 
-def unit_shape(pattern: str, geo: Geometry, kernel_hw: tuple[int, int], reduction: int) -> tuple[int, int]:
+def unit_shape(pattern: str, geo: MacroGeometry, kernel_hw: tuple[int, int], reduction: int) -> tuple[int, int]:
     """(outputs, rows) of one pruning unit of ``pattern`` in a layer's (M/g, K) matrix."""
     units = {"unstructured": (1, 1),
              "row_block": (geo.group_outputs, geo.wordlines_on),
@@ -50,7 +51,7 @@ def unit_shape(pattern: str, geo: Geometry, kernel_hw: tuple[int, int], reductio
     return units[pattern]
 
 
-def generate(layer: Layer, geo: Geometry, pattern: str, density: float, seed: int,
+def generate(layer: Layer, geo: MacroGeometry, pattern: str, density: float, seed: int,
              n: int | None = None, m: int | None = None) -> np.ndarray:
     """A mask for ``layer`` (torch weight shape) in ``pattern`` at ``density``."""
     rng = np.random.default_rng(seed)

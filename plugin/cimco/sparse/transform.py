@@ -1,6 +1,6 @@
-"""Apply a layer's sparsity to AccelForge's result for the dense layer.
+"""The pipeline's sparsity step: a layer's sparsity applied to a backend's result for the dense layer.
 
-AccelForge has no sparsity model. cimco maps the dense layer (so a pruned layer shares the
+No backend has a sparsity model. cimco maps the dense layer (so a pruned layer shares the
 dense layer's mapping and cache entry) and corrects what it counts, using the exact block
 occupancy of the real mask over that of a dense mask of the same layer:
 
@@ -23,16 +23,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cimco.arch import MACRO_PARTS
-from cimco.sparse.layout import Geometry, as_matrices, dense_matrices
+from cimco.geometry import MacroGeometry
+from cimco.parts import ADC, ADDER_TREE, CELL_ARRAY, INDEX_MEMORY, MACRO_PARTS, SHIFT_ADD, WORDLINE_DRIVER
+from cimco.sparse.layout import as_matrices, dense_matrices
 from cimco.sparse.occupancy import Occupancy, occupancy
+from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Layer
 
 # (component, action) -> Occupancy field that scales its count
-SCALED = {("ADC", "read"): "conversions", ("AdderTree", "read"): "conversions", ("ShiftAdd", "read"): "conversions",
-          ("WordlineDriver", "read"): "gathered_inputs", ("CellArray", "read"): "executed_macs"}
-GATED = {"WordlineDriver", "CellArray"}  # skipped for zero inputs
-INDEX = ("IndexMemory", "read")
+SCALED = {(ADC, "read"): "conversions", (ADDER_TREE, "read"): "conversions", (SHIFT_ADD, "read"): "conversions",
+          (WORDLINE_DRIVER, "read"): "gathered_inputs", (CELL_ARRAY, "read"): "executed_macs"}
+GATED = {WORDLINE_DRIVER, CELL_ARRAY}  # skipped for zero inputs
+INDEX = (INDEX_MEMORY, "read")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class SparseLayer:
         return getattr(self.occ, field) / ref if ref else 0.0
 
 
-def plan(layer: Layer, mask: np.ndarray | None, geo: Geometry) -> SparseLayer | None:
+def plan(layer: Layer, mask: np.ndarray | None, geo: MacroGeometry) -> SparseLayer | None:
     """How ``layer``'s sparsity applies; None when it is plain dense."""
     if mask is None:
         return None if layer.input_density == 1.0 else SparseLayer(None, None, layer.input_density)
@@ -83,3 +85,21 @@ def correct(sp: SparseLayer, actions: dict[tuple[str, str], float],
     busy = sp.ratio("busy")
     lat = {c: v * busy if c in MACRO_PARTS else v for c, v in latency_by_component.items()}
     return out, lat
+
+
+def apply(system: SystemSpec, runs: list) -> list:
+    """Each of ``runs`` (:class:`cimco.mapping.LayerRun`, mapped dense) with its layer's
+    sparsity applied (its mask and input density); dense layers unchanged. A corrected layer
+    takes as long as its slowest part."""
+    from cimco.mapping import with_counts
+
+    out = []
+    for run in runs:
+        sp = plan(run.layer, run.mask, MacroGeometry.of_system(system, run.bits))
+        if sp is None:
+            out.append(run)
+            continue
+        actions, lat = correct(sp, run.actions, run.result.of_tensor("W"), run.latency_by_component,
+                               run.layer.positions)
+        out.append(with_counts(run, actions, lat, sparse=sp))
+    return out

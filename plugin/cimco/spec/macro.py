@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Discriminator, Field, Tag
 
 from cimco.errors import Problem
+from cimco.parts import FAMILY_PARTS
 from cimco.spec._base import Bounded, Strict
 
 # Physical quantities in SI units, finite, in ranges no real SRAM CIM design leaves (a value
@@ -100,12 +101,6 @@ MacroArea = Annotated[Annotated[SquareMetres, Tag("total")] | Annotated[dict[str
                       Discriminator(_area_form)]
 
 Family = Literal["analog", "digital_adder_tree", "digital_bit_serial"]
-# The parts of each family's macro, as named in the architecture (cimco.arch).
-FAMILY_PARTS: dict[str, tuple[str, ...]] = {
-    "analog": ("WordlineDriver", "ADC", "ShiftAdd", "CellArray"),
-    "digital_adder_tree": ("WordlineDriver", "AdderTree", "ShiftAdd", "CellArray"),
-    "digital_bit_serial": ("WordlineDriver", "ShiftAdd", "CellArray"),
-}
 ANALOG_ONLY = ("adc_bits", "adcs", "analog_weight_combine")
 
 

@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from cimco.geometry import MacroGeometry
 from cimco.io import write_atomic
-from cimco.report import Tables
-from cimco.report.write import _art, _ert
 from cimco.sparse import transform
-from cimco.sparse.layout import Geometry as SparseGeometry
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Layer, WorkloadSpec
+from cimco.tables import Tables, art_yaml, ert_yaml
 from cimco.timeloop import _comment, problem
-from cimco.timeloop.arch import Geometry, LayerPlan, arch, area_table, constraints, energy_table, layout, mapper
+from cimco.timeloop.arch import LayerPlan, arch, area_table, constraints, energy_table, mapper
+from cimco.timeloop.layout import layout
 
 FILES = ("arch.yaml", "problem.yaml", "mapper.yaml", "constraints.yaml", "ERT.yaml", "ART.yaml")
 
@@ -58,7 +58,7 @@ def _plan(system: SystemSpec, workload: WorkloadSpec, layer: Layer,
           mask: np.ndarray | None) -> tuple[LayerPlan, transform.SparseLayer | None]:
     """The layer's plan, and its sparsity when it is stored compressed."""
     bits = workload.layer_bits(layer)
-    sp = transform.plan(layer, mask, SparseGeometry.of_system(system, bits))
+    sp = transform.plan(layer, mask, MacroGeometry.of_system(system, bits))
     if sp is None or sp.occ is None or not sp.compressed:
         return LayerPlan(bits, layer.input_density), None
     updates = sp.occ.conversions / system.macro.conversions_per_output(bits.input, bits.weight)
@@ -69,6 +69,35 @@ def _dump(data: dict, head: str = "") -> str:
     return head + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=110)
 
 
+def layer_files(system: SystemSpec, workload: WorkloadSpec, layer: Layer, tables: Tables, plan: LayerPlan,
+                dense: Layer | None = None) -> dict[str, str]:
+    """The six Timeloop input files of one layer (``dense``: the compressed dense equivalent
+    exported for a pruned layer), by file name."""
+    prob = problem(dense or layer)
+    dims = prob["problem"]["shape"]["dimensions"]
+    lay = layout(system, plan.bits, prob["problem"]["instance"])
+    note = "" if dense is None else (
+        f"# pruned: exported as its compressed dense equivalent, {dense.out_channels} kept outputs x "
+        f"{dense.reduction} rows (dense {layer.out_channels} x {layer.reduction})\n")
+    tl = Tables(ert=energy_table(tables, system, plan), art=area_table(tables, system, plan))
+    head = f"# {workload.name} layer {layer.name} on {system.name} (cimco timeloop export, Timeloop v0.4)\n"
+    return {
+        "arch.yaml": _dump(arch(system, plan), head),
+        "problem.yaml": _comment(workload, layer) + note + _dump(prob),
+        "mapper.yaml": _dump(mapper(), head),
+        "constraints.yaml": _dump(constraints(system, dims, dense is not None, lay), head),
+        "ERT.yaml": head + "# energy per Timeloop action in pJ, from cimco's component models\n"
+        + ert_yaml(tl.ert, system.name),
+        "ART.yaml": head + "# area per instance in um^2, from cimco's component models\n"
+        + art_yaml(tl.art, system.name),
+    }
+
+
+def layer_dir(out: Path, index: int, layer: Layer) -> Path:
+    """The directory of a layer's files: its position in the workload and its name."""
+    return out / f"{index:03d}_{re.sub(r'[^A-Za-z0-9._-]', '_', layer.name)}"
+
+
 def export_system(system: SystemSpec, workload: WorkloadSpec, tables: Tables, out: Path,
                   masks: dict[str, np.ndarray] | None = None) -> list[Exported]:
     """All layers' Timeloop inputs into ``out`` (see the module docstring)."""
@@ -77,31 +106,14 @@ def export_system(system: SystemSpec, workload: WorkloadSpec, tables: Tables, ou
     for i, layer in enumerate(workload.layers):
         plan, sp = _plan(system, workload, layer, masks.get(layer.name))
         dense = compressed_layer(layer, sp) if sp else None
-        d = out / f"{i:03d}_{re.sub(r'[^A-Za-z0-9._-]', '_', layer.name)}"
-        prob = problem(dense or layer)
-        dims = prob["problem"]["shape"]["dimensions"]
-        lay = layout(system, plan, prob["problem"]["instance"])
-        note = "" if dense is None else (
-            f"# pruned: exported as its compressed dense equivalent, {dense.out_channels} kept outputs x "
-            f"{dense.reduction} rows (dense {layer.out_channels} x {layer.reduction})\n")
-        tl = Tables(ert=energy_table(tables, system, plan), art=area_table(tables, system, plan))
-        head = f"# {workload.name} layer {layer.name} on {system.name} (cimco timeloop export, Timeloop v0.4)\n"
-        files = {
-            "arch.yaml": _dump(arch(system, plan), head),
-            "problem.yaml": _comment(workload, layer) + note + _dump(prob),
-            "mapper.yaml": _dump(mapper(), head),
-            "constraints.yaml": _dump(constraints(system, dims, dense is not None, lay), head),
-            "ERT.yaml": head + "# energy per Timeloop action in pJ, from cimco's component models\n"
-            + _ert(tl, system.name),
-            "ART.yaml": head + "# area per instance in um^2, from cimco's component models\n" + _art(tl, system.name),
-        }
-        for name, text in files.items():
+        d = layer_dir(out, i, layer)
+        for name, text in layer_files(system, workload, layer, tables, plan, dense).items():
             write_atomic(d / name, text)
-        g = Geometry.of(system, plan.bits)
-        done.append(Exported(layer, d, g.cycle_s, dense, *((sp.occ.weight_density, sp.occ.block_density)
-                                                           if sp else (1.0, 1.0))))
+        cycle_s = MacroGeometry.of_system(system, plan.bits).cycle_s
+        done.append(Exported(layer, d, cycle_s, dense, *((sp.occ.weight_density, sp.occ.block_density)
+                                                         if sp else (1.0, 1.0))))
         index.append({"dir": d.name, "layer": layer.name, "repeat": layer.repeat, "macs": layer.macs,
-                      "cycle_s": g.cycle_s, "compressed": dense is not None})
+                      "cycle_s": cycle_s, "compressed": dense is not None})
     write_atomic(out / "index.yaml", _dump(
         {"workload": workload.name, "system": system.name, "layers": index},
         f"# {workload.name} on {system.name}: one directory of Timeloop v0.4 inputs per layer, in execution "

@@ -21,18 +21,18 @@ import torch
 from torch import nn
 
 from cimco.errors import Problem, SpecError
-from cimco.sparse.layout import Geometry
+from cimco.geometry import MacroGeometry
 from cimco.sparse.patterns import unit_shape
 from cimco.spec.macro import MacroSpec
 
 PRUNABLE = ("row_block", "kernel_group", "crossbar", "unstructured")
 
 
-def _geometry(macro: MacroSpec, w_bits: int, in_bits: int) -> Geometry:
-    return Geometry.of(macro, in_bits, w_bits, 1)
+def _geometry(macro: MacroSpec, w_bits: int, in_bits: int) -> MacroGeometry:
+    return MacroGeometry.of(macro, in_bits, w_bits, 1)
 
 
-def _unit_shape(m: nn.Module, pattern: str, geo: Geometry) -> tuple[int, int]:
+def _unit_shape(m: nn.Module, pattern: str, geo: MacroGeometry) -> tuple[int, int]:
     kernel = tuple(m.kernel_size) if isinstance(m, nn.Conv2d) else (1, 1)
     return unit_shape(pattern, geo, kernel, _matrix(m).shape[2])
 
@@ -43,7 +43,7 @@ def _matrix(m: nn.Module) -> torch.Tensor:
     return w.reshape(g, w.shape[0] // g, -1)
 
 
-def block_scores(m: nn.Module, pattern: str, geo: Geometry, p: int = 1) -> torch.Tensor:
+def block_scores(m: nn.Module, pattern: str, geo: MacroGeometry, p: int = 1) -> torch.Tensor:
     """Lp norm of every unit, shape (groups, unit rows of outputs, unit cols of rows)."""
     w = _matrix(m).detach().abs() ** p
     g, mo, k = w.shape
@@ -54,7 +54,7 @@ def block_scores(m: nn.Module, pattern: str, geo: Geometry, p: int = 1) -> torch
     return padded.reshape(g, n_o, uo, n_r, ur).sum(dim=(2, 4))
 
 
-def block_mask(m: nn.Module, pattern: str, density: float, geo: Geometry, p: int = 1) -> torch.Tensor:
+def block_mask(m: nn.Module, pattern: str, density: float, geo: MacroGeometry, p: int = 1) -> torch.Tensor:
     """Keep the ``round(density * units)`` units of largest Lp norm (at least one when the
     density is above zero, so no layer vanishes); weight-shaped bool."""
     scores = block_scores(m, pattern, geo, p)

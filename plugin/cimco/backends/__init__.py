@@ -1,0 +1,89 @@
+"""Mapping backends: what maps one layer on a system, behind one protocol.
+
+A backend maps one dense layer at its bits on a system and returns a :class:`LayerResult`
+in cimco's own vocabulary (:mod:`cimco.parts`): action counts by part, and by tensor,
+energy, latency by part, the mapping as text and as data. Everything after that (the
+cache, sparsity, whole-network execution, the report) is one pipeline
+(:func:`cimco.pipeline.run`) whatever the backend, so the report has the same keys for all.
+
+==============  ==========================================================================
+``accelforge``  AccelForge's FFM mapper (exhaustive over its mapspace), evaluated by its
+                model with cimco's hwcomponents models (the reference for every number)
+``timeloop``    classic Timeloop v0.4's ``timeloop-mapper`` on the files
+                ``cimco timeloop export`` writes (an optional binary)
+==============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Protocol
+
+from cimco.spec.system import SystemSpec
+from cimco.spec.workload import Bits, Layer
+
+Key = tuple[str, str]  # (part, action)
+
+
+@dataclasses.dataclass
+class LayerResult:
+    """One dense layer mapped by a backend (plain numbers, picklable, cached as JSON)."""
+
+    energy_j: float  # the engine's own total for what it mapped
+    latency_s: float
+    computes: float
+    energy: dict[Key, float]  # (part, action) -> J, the engine's
+    actions: dict[Key, float]  # (part, action) -> count
+    tensor_actions: dict[tuple[str, str, str], float]  # (part, tensor I/W/O, action) -> count
+    latency_by_component: dict[str, float]  # part -> s
+    mapping: str  # the mapping as the engine prints it
+    # the mapping as data, top to bottom: {"node": storage|toll|spatial|temporal|compute,
+    # "component", and "tensors" or "rank" with "bound" (iterations)}
+    loops: list[dict] = dataclasses.field(default_factory=list)
+    column_split: bool = False  # mapped with the one-input-per-row rule lifted (fallback)
+    # memories the mapper was given less of than the spec has (see cimco._af): name -> bits
+    budget_bits: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def of_tensor(self, tensor: str) -> dict[Key, float]:
+        """The part of ``actions`` that moves ``tensor`` ("I", "W" or "O"), by (part, action)."""
+        return {(c, a): v for (c, t, a), v in self.tensor_actions.items() if t == tensor}
+
+
+class Backend(Protocol):
+    """What the pipeline needs of a mapping backend. Instances are picklable (they travel
+    to worker processes with each layer)."""
+
+    name: str
+
+    def versions(self) -> dict[str, str]:
+        """The engine and its version(s): in report.json and in every cache key."""
+        ...
+
+    def check(self, system: SystemSpec, flags: dict[str, object]) -> list[str]:
+        """Before any work: why this backend cannot run with these execution ``flags``
+        (``{"--mode": ..., "--weights": ..., "--batch": ..., "--jobs": ...}``), one line
+        per refused flag naming it; empty when it can."""
+        ...
+
+    def map_layer(self, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None,
+                  timeout_s: float | None) -> LayerResult:
+        """Map the dense ``layer`` at ``bits``; MappingError or LimitError on failure."""
+        ...
+
+
+NAMES = ("accelforge", "timeloop")
+
+
+def get(name: str, out: Path | None = None, timeloop_bin: str | None = None) -> Backend:
+    """The backend called ``name``; ``out`` is where a file-based backend leaves its files,
+    ``timeloop_bin`` the ``timeloop-mapper`` to run (default: ``CIMCO_TIMELOOP_BIN``, then PATH)."""
+    if name == "accelforge":
+        from cimco.backends.accelforge import AccelForge
+
+        return AccelForge()
+    if name == "timeloop":
+        from cimco.timeloop.runner import Timeloop
+
+        return Timeloop.find(timeloop_bin, out)
+    raise ValueError(f"backend must be one of {', '.join(NAMES)}, got {name!r}")
