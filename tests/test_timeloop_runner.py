@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from timeloop_fake import REAL, fake_mapper
 
 from cimco.cli import main
 from cimco.timeloop.runner import parse_stats
@@ -54,50 +53,33 @@ def test_missing_binary_is_exit_2(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "out" / "report.json").exists()
 
 
-def _fake_mapper(tmp_path: Path) -> Path:
-    """A stand-in for timeloop-mapper: checks it got the six files, logs its run, writes the
-    fixture's stats with the cycles set from the problem's P (so layers differ)."""
-    script = tmp_path / "timeloop-mapper"
-    script.write_text(f"""#!{sys.executable}
-import pathlib, re, sys, yaml
-assert sys.argv[1:] == ["arch.yaml", "problem.yaml", "mapper.yaml", "constraints.yaml", "ERT.yaml", "ART.yaml"]
-for f in sys.argv[1:]:
-    yaml.safe_load(open(f))
-p = yaml.safe_load(open("problem.yaml"))["problem"]["instance"]["P"]
-with open({str(tmp_path / "calls.log")!r}, "a") as log:
-    log.write(pathlib.Path.cwd().name + "\\n")
-text = open({str(FIXTURES / "timeloop-mapper.stats.txt")!r}).read()
-pathlib.Path("timeloop-mapper.stats.txt").write_text(re.sub(r"Cycles: \\d+", f"Cycles: {{100 * p}}", text))
-pathlib.Path("timeloop-mapper.map.txt").write_text("DRAM [ Weights Inputs Outputs ]\\n")
-""")
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    return script
-
-
 def test_runner_writes_report_from_timeloop_stats(tmp_path: Path) -> None:
     small = {**LAYER, "name": "small", "input_hw": [7, 7]}
     layers = [LAYER, {**LAYER, "name": "again", "repeat": 2}, small]
     out = tmp_path / "out"
-    assert main(["map", "--backend", "timeloop", "--timeloop-bin", str(_fake_mapper(tmp_path)), "--quiet",
-                 "--system", SYSTEM, "--workload", _workload(tmp_path, layers), "--out", str(out)]) == 0
-    # identical layers run the mapper once
-    assert (tmp_path / "calls.log").read_text().split() == ["000_conv", "002_small"]
+    assert main(["map", "--backend", "timeloop", "--timeloop-bin", str(fake_mapper(tmp_path)), "--quiet",
+                 "--weights", "reload", "--system", SYSTEM, "--workload", _workload(tmp_path, layers),
+                 "--out", str(out)]) == 0
+    # identical layers run the mapper once, in a directory named after the first of them
+    assert sorted((tmp_path / "calls.log").read_text().split()) == ["conv", "small"]
     report = json.loads((out / "report.json").read_text())
-    fixture = parse_stats((FIXTURES / "timeloop-mapper.stats.txt").read_text())
+    stats = parse_stats((REAL / "timeloop-mapper.stats.txt").read_text())
     cycle_s = 2 * 4.1e-9  # one activation of the MARS macro at 8-bit inputs
     conv, again, sm = report["layers"]
-    assert conv["latency_s"] == pytest.approx(100 * 14 * cycle_s)
-    assert again["latency_s"] == pytest.approx(2 * conv["latency_s"])
-    assert sm["latency_s"] == pytest.approx(100 * 7 * cycle_s)
-    assert conv["energy_j"] == pytest.approx(fixture.energy_j)
-    assert conv["energy_by_component"]["DRAM"] == pytest.approx(fixture.energy_by_component_j()["DRAM"])
+    assert report["backend"] == "timeloop" and conv["engine_energy_j"] == pytest.approx(stats.energy_j)
+    # the first layer reads its input from DRAM and keeps its output on chip: its DRAM time
+    # shrinks with its traffic, so it takes its macros' time, Timeloop's cycles without throttling
+    assert conv["latency_s"] == pytest.approx(256 * cycle_s)
+    assert again["latency_s"] == pytest.approx(2 * 256 * cycle_s)
     t = report["totals"]
     assert t["latency_s"] == pytest.approx(conv["latency_s"] + again["latency_s"] + sm["latency_s"])
     assert t["tops_per_w"] == pytest.approx(2 * t["dense_macs"] / t["energy_j"] / 1e12)
-    assert conv["mapping"].startswith("DRAM")
+    assert conv["mapping"].lstrip().startswith("DRAM [ Weights:9216")
+    assert conv["mapping_loops"][:2] == [{"node": "storage", "component": "DRAM", "tensors": ["W", "I", "O"]},
+                                         {"node": "temporal", "rank": "Q", "bound": 1}]
     for name in ("report.json", "layers.csv", "report.md", "ERT.yaml", "ART.yaml"):
         assert (out / name).exists()
-    assert (out / "timeloop" / "000_conv" / "timeloop-mapper.stats.txt").exists()
+    assert (out / "timeloop" / "conv" / "timeloop-mapper.stats.txt").exists()
 
 
 def _real_binary() -> str | None:
@@ -123,7 +105,7 @@ def test_real_timeloop_agrees_with_accelforge_on_dense_layer(tmp_path: Path, lay
     w = _workload(tmp_path, [layer])
     assert main(["map", "--quiet", "--weights", "reload", "--system", SYSTEM, "--workload", w,
                  "--out", str(tmp_path / "af")]) == 0
-    assert main(["map", "--backend", "timeloop", "--timeloop-bin", _real_binary(), "--quiet",
+    assert main(["map", "--backend", "timeloop", "--timeloop-bin", _real_binary(), "--quiet", "--weights", "reload",
                  "--system", SYSTEM, "--workload", w, "--out", str(tmp_path / "tl")]) == 0
     af = json.loads((tmp_path / "af" / "report.json").read_text())["totals"]
     tl = json.loads((tmp_path / "tl" / "report.json").read_text())["totals"]

@@ -203,10 +203,7 @@ def _bits(text: str):
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import yaml
-
     from cimco import timeloop
-    from cimco.io import write_atomic
     from cimco.spec import load
     from cimco.spec.workload import WorkloadSpec
 
@@ -223,10 +220,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.workload:
         workload = load(args.workload, "workload")
     else:
-        import io
-
-        import numpy as np
-
         from cimco.torch import export
 
         bits = _bits(args.bits)
@@ -238,13 +231,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         ex = export(model, example, args.name or name, source=f"cimco export --model {args.model}, {used}",
                     bits=bits, mask_file=f"{args.name or name}.masks.npz", masks=masks)
         workload = WorkloadSpec.model_validate(ex.workload)
-        text = "# Written by cimco export; regenerate rather than edit.\n" + yaml.safe_dump(
-            ex.workload, sort_keys=False, default_flow_style=None, width=100)
-        write_atomic(out / f"{workload.name}.yaml", text)
-        if ex.masks:
-            buf = io.BytesIO()
-            np.savez_compressed(buf, **ex.masks)
-            write_atomic(out / f"{workload.name}.masks.npz", buf.getvalue())
+        ex.write(out)
         passed = sum(1 for *_, what in ex.summary if what.startswith("passed"))
         print(f"{workload.name}: {len(workload.layers)} layers exported, {passed} ops passed through, "
               f"{len(ex.masks)} masks, {workload.macs / 1e6:.1f} M MACs -> {out / workload.name}.yaml")

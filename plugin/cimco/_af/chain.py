@@ -14,6 +14,7 @@ import dataclasses
 from copy import deepcopy
 
 from cimco._af import _arch, _map_and_evaluate, _one_job, _upstream
+from cimco.parts import DRAM
 from cimco.spec.workload import Layer
 
 # One-letter rank variables of :func:`einsum_of`, which the arch's ``loop_bounds`` name.
@@ -187,7 +188,7 @@ def map_chain(nodes: list[dict], einsums: list[dict], bits, max_fused_loops: flo
             energy_j=float(res.energy()),
             latency_s=float(res.latency()),
             computes=float(res.n_computes()),
-            dram_bits={(t, a): n for (c, t, a), n in actions.items() if c == "DRAM"},
+            dram_bits={(t, a): n for (c, t, a), n in actions.items() if c == DRAM},
             actions=actions,
             energy=energy,
             latency_by_einsum=latency,

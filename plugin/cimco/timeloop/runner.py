@@ -1,39 +1,51 @@
-"""``cimco map --backend timeloop``: map each layer with classic Timeloop's ``timeloop-mapper``.
+"""The ``timeloop`` backend: map each distinct layer with classic Timeloop's ``timeloop-mapper``.
 
-The workload is exported (:mod:`cimco.timeloop.bundle`) into ``OUT/timeloop``; the mapper runs
-once per distinct layer (same files but for comments) inside that layer's directory, where it
-leaves its own outputs. Results come from ``timeloop-mapper.stats.txt``, the text summary
-Timeloop documents as its mapper output: ``Cycles``, ``Computes`` and energy per compute of
-each level (fJ). They fill the same ``report.json`` schema as the AccelForge backend:
-latency = cycles x ``cycle_s``, energy by Timeloop level (the ADC level includes the
-shift-add; ``Total`` minus the levels is Timeloop's own networks and adders).
+The dense layer's inputs (:func:`cimco.timeloop.bundle.layer_files`) are written into
+``OUT/timeloop/<layer>/``, where the mapper runs and leaves its own outputs. The result comes
+from ``timeloop-mapper.stats.txt``, the text Timeloop documents as its mapper output: the
+summary (``Cycles``, ``Computes``, energy per compute by level) and, per storage level and
+data space, the scalar reads, fills and updates (:mod:`cimco.timeloop.stats`). Those counts
+are turned back into cimco's actions, the inverse of :func:`cimco.timeloop.arch.energy_table`
+(each Timeloop action stands for a fixed number of cimco actions), so the pipeline's
+sparsity and execution steps and the report work on them as on AccelForge's; the report's
+energies are cimco's ERT times these counts, and Timeloop's own total is kept as the
+layer's ``engine_energy_j``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from cimco.backends import LayerResult
 from cimco.errors import LimitError, MappingError, Problem, SpecError
-from cimco.report import Tables, efficiency
+from cimco.geometry import MacroGeometry
+from cimco.io import scratch_dir, write_atomic
+from cimco.parts import CELL_ARRAY, COMPUTE, DRAM, GLOBAL_BUFFER, READOUT_PARTS, WORDLINE_DRIVER
 from cimco.spec.system import SystemSpec
-from cimco.spec.workload import WorkloadSpec
-from cimco.timeloop.bundle import FILES, Exported, export_system
+from cimco.spec.workload import Bits, Layer, WorkloadSpec
+from cimco.tables import Tables
+from cimco.timeloop.arch import LayerPlan, readout_level
+from cimco.timeloop.bundle import FILES, layer_files
+from cimco.timeloop.layout import word_bits
+from cimco.timeloop.stats import parse_level_cycles, parse_levels
 
 BINARY = "timeloop-mapper"
 STATS = f"{BINARY}.stats.txt"
 MAP = f"{BINARY}.map.txt"
+ENV = "CIMCO_TIMELOOP_BIN"
+TENSORS = {"Weights": "W", "Inputs": "I", "Outputs": "O"}
 
 
 @dataclass(frozen=True)
 class Stats:
-    """What cimco reads from one ``timeloop-mapper.stats.txt``."""
+    """What cimco reads from the summary of one ``timeloop-mapper.stats.txt``."""
 
     cycles: int
     computes: int
@@ -69,28 +81,21 @@ def parse_stats(text: str) -> Stats:
 
 
 def find_binary(given: str | None) -> str:
-    """The timeloop-mapper to run: ``given`` or the one on PATH; SpecError (exit 2) if none."""
+    """The timeloop-mapper to run: ``given``, else ``$CIMCO_TIMELOOP_BIN``, else the one on
+    PATH; SpecError (exit 2) if there is none."""
+    given = given or os.environ.get(ENV) or None
     path = shutil.which(given or BINARY)
     if path is None:
-        where = f"--timeloop-bin {given!r} is not an executable" if given else f"{BINARY} is not on PATH"
+        where = f"{given!r} is not an executable" if given else f"{BINARY} is not on PATH and {ENV} is not set"
         raise SpecError([Problem("cimco map", "--backend timeloop", f"{where}. Install classic Timeloop "
                                  f"(github.com/NVlabs/timeloop, v3.0.x builds without ISL) and put {BINARY} on "
-                                 f"PATH or pass --timeloop-bin, or use --backend accelforge (the default). "
-                                 f"`cimco timeloop export` writes the same inputs without running anything")])
+                                 f"PATH, set {ENV} or pass --timeloop-bin, or use --backend accelforge (the "
+                                 f"default). `cimco timeloop export` writes the same inputs without running anything")])
     return path
 
 
-def _content_key(d: Path) -> str:
-    """Hash of a layer directory's inputs without comments (layer names live in comments)."""
-    h = hashlib.sha256()
-    for name in FILES:
-        text = (d / name).read_text()
-        h.update("\n".join(x for x in text.splitlines() if not x.startswith("#")).encode())
-    return h.hexdigest()
-
-
-def run_layer(binary: str, d: Path, timeout_s: float | None) -> tuple[Stats, str]:
-    """Run the mapper in ``d``; its stats and mapping (MappingError / LimitError on failure)."""
+def run_layer(binary: str, d: Path, timeout_s: float | None) -> tuple[str, str]:
+    """Run the mapper in ``d``; its stats text and mapping (MappingError / LimitError on failure)."""
     stats = d / STATS
     stats.unlink(missing_ok=True)  # never read a previous run's result
     try:
@@ -101,76 +106,127 @@ def run_layer(binary: str, d: Path, timeout_s: float | None) -> tuple[Stats, str
     if proc.returncode != 0 or not stats.exists():
         tail = (proc.stderr.strip() or proc.stdout.strip())[-800:]
         raise MappingError(f"timeloop-mapper failed in {d} (exit {proc.returncode}): {tail}")
-    try:
-        parsed = parse_stats(stats.read_text())
-    except ValueError as e:
-        raise MappingError(f"{stats}: {e}") from None
-    mapping = (d / MAP).read_text() if (d / MAP).exists() else ""
-    return parsed, mapping
+    return stats.read_text(), (d / MAP).read_text() if (d / MAP).exists() else ""
 
 
-def _layer_entry(ex: Exported, workload: WorkloadSpec, stats: Stats, mapping: str) -> dict:
-    layer, n = ex.layer, ex.layer.repeat
-    by_comp = {c: e * n for c, e in stats.energy_by_component_j().items()}
-    return {
-        "name": layer.name,
-        "dense_macs": layer.macs * n,
-        "executed_macs": (ex.compressed or layer).macs * n,
-        "energy_j": stats.energy_j * n,
-        "latency_s": stats.cycles * ex.cycle_s * n,
-        "cycles": stats.cycles,
-        "bits": workload.layer_bits(layer).model_dump(),
-        "weight_density": ex.weight_density,
-        "block_density": ex.block_density,
-        "input_density": layer.input_density,
-        "energy_by_component": by_comp,
-        "mapping": mapping,
-    }
+@functools.cache
+def _tables(system_json: str, bits_json: str) -> Tables:
+    """cimco's component tables for a system (per process: a worker builds them once)."""
+    from cimco.tables import component_tables
+
+    system, bits = SystemSpec.model_validate_json(system_json), Bits.model_validate_json(bits_json)
+    probe = WorkloadSpec(name="probe", source="cimco", bits=bits,
+                         layers=[Layer(name="probe", type="linear", in_channels=1, out_channels=1)])
+    return component_tables(system, probe, None)
 
 
-def build_report(system: SystemSpec, workload: WorkloadSpec, layers: list[dict], tables: Tables,
-                 binary: str) -> dict:
-    from cimco import __version__
+def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerResult:
+    """A Timeloop stats file of a dense layer as cimco's result: each level's counts turned
+    into the cimco actions its Timeloop actions stand for (see :func:`cimco.timeloop.arch.energy_table`):
+    DRAM and global-buffer words x word bits; an input's fill of the word-line drivers x input
+    slices; a readout update x readouts per output for every readout part; a cell read (one
+    MAC) or fill x input x weight slices. Each level's time is its cycles x ``cycle_s``."""
+    summary, levels, cycles = parse_stats(text), parse_levels(text), parse_level_cycles(text)
+    g = MacroGeometry.of_system(system, bits)
+    wb, both = word_bits(bits), g.input_slices * g.weight_slices
+    readout = readout_level(system)
+    readouts = [p for p in system.macro.parts if p in READOUT_PARTS]
+    tensor: dict[tuple[str, str, str], float] = {}
 
-    by_comp: dict[str, float] = {}
-    for x in layers:
-        for c, e in x["energy_by_component"].items():
-            by_comp[c] = by_comp.get(c, 0.0) + e
-    return {
-        "cimco_version": __version__,
-        "engine": {"timeloop-mapper": binary},
-        "system": system.name,
-        "workload": workload.name,
-        "totals": {
-            **efficiency(layers, by_comp, 1.0 / sum(x["latency_s"] for x in layers)),
-            # Timeloop runs each layer on its own: one after another, weights loaded every run
-            "mode": "sequential",
-            "weights": "reload",
-            "batch": 1,
-            "column_split_layers": 0,
-            "area_m2": sum(tables.art.values()),
-        },
-        "layers": layers,
-        "energy_by_component": by_comp,
-    }
+    def add(part: str, space: str, action: str, n: float) -> None:
+        if n:
+            key = (part, TENSORS[space], action)
+            tensor[key] = tensor.get(key, 0.0) + n
+
+    for level, spaces in levels.items():
+        for space, c in spaces.items():
+            if level in (DRAM, GLOBAL_BUFFER):
+                add(level, space, "read", c["read"] * wb)
+                add(level, space, "write", (c["fill"] + c["update"]) * wb)
+            elif level == WORDLINE_DRIVER:
+                add(level, space, "read", c["fill"] * g.input_slices)
+            elif level == readout:
+                for part in readouts:
+                    add(part, space, "read", c["update"] * g.conversions_per_output)
+            elif level == CELL_ARRAY:
+                add(level, space, "read", c["read"] * both)
+                add(level, space, "write", c["fill"] * both)
+    actions: dict[tuple[str, str], float] = {(COMPUTE, "compute"): float(summary.computes)}
+    for (part, _, action), n in tensor.items():
+        actions[(part, action)] = actions.get((part, action), 0.0) + n
+    latency = {level: n * g.cycle_s for level, n in cycles.items()}
+    latency.update({p: latency[readout] for p in readouts if readout in latency})
+    return LayerResult(
+        energy_j=summary.energy_j,
+        latency_s=summary.cycles * g.cycle_s,
+        computes=float(summary.computes),
+        energy={(level, "all"): e for level, e in summary.energy_by_component_j().items()},
+        actions=actions,
+        tensor_actions=tensor,
+        latency_by_component=latency,
+        mapping=mapping,
+        loops=loops_of(mapping),
+    )
 
 
-def map_with_timeloop(system: SystemSpec, workload: WorkloadSpec, tables: Tables, out: Path,
-                      masks: dict[str, np.ndarray] | None, binary: str, timeout_s: float | None = None,
-                      progress: bool = True) -> dict:
-    """Export, run timeloop-mapper per distinct layer, and return the report (not yet written)."""
-    exported = export_system(system, workload, tables, out / "timeloop", masks)
-    results: dict[str, tuple[Stats, str]] = {}
-    layers = []
-    for ex in exported:
-        key = _content_key(ex.dir)
-        if key not in results:
-            if progress:
-                print(f"timeloop-mapper: {ex.layer.name} ({ex.dir})", flush=True)
-            try:
-                results[key] = run_layer(binary, ex.dir, timeout_s)
-            except (MappingError, LimitError) as e:
-                e.layer = ex.layer.name
-                raise
-        layers.append(_layer_entry(ex, workload, *results[key]))
-    return build_report(system, workload, layers, tables, binary)
+_LEVEL = re.compile(r"^(\w+) \[ (.*?) \]")
+_LOOP = re.compile(r"^\|\s*for (\w+) in \[(\d+):(\d+)\)( \(Spatial-[XY]\))?")
+
+
+def loops_of(map_text: str) -> list[dict]:
+    """``timeloop-mapper.map.txt`` as cimco's mapping data (:class:`cimco.backends.LayerResult`):
+    each level with the tensors it keeps, then its loops (Timeloop's dimension names)."""
+    out: list[dict] = []
+    for line in map_text.splitlines():
+        if m := _LEVEL.match(line):
+            kept = [TENSORS[s.split(":")[0]] for s in m[2].split() if s.split(":")[0] in TENSORS]
+            out.append({"node": "storage", "component": m[1], "tensors": kept})
+        elif m := _LOOP.match(line.strip()):
+            out.append({"node": "spatial" if m[4] else "temporal", "rank": m[1], "bound": int(m[3]) - int(m[2])})
+    return out
+
+
+def _binary_hash(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Timeloop:
+    """``binary`` is the timeloop-mapper; ``out`` the directory the layers' files go to
+    (None: a scratch dir, removed after each layer)."""
+
+    binary: str
+    out: Path | None = None
+    name: str = "timeloop"
+
+    @classmethod
+    def find(cls, given: str | None, out: Path | None) -> Timeloop:
+        return cls(find_binary(given), out)
+
+    def versions(self) -> dict[str, str]:
+        return {"timeloop-mapper": self.binary, "timeloop-mapper-sha256": _binary_hash(self.binary)}
+
+    def check(self, system: SystemSpec, flags: dict[str, object]) -> list[str]:
+        return []  # its per-tensor counts go through the same sparsity and execution steps
+
+    def map_layer(self, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None = None,
+                  timeout_s: float | None = None) -> LayerResult:
+        tables = _tables(system.model_dump_json(), bits.model_dump_json())
+        dense = layer.model_copy(update={"sparsity": None, "input_density": 1.0})  # applied by the pipeline
+        workload = WorkloadSpec(name=layer.name, source="cimco", bits=bits, layers=[dense])
+        files = layer_files(system, workload, dense, tables, LayerPlan(bits))
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", layer.name)
+        if self.out is None:
+            with scratch_dir(scratch) as d:
+                return self._run(system, bits, files, d, timeout_s)
+        return self._run(system, bits, files, self.out / name, timeout_s)
+
+    def _run(self, system: SystemSpec, bits: Bits, files: dict[str, str], d: Path,
+             timeout_s: float | None) -> LayerResult:
+        for f, text in files.items():
+            write_atomic(d / f, text)
+        text, mapping = run_layer(self.binary, d, timeout_s)
+        try:
+            return to_result(system, bits, text, mapping)
+        except ValueError as e:
+            raise MappingError(f"{d / STATS}: {e}") from None

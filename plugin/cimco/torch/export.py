@@ -46,6 +46,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -92,6 +93,26 @@ class Exported:
     workload: dict
     masks: dict[str, np.ndarray]
     summary: list[tuple[str, str, str]] = field(default_factory=list)  # (name, op, what)
+
+    def write(self, out: Path) -> list[Path]:
+        """``out/NAME.yaml`` and, if there are masks, ``out/NAME.masks.npz``, each atomically."""
+        import io
+
+        import yaml
+
+        from cimco.io import write_atomic
+
+        name = self.workload["name"]
+        text = "# Written by cimco export; regenerate rather than edit.\n" + yaml.safe_dump(
+            self.workload, sort_keys=False, default_flow_style=None, width=100)
+        paths = [out / f"{name}.yaml"]
+        write_atomic(paths[0], text)
+        if self.masks:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **self.masks)
+            paths.append(out / f"{name}.masks.npz")
+            write_atomic(paths[1], buf.getvalue())
+        return paths
 
 
 def example_input(shape: tuple[int, ...], kind: str = "random", seed: int = 0) -> torch.Tensor:
