@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cimco import _af
+from cimco._af import chain as af_chain
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,11 +110,11 @@ def fused_chain():
     layers = [Layer(name="a", type="linear", in_channels=64, out_channels=32),
               Layer(name="b", type="linear", in_channels=32, out_channels=16)]
     with _af.scratch_cwd():
-        chain = _af.map_chain(arch.build_nodes(system, bits, fuse=True), _af.chain_einsums(layers),
-                              bits, max_fused_loops=0)
+        fused = af_chain.map_chain(arch.build_nodes(system, bits, fuse=True), af_chain.chain_einsums(layers),
+                                   bits, max_fused_loops=0)
         singles = [_af.map_layer(arch.build_nodes(system, bits), _af.einsum_of(layer), bits)
                    for layer in layers]
-    return chain, singles
+    return fused, singles
 
 
 def test_fused_chain_keeps_the_intermediate_off_dram(fused_chain) -> None:
@@ -139,7 +140,7 @@ def test_set_literal_loop_bounds_constrain_one_letter_rank_variables() -> None:
     """arch.py writes ``loop_bounds`` expressions as ``{p, q, t}``. AccelForge cannot
     evaluate that (a Python set of its sets is unhashable), keeps the text, and its mapper
     then splits it per CHARACTER: it constrains one-letter rank variables (einsum_of's)
-    and silently nothing else. _af.map_chain rewrites it as ``p | q | t``."""
+    and silently nothing else. af_chain.map_chain rewrites it as ``p | q | t``."""
     from accelforge.frontend.arch import Comparison
     from accelforge.util._setexpressions import InvertibleSet, eval_set_expression
     from accelforge.util.exceptions import EvaluationError
@@ -152,7 +153,7 @@ def test_set_literal_loop_bounds_constrain_one_letter_rank_variables() -> None:
     split = Comparison(expression="{p, q, t}", operator="<=", value=1)._split_expression()
     assert {"p"} in [set(s) for s in split] and {"p1"} not in [set(s) for s in split]
     nodes = [{"spatial": [{"loop_bounds": [{"expression": "{p, q, t}"}]}]}]
-    assert _af._set_literals_as_unions(nodes)[0]["spatial"][0]["loop_bounds"][0]["expression"] == "p | q | t"
+    assert af_chain._set_literals_as_unions(nodes)[0]["spatial"][0]["loop_bounds"][0]["expression"] == "p | q | t"
 
 
 def test_residency_model_agrees_with_accelforge_fusion(fused_chain) -> None:

@@ -96,7 +96,7 @@ def cmd_map(args: argparse.Namespace) -> int:
             res = pipeline.run(system, workload, masks, how, backend, cache, jobs=args.jobs, progress=not args.quiet,
                                scratch=scratch, limits=limits, isolate=True, workload_file=args.workload)
         except (MappingError, LimitError) as e:
-            raise _unmappable(e, workload, args.workload, args.system) from None
+            raise pipeline.unmappable(e, workload, args.workload, args.system) from None
         files = [p.name for p in write_all(res.report, res.tables, out)]
     if not args.quiet:
         print(_table(*summary_rows(res.report)))
@@ -107,25 +107,6 @@ def cmd_map(args: argparse.Namespace) -> int:
                  if args.backend == "timeloop" else "")
         print(f"{len(workload.layers)} layers ({n_cached} from cache); wrote {', '.join(files)}{extra} to {out}")
     return 0
-
-
-def _unmappable(e: MappingError | LimitError, workload, workload_file: str, system_file: str) -> CimcoError:
-    """A layer AccelForge could not map, as the user's problem when the spec caused it: a
-    memory the spec sizes left no mapping (named by its field), or a limit was passed."""
-    from cimco.arch import SPEC_FIELDS
-
-    if isinstance(e, MappingError) and not e.full:
-        return e  # not traced to the spec: an internal error (exit 1)
-    i, layer = next((i, x) for i, x in enumerate(workload.layers) if x.name == e.layer)
-    shape = (f"{layer.type} {layer.in_channels}->{layer.out_channels} channels, input "
-             f"{layer.input_hw[0]}x{layer.input_hw[1]}, kernel {layer.kernel_hw[0]}x{layer.kernel_hw[1]}, "
-             f"{layer.macs:,} MACs")
-    if isinstance(e, LimitError):
-        return SpecError([Problem(workload_file, f"layers[{i}]", f"layer {layer.name!r} ({shape}): {e}; "
-                                  f"raise --layer-timeout / --layer-memory-gb, or split the layer")])
-    fields = ", ".join(SPEC_FIELDS.get(c, c) for c in e.full)
-    return SpecError([Problem(system_file, fields, f"too small for any mapping of layer {layer.name!r} "
-                              f"({shape}) in {workload_file}: every candidate overflowed {', '.join(e.full)}")])
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

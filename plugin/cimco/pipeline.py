@@ -17,7 +17,7 @@ import numpy as np
 
 from cimco import execution
 from cimco.backends import Backend
-from cimco.errors import Problem, SpecError
+from cimco.errors import CimcoError, LimitError, MappingError, Problem, SpecError
 from cimco.execution import Execution
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
@@ -72,3 +72,23 @@ def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray]
     runs, plan = execution.apply(system, workload, runs, tables.ert, how)
     mapped = len({id(r.result) for r in runs if not r.cached})
     return Result(build_report(system, workload, runs, plan, tables, backend), tables, mapped)
+
+
+def unmappable(e: MappingError | LimitError, workload: WorkloadSpec, workload_file: str,
+               system_file: str) -> CimcoError:
+    """A layer the backend could not map, as the user's problem when the spec caused it: a
+    memory the spec sizes left no mapping (named by its field), or a limit was passed."""
+    from cimco.arch import SPEC_FIELDS
+
+    if isinstance(e, MappingError) and not e.full:
+        return e  # not traced to the spec: an internal error (exit 1)
+    i, layer = next((i, x) for i, x in enumerate(workload.layers) if x.name == e.layer)
+    shape = (f"{layer.type} {layer.in_channels}->{layer.out_channels} channels, input "
+             f"{layer.input_hw[0]}x{layer.input_hw[1]}, kernel {layer.kernel_hw[0]}x{layer.kernel_hw[1]}, "
+             f"{layer.macs:,} MACs")
+    if isinstance(e, LimitError):
+        return SpecError([Problem(workload_file, f"layers[{i}]", f"layer {layer.name!r} ({shape}): {e}; "
+                                  f"raise --layer-timeout / --layer-memory-gb, or split the layer")])
+    fields = ", ".join(SPEC_FIELDS.get(c, c) for c in e.full)
+    return SpecError([Problem(system_file, fields, f"too small for any mapping of layer {layer.name!r} "
+                              f"({shape}) in {workload_file}: every candidate overflowed {', '.join(e.full)}")])
