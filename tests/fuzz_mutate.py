@@ -46,6 +46,7 @@ class Case:
     target: str  # the file validated (a name in files or an absolute path); the system with `workload`
     workload: str | None = None
     bad: bool = False
+    argv: list[str] | None = None  # a CLI case (make_cli_case): the command line, "{d}" the directory
 
 
 def bundled() -> dict[str, bytes]:
@@ -300,4 +301,158 @@ def make_case(r, files: dict[str, bytes]) -> Case:
     layer["sparsity"] = sp
     case.detail = f"layers[{i}] {json.dumps(sp, default=str)[:80]}" + (f" {detail}" if kind != "sparsity" else "")
     case.files[wl] = _dump(data).encode()
+    return case
+
+
+# The other entry points' arguments (scripts/fuzz_specs.py --entries). A CLI case runs ``argv``
+# ("{d}" is the case's directory); `cimco sweep` is checked as far as it goes before mapping.
+CLI_KINDS = ["export", "sweep", "lrmp", "report"]
+ZOO_OK = ["resnet20_cifar"]  # the smallest zoo model: an accepted export stays around a second
+MODELS = ZOO_OK + ["no_such_model", "nosuchmodule_xyz:f", "math:pi", "os:getcwd", "json:loads", "a:b:c", ":",
+                   "cimco:nothing", "torch.nn:ReLU", "torch.nn:Linear", "collections:OrderedDict", "x" * 5000]
+EXPORT_OPTS = {  # flag: (good values, bad values); None leaves the flag out
+    "--input-shape": ([None, "1,3,32,32"], ["2,3,32,32", "1,3,0,32", "1,3,-1,32", "1,3,1e9,32", "x", "", "1,3,32",
+                                            "1,3,40000,40000", "1," * 200 + "1", "1,3,32,32,32,32"]),
+    "--bits": ([None, "8,8,8", "4,4,8"], ["0,8,8", "8,8", "-1,8,8", "99,8,8", "a,b,c", "8,8,8,8", "1e3,8,8", ""]),
+    "--name": ([None, "net"], ["", "../evil", "a/b", "x" * 300, ".", "-x", "con"]),
+    "--example": ([None, "random", "zeros"], ["ones"]),
+    "--seed": ([None, "0", "-1", "99999999999999999999"], ["x", "1.5", ""]),
+}
+LRMP_OPTS = {
+    "--budget": ([None, "4"], ["0", "-3", "x", "2147483649", "1.5", "99999999999999999999"]),
+    "--budget-factor": ([None, "2", "1e-300"], ["0", "-1", "nan", "inf", "x"]),
+    "--objective": ([None, "throughput", "latency"], ["bogus", "energy"]),  # energy needs --min-throughput
+    "--min-throughput": ([None, "1", "1e300"], ["0", "nan", "-5"]),
+    "--max-replication": ([None, "1", "64"], ["0", "x", "2147483649"]),
+}
+
+
+def _options(r, opts: dict, argv: list[str]) -> tuple[str, bool]:
+    """Add each flag of ``opts`` or not, with a good or a bad value: (detail, known bad)."""
+    detail, bad = [], False
+    for flag, (good, wrong) in opts.items():
+        v = r.choice(r.choice([good, good, wrong]))
+        if v is not None:
+            argv += [flag, v]
+            detail.append(f"{flag} {v[:30]}")
+            bad |= v in wrong
+    return " ".join(detail), bad
+
+
+def _tiny_workload(files: dict[str, bytes]) -> tuple[str, bytes]:
+    """The smallest bundled workload cut to its first two layers: accepted runs stay short."""
+    name = min((n for n, t in files.items() if b"kind: workload" in t), key=lambda n: len(files[n]))
+    data = _load(files[name])
+    data["layers"] = data["layers"][:2]
+    return "tiny.yaml", _dump(data).encode()
+
+
+def _sensitivity(r, layers: list[str]) -> tuple[bytes | str, str, bool]:
+    v = r.choice(["ok", "ok", "garbage", "no_header", "neg_loss", "nan", "bits0", "bits99", "unknown_layer",
+                  "empty", "utf16", "fifo", "dir", "huge", "wide"])
+    if v in ("fifo", "dir", "huge"):
+        return v, v, True
+    rows = {"ok": "{l},8,0.01", "neg_loss": "{l},8,-1", "nan": "{l},8,nan", "bits0": "{l},0,0.1",
+            "bits99": "{l},99,0.1", "unknown_layer": "zz_{l},8,0.1", "wide": "{l},8,0.1," + "x," * 10_000}
+    if v in rows:
+        text = "layer,bits,loss\n" + "".join(rows[v].format(l=x) + "\n" for x in layers)
+    elif v == "garbage":
+        text = r.randbytes(r.randint(1, 500)).decode("latin-1")
+    else:
+        text = {"no_header": "".join(f"{x},8,0.1\n" for x in layers), "empty": "",
+                "utf16": "layer,bits,loss\n"}[v]
+    data = text.encode("utf-16" if v == "utf16" else "utf-8", "surrogateescape")
+    return data, v, v not in ("ok", "unknown_layer")
+
+
+def _report_json(r) -> tuple[bytes, str, bool]:
+    """A mutated report.json, from a small report shaped like `cimco map`'s."""
+    from test_report_scaling import synthetic_report
+
+    data = synthetic_report(r.choice([1, 3, 300]))
+    how = r.choice(["delete_key", "negative", "nan", "huge", "deep", "retype", "no_layers", "truncate",
+                    "garbage", "empty", "invalid_utf8"])
+    if how in ("truncate", "garbage", "empty", "invalid_utf8"):
+        text, detail, bad = mutate_file(r, json.dumps(data).encode(), how)
+        return text, f"{how} {detail}", bad
+    if how == "no_layers":
+        data["layers"] = []
+        return json.dumps(data).encode(), how, True
+    p, k = r.choice(_slots(data, []))
+    p[k] = {"delete_key": None, "negative": -1e-6, "nan": math.nan, "huge": r.choice([1e308, 10**400, math.inf]),
+            "deep": BOMB, "retype": r.choice(WEIRD)}[how]
+    if how == "delete_key":
+        del p[k]
+    text = json.dumps(data)
+    if how == "deep":
+        d = r.choice([100, 1000, 100_000])
+        text = text.replace(f'"{BOMB}"', "[" * d + "]" * d)
+    return text.encode(), f"{how} {k}", how not in ("delete_key", "retype")  # those may hit unread keys
+
+
+def _sweep(r, files: dict[str, bytes], wl: str) -> tuple[bytes, str, bool]:
+    """A mutated sweep YAML: bad paths, huge grids, wrong types, or a mutation of the whole file."""
+    data = {"kind": "sweep", "name": "fuzz", "system": SYSTEM, "workload": wl,
+            "grid": {"macro.adc_bits": [4, 6]}, "points": [{"system.macros_per_core": 4}]}
+    how = r.choice(["ok", "path", "huge_grid", "many_points", "wrong_type", "bad_key", "file"])
+    detail, bad = how, True
+    if how == "ok":
+        bad = False
+    elif how == "path":
+        k = r.choice(["system", "workload"])
+        data[k] = v = r.choice(SPECIAL + ["../../../etc/passwd", "/nonexistent/x.yaml", 5, None, [SYSTEM], ""])
+        detail = f"{k}={v}"
+    elif how == "huge_grid":
+        n = r.randint(3, 9)
+        data["grid"] = {f"macro.adc_bits{i}": list(range(100)) for i in range(n)}
+        detail = f"100^{n} points"
+    elif how == "many_points":  # within --max-points: every point is built and validated
+        n = r.choice([2000, 10_000])
+        data["grid"] = {"macro.adc_bits": list(range(-n // 2, n // 2))}
+        detail = f"{n} points"
+    elif how == "wrong_type":
+        k = r.choice(["grid", "points", "name", "kind"])
+        data[k] = v = r.choice(WEIRD + [[[1]], {"macro.adc_bits": 4}, [{"macro.adc_bits": None}]])
+        detail = f"{k}={str(v)[:20]}"
+    elif how == "bad_key":
+        k = r.choice(["macro..x", "nope.x", "workload.layers.0.name", "", "system", "macro.adc_bits.x",
+                      "workload.sparsity.density", "x" * 2000])
+        data["grid"] = {k: [1, 2]}
+        detail, bad = f"grid key {k[:30]}", k != "workload.sparsity.density"
+    if how == "file":
+        text, detail, bad = mutate_file(r, _dump(data).encode(), r.choice(FILE_KINDS))
+        return text, f"file: {detail}", bad
+    return _dump(data).encode(), detail, bad
+
+
+def make_cli_case(r, files: dict[str, bytes], kinds: list[str] = CLI_KINDS) -> Case:
+    """One input for `cimco export`, `sweep`, `lrmp` or `report` (one of ``kinds``), every choice drawn from ``r``."""
+    kind = r.choice(kinds)
+    wl, wl_text = _tiny_workload(files)
+    case = Case(kind, "", {}, "", None)
+    if kind == "export":
+        case.argv = ["export", "--model", r.choice(MODELS)] + (["--out", "{d}/out"] if r.randint(0, 9) else [])
+        case.detail, case.bad = _options(r, EXPORT_OPTS, case.argv)
+        case.bad |= case.argv[2] not in ZOO_OK or "--out" not in case.argv
+        case.detail = f"--model {case.argv[2][:30]} {case.detail}"
+    elif kind == "sweep":
+        case.files = {SYSTEM: files[SYSTEM], MACRO: files[MACRO], wl: wl_text}
+        case.files["sweep.yaml"], case.detail, case.bad = _sweep(r, files, wl)
+        case.argv = ["sweep", "{d}/sweep.yaml", "--out", "{d}/out"]
+    elif kind == "lrmp":
+        case.files = {SYSTEM: files[SYSTEM], MACRO: files[MACRO], wl: wl_text}
+        case.argv = ["lrmp", "--system", "{d}/" + SYSTEM, "--workload", "{d}/" + wl, "--out", "{d}/out"]
+        case.detail, case.bad = _options(r, LRMP_OPTS, case.argv)
+        if r.randint(0, 1):
+            names = [x["name"] for x in _load(wl_text)["layers"]]
+            case.files["sens.csv"], v, bad = _sensitivity(r, names)
+            case.argv += ["--sensitivity", "{d}/" + ("sens.csv" if v not in ("fifo", "dir", "huge") else v)]
+            if v in ("fifo", "dir", "huge"):
+                case.files[v] = v
+            case.detail, case.bad = f"{case.detail} --sensitivity {v}", case.bad or bad
+        case.bad |= "energy" in case.argv and "--min-throughput" not in case.argv
+    else:
+        case.files["report.json"], case.detail, case.bad = _report_json(r)
+        case.argv = ["report", "{d}"]
+    case.target = case.argv[0]
     return case

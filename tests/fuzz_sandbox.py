@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import resource
 import signal
 import sys
@@ -25,6 +26,8 @@ from fuzz_mutate import Case
 
 MAX_GROWTH_MB = 512  # peak resident memory an input may add
 MAX_MSG = 20_000  # characters of error message for one input
+MAX_REFUSAL_S = 2.0  # wall time a refusal (exit 2) may take
+MAX_REFUSAL_MB = 1024  # peak resident memory a refusal may add (MAX_GROWTH_MB already bounds every input)
 
 
 def write(case: Case, d: Path) -> None:
@@ -44,13 +47,29 @@ def write(case: Case, d: Path) -> None:
 
 def pair_check(system: Path, workload: Path) -> int:
     """What ``cimco map`` does before mapping, with cli.main's exit codes (no CLI command stops there)."""
-    from cimco.errors import CimcoError, ExportError, SpecError
     from cimco.sparse.masks import resolve
     from cimco.spec import load_pair
 
-    try:
+    def check() -> None:
         s, w = load_pair(system, workload)
         resolve(s, w, workload)
+
+    return _as_cli(check)
+
+
+def sweep_check(spec: Path) -> int:
+    """What ``cimco sweep`` does before mapping (read the file, build and validate every point)."""
+    from cimco import sweeps
+
+    return _as_cli(lambda: sweeps.load(spec))
+
+
+def _as_cli(fn: Callable[[], object]) -> int:
+    """Run ``fn`` and turn cimco's errors into cli.main's messages and exit codes."""
+    from cimco.errors import CimcoError, ExportError, SpecError
+
+    try:
+        fn()
         return 0
     except (SpecError, ExportError) as e:
         print(f"cimco: error: {e}", file=sys.stderr)
@@ -69,9 +88,22 @@ def job(case: Case, d: Path) -> Callable[[], int]:
     """The CLI call the case is about, on its files laid out in ``d``; returns the exit code."""
     from cimco import cli
 
+    if case.argv is not None:
+        argv = [a.replace("{d}", str(d)) for a in case.argv]
+        if argv[0] == "sweep":
+            return lambda: sweep_check(Path(argv[1]))
+        return lambda: _exit_code(cli.main, argv)
     if case.workload is None:
         return lambda: cli.main(["specs", "validate", str(d / case.target)])
     return lambda: pair_check(d / case.target, d / case.workload)
+
+
+def _exit_code(main: Callable[[list[str]], int], argv: list[str]) -> int:
+    """``main(argv)``, with argparse's SystemExit (bad flags: exit 2 and a usage line) as a return."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
 
 
 def _child(fn: Callable[[], int], mem_bytes: int, cpu_s: int) -> dict:
@@ -91,6 +123,7 @@ def _child(fn: Callable[[], int], mem_bytes: int, cpu_s: int) -> dict:
     mon.set_events(mon.PROFILER_ID, mon.events.RAISE)
     rss0, out, err = _status_kb("VmRSS"), io.StringIO(), io.StringIO()
     res = {"outcome": "", "exc": ""}
+    t0 = time.monotonic()
     try:
         with redirect_stdout(out), redirect_stderr(err):
             rc = fn()
@@ -99,6 +132,7 @@ def _child(fn: Callable[[], int], mem_bytes: int, cpu_s: int) -> dict:
         res["outcome"] = "traceback"
         res["exc"] = "".join(traceback.format_exception(e, limit=-4))[-3000:]
     mon.set_events(mon.PROFILER_ID, 0)
+    wall_s = time.monotonic() - t0
     text = err.getvalue()
     if "Traceback" in text:
         res["outcome"], res["exc"] = "traceback", text[-3000:]
@@ -109,11 +143,25 @@ def _child(fn: Callable[[], int], mem_bytes: int, cpu_s: int) -> dict:
         res["outcome"] = "oom"
         res["exc"] = (oom[0] if oom else f"peak memory grew by {grew_mb} MB") + f" ({res['exc'][-200:]})"
     t = resource.getrusage(resource.RUSAGE_SELF)
-    res.update(stderr_len=len(text), stderr=text[:600], cpu_s=round(t.ru_utime + t.ru_stime, 3), grew_mb=grew_mb)
+    res.update(stderr_len=len(text), stderr=text[:600], cpu_s=round(t.ru_utime + t.ru_stime, 3), grew_mb=grew_mb,
+               wall_s=round(wall_s, 3), multi_para="\n\n" in text.strip(), raw=bool(RAW.search(text)))
     return res
 
 
-_EMPTY = {"outcome": "", "exc": "", "stderr_len": 0, "stderr": "", "cpu_s": 0.0, "grew_mb": 0}
+_EMPTY = {"outcome": "", "exc": "", "stderr_len": 0, "stderr": "", "cpu_s": 0.0, "grew_mb": 0, "wall_s": 0.0}
+
+# Text a refusal should not show: Python's exception names or traceback lines, pydantic's wording
+RAW = re.compile(r"Traceback|File \"|\b(Value|Type|Key|Attribute|Index|Runtime|Import|ModuleNotFound|ZeroDivision|"
+                 r"Overflow|Assertion|Recursion|Unicode\w*|Lookup|OS|Memory)Error\b|errors\.pydantic\.dev|"
+                 r"input_value=|For further information")
+
+
+def refusal_problems(res: dict) -> list[str]:
+    """Why an exit-2 result is a finding: not one paragraph, raw exception text, too slow or too big."""
+    if res["outcome"] != "exit2":
+        return []
+    marks = (["multi_para"] if res.get("multi_para") else []) + (["raw_msg"] if res.get("raw") else [])
+    return marks + (["slow_refusal"] if res["wall_s"] > MAX_REFUSAL_S or res["grew_mb"] > MAX_REFUSAL_MB else [])
 
 
 @dataclass

@@ -84,3 +84,43 @@ def _swallow(fn) -> int:
     except MemoryError:
         pass
     return 2
+
+
+# `cimco report` on mutated report.json files (scripts/fuzz_specs.py also fuzzes export, sweep and
+# lrmp; their accepted inputs cost seconds each, too slow for a property test).
+@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_report_survives_mutated_report_json(data):
+    case = fm.make_cli_case(Drawn(data), FILES, ["report"])
+    with tempfile.TemporaryDirectory(prefix="cimco-fuzz-") as d:
+        res = sandbox.run(case, Path(d), cpu_s=5)
+    what = f"report ({case.detail})"
+    assert res["outcome"] in ("exit0", "exit2"), f"{what}: {res['outcome']}: {res['exc'][-1500:]}"
+    assert not sandbox.refusal_problems(res), f"{what}: {sandbox.refusal_problems(res)}: {res['stderr']}"
+
+
+def test_bad_flags_exit_2_without_a_traceback():
+    """argparse's SystemExit is an exit code to the sandbox, and its usage message one paragraph."""
+    case = fm.Case("lrmp", "", {}, "lrmp", argv=["lrmp", "--system", "s", "--workload", "w", "--out", "{d}",
+                                                 "--budget", "x"])
+    with tempfile.TemporaryDirectory(prefix="cimco-fuzz-") as d:
+        res = sandbox.run(case, Path(d), cpu_s=5)
+    assert res["outcome"] == "exit2" and "--budget" in res["stderr"] and not sandbox.refusal_problems(res)
+
+
+@pytest.mark.parametrize("res, marks", [
+    ({"outcome": "exit2", "wall_s": 0.1, "grew_mb": 10}, []),
+    ({"outcome": "exit2", "wall_s": 3.0, "grew_mb": 10}, ["slow_refusal"]),
+    ({"outcome": "exit2", "wall_s": 0.1, "grew_mb": 2000}, ["slow_refusal"]),
+    ({"outcome": "exit2", "wall_s": 0.1, "grew_mb": 0, "raw": True, "multi_para": True}, ["multi_para", "raw_msg"]),
+    ({"outcome": "exit0", "wall_s": 9.0, "grew_mb": 0, "raw": True}, []),  # only refusals are held to this
+])
+def test_refusal_problems(res, marks):
+    assert sandbox.refusal_problems(res) == marks
+
+
+def test_raw_exception_text_is_recognised():
+    assert sandbox.RAW.search("cimco: error: x: ValueError: could not convert")
+    assert sandbox.RAW.search("1 validation error\n  input_value='x'")
+    assert not sandbox.RAW.search("cimco: error: 1 problem found:\n  - lrmp: budget: expected a number")

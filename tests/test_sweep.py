@@ -12,12 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from cimco import _af, cache, sweeps
+from cimco.cli import main
 from cimco.errors import SpecError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,3 +214,69 @@ def test_local_and_dask_executors_give_identical_tables(cluster, tmp_path: Path)
     # the workers wrote only into OUT: cache, scratch and matplotlib's files under OUT/cache
     assert {p.name for p in (tmp_path / "dask").iterdir()} == {
         "cache", "results.jsonl", "results.parquet", "results.csv", "pareto.png", "sweep.html"}
+
+
+# --- read back like user input (issue 19) ---------------------------------------------
+
+@pytest.mark.unit
+def test_a_million_points_are_counted_not_expanded(tmp_path: Path) -> None:
+    grid = {f"k{i}": list(range(10)) for i in range(6)}
+    spec = sweeps.SweepSpec(system="s", workload="w", grid=grid)
+    assert sweeps.count(spec) == 10**6
+    points = sweeps.expand(spec)
+    assert isinstance(points, types.GeneratorType) and next(points) == dict.fromkeys(grid, 0)
+    body = "grid:\n" + "".join(f"  system.global_buffer.size_bits: [{', '.join(str(2**20 + j) for j in range(10))}]\n"
+                               if i == 0 else f"  macro.adc_bits_{i}: [{', '.join(map(str, range(10)))}]\n"
+                               for i in range(6))
+    with pytest.raises(SpecError) as e:
+        sweeps.load(_sweep(tmp_path, body))
+    (p,) = e.value.problems
+    assert p.path == "grid" and "1,000,000 points, above the limit of 10,000 (--max-points)" in p.message
+    with pytest.raises(SpecError, match="1,000,000 points, above the limit of 999,999"):
+        sweeps.load(_sweep(tmp_path, body), max_points=999_999)
+
+
+def _finished(tmp_path: Path) -> tuple[Path, dict]:
+    """A one-point sweep run to completion (real mapping, one small layer)."""
+    spec = _sweep(tmp_path, "grid:\n  workload.input_density: [1.0]\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--jobs", "1"]) == 0
+    (line,) = (tmp_path / "out" / sweeps.RESULTS).read_text().splitlines()
+    return spec, json.loads(line)
+
+
+BAD_LINES = {
+    "missing totals": lambda rec: {k: v for k, v in rec.items() if k != "totals"},
+    "negative energy": lambda rec: {**rec, "totals": {**rec["totals"], "energy_j": -123.0}},
+    "NaN latency": lambda rec: {**rec, "totals": {**rec["totals"], "latency_s": "NaN"}},
+    "string hash": lambda rec: {**rec, "hash": 7},
+}
+
+
+@pytest.mark.e2e
+def test_bad_results_lines_are_named_by_file_and_line(tmp_path: Path, capsys) -> None:
+    spec, rec = _finished(tmp_path)
+    log = tmp_path / "out" / sweeps.RESULTS
+    lines = [json.dumps(rec)] + [json.dumps(f(rec)).replace('"NaN"', "NaN") for f in BAD_LINES.values()]
+    log.write_text("\n".join(lines) + "\n" + "[" * 100_000 + "\n")
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--jobs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "KeyError" not in err
+    for n, why in [(2, "totals: expected a mapping"), (3, "totals.energy_j: expected a finite number >= 0, got -123"),
+                   (4, "totals.latency_s: expected a finite number >= 0, got nan"), (5, "hash: expected a string"),
+                   (6, "not JSON (RecursionError)")]:
+        assert f"{log}: line {n}: {why}" in err
+    assert not (tmp_path / "out" / "results.csv").read_text().count("-123")  # the tables were not rewritten
+
+
+@pytest.mark.e2e
+def test_a_point_too_small_for_a_layer_names_its_field(tmp_path: Path, capsys) -> None:
+    """`cimco map` names global_buffer.size_bits when no mapping fits; a sweep point does too."""
+    spec = _sweep(tmp_path, "grid:\n  system.global_buffer.size_bits: [64]\n")
+    (tmp_path / "small.yaml").write_text(SMALL.replace("in_channels: 32, out_channels: 8",
+                                                       "in_channels: 512, out_channels: 512, tokens: 64", 1))
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--jobs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "point 0 (system.global_buffer.size_bits=64): system: global_buffer.size_bits: too small for any " \
+           "mapping of layer 'l1'" in err
+    assert "pmappings" not in err and "Traceback" not in err

@@ -211,6 +211,7 @@ def test_cli_bad_inputs(tmp_path: Path, capsys, monkeypatch) -> None:
         assert words in err and "Traceback" not in err
 
 
+@pytest.mark.e2e
 def test_cli_export_then_map_end_to_end(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     assert main(["export", "--model", "test_torch_export:Tiny", "--input-shape", "1,3,8,8",

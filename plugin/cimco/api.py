@@ -84,13 +84,14 @@ def map(system: str | Path | SystemSpec, workload: str | Path | WorkloadSpec, ou
 
 
 def sweep(spec: str | Path, out: str | Path, executor: str = "local", scheduler: str | None = None,
-          jobs: int = 1, progress: bool = False):
+          jobs: int = 1, progress: bool = False, max_points: int | None = None):
     """Run (or resume) the sweep file ``spec`` into ``out``; its results as a DataFrame (the
-    run's counts in ``.attrs['stats']``)."""
+    run's counts in ``.attrs['stats']``). A sweep of more than ``max_points`` points (default
+    :data:`cimco.sweeps.MAX_POINTS`) is refused before any point is built."""
     from dataclasses import asdict
 
     from cimco import sweeps as sw
 
-    df, stats = sw.run(spec, out, executor, scheduler, jobs, progress=progress)
+    df, stats = sw.run(spec, out, executor, scheduler, jobs, progress=progress, max_points=max_points)
     df.attrs["stats"] = {k: v for k, v in asdict(stats).items() if k != "files"}
     return df

@@ -115,11 +115,102 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     cache = Path(args.cache_dir) if args.cache_dir else out / "cache"
     with _run_in(out, cache):
-        _, st = sweeps.run(args.spec, out, args.executor, args.scheduler, args.jobs, cache, not args.quiet)
+        _, st = sweeps.run(args.spec, out, args.executor, args.scheduler, args.jobs, cache, not args.quiet,
+                           args.max_points)
     print(f"sweep: {st.points} points ({st.distinct} distinct): {st.done_before} done before, "
           f"{st.computed} computed, {st.mapper_calls} layers mapped; wrote "
           f"{', '.join(p.name for p in st.files)} to {out}")
     return 0
+
+
+def _non_finite(data: object) -> list[tuple[str, str]]:
+    """(dotted path, message) of every NaN or infinite number in parsed JSON, in file order
+    (Python's json reads NaN, Infinity and overflowing numbers like 1e400 as floats)."""
+    import math
+
+    bad, stack = [], [("", data)]
+    while stack:  # no recursion: the parser allows deeper nesting than a recursive walk
+        path, v = stack.pop()
+        if isinstance(v, dict):
+            stack += reversed([(f"{path}.{k}" if path else str(k), x) for k, x in v.items()])
+        elif isinstance(v, list):
+            stack += reversed([(f"{path}[{i}]", x) for i, x in enumerate(v)])
+        elif isinstance(v, float) and not math.isfinite(v):
+            bad.append((path[:80], f"expected a finite number, got {v}"))
+    return bad
+
+
+def _field_problems(report: dict) -> list[tuple[str, str]]:
+    """(dotted path, message) of what ``cimco report`` prints that is missing, mistyped or
+    out of range: energies, latencies, MACs, rates and areas must be >= 0, and energy_j > 0
+    where it divides."""
+    import math
+
+    bad: list[tuple[str, str]] = []
+
+    def get(d: dict, key: str, path: str, want: type | tuple[type, ...], what: str):
+        if key not in d:
+            bad.append((path, "required field is missing"))
+            return None
+        v = d[key]
+        if not isinstance(v, want) or isinstance(v, bool):
+            bad.append((path, f"expected {what}, got {type(v).__name__}"))
+            return None
+        return v
+
+    def num(d: dict, key: str, path: str, integer: bool = False, positive: bool = False) -> None:
+        v = get(d, key, path, int if integer else (int, float), "an integer" if integer else "a number")
+        try:
+            huge = v is not None and not math.isfinite(float(v))
+        except OverflowError:  # an integer beyond any float
+            huge = True
+        if v is not None and (huge or v < 0 or (positive and v == 0)):
+            bad.append((path, f"expected a finite number {'above' if positive else 'at least'} 0, "
+                              f"got {'a huge number' if huge else v}"))
+
+    t = get(report, "totals", "totals", dict, "an object")
+    for k in ("latency_s", "tops_per_w", "tops_per_w_on_chip", "tops", "fps", "area_m2", "energy_j",
+              "dense_macs", "column_split_layers") if t is not None else ():
+        num(t, k, f"totals.{k}", integer=k in ("dense_macs", "column_split_layers"), positive=k == "energy_j")
+    if t is not None:
+        get(t, "mode", "totals.mode", str, "text")
+        weights = get(t, "weights", "totals.weights", str, "text")
+        if weights is not None:
+            num(t, *(("weight_load_j", "totals.weight_load_j") if weights == "resident" else
+                     ("batch", "totals.batch", True, True)))
+    for c, e in (get(report, "energy_by_component", "energy_by_component", dict, "an object") or {}).items():
+        num({c: e}, c, f"energy_by_component.{c}"[:80])
+    for i, x in enumerate(get(report, "layers", "layers", list, "a list") or []):
+        at = f"layers[{i}]"
+        if not isinstance(x, dict):
+            bad.append((at, f"expected an object, got {type(x).__name__}"))
+            continue
+        get(x, "name", f"{at}.name", str, "text")
+        num(x, "dense_macs", f"{at}.dense_macs", integer=True)
+        num(x, "energy_j", f"{at}.energy_j", positive=True)
+        num(x, "latency_s", f"{at}.latency_s")
+        b = get(x, "bits", f"{at}.bits", dict, "an object")
+        for k in ("input", "weight", "output") if b is not None else ():
+            num(b, k, f"{at}.bits.{k}", integer=True, positive=True)
+        if x.get("memory_budget_bits"):  # absent, null or {} when AccelForge needed no budget
+            for k, v in (get(x, "memory_budget_bits", f"{at}.memory_budget_bits", dict, "an object") or {}).items():
+                num({k: v}, k, f"{at}.memory_budget_bits.{k}"[:80])
+    return bad
+
+
+def _report_problems(report: object, file: str, cap: int = 20) -> list[Problem]:
+    """report.json checked like user input (it may have been edited) before anything of it
+    is printed: the non-finite numbers anywhere if any, else the fields' problems; at most
+    ``cap``, then what to do."""
+    if not isinstance(report, dict):
+        bad = [("", f"expected a JSON object at top level, got {type(report).__name__}")]
+    else:
+        bad = _non_finite(report) or _field_problems(report)
+    if not bad:
+        return []
+    more = [Problem(file, "", f"and {len(bad) - cap} more")] if len(bad) > cap else []
+    return ([Problem(file, path, message) for path, message in bad[:cap]] + more
+            + [Problem(file, "", "not a cimco report as `cimco map` writes it: rerun `cimco map`")])
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -133,30 +224,52 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise SpecError([Problem(str(path), "", "no report.json here; run `cimco map` first")])
     try:
         report = json.loads(read_regular(path, 256 * 2**20, "report"))
-        table, totals = _table(*summary_rows(report)), totals_line(report)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:  # not what `cimco map` writes
-        raise SpecError([Problem(str(path), "", f"not a cimco report ({type(e).__name__}: {str(e)[:100]}); "
-                                 f"rerun `cimco map`")]) from None
-    print(table)
+    except RecursionError:
+        raise SpecError([Problem(str(path), "", "not a cimco report: nested too deeply; rerun `cimco map`")]) from None
+    except ValueError as e:  # not JSON or not UTF-8
+        raise SpecError([Problem(str(path), "", f"not a cimco report ({str(e)[:100]}); rerun `cimco map`")]) from None
+    problems = _report_problems(report, str(path))
+    if problems:
+        raise SpecError(problems)
+    print(_table(*summary_rows(report)))
     print()
-    print(totals)
+    print(totals_line(report))
     return 0
 
 
-def _load_model(spec: str, input_shape: str | None, example: str, seed: int):
+# Elements of an example input `cimco export` builds (4 bytes each): the model's activations
+# are a few times larger, so a mistyped shape is refused before torch tries to allocate them.
+MAX_INPUT_ELEMENTS = 2**26
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    """--input-shape as a tuple: positive integers, batch 1, at most ``MAX_INPUT_ELEMENTS`` elements."""
+    import math
+
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(x) for x in text.split(","))
+    except ValueError:  # not integers, or over Python's 4300 digits
+        shape = (0,)
+    if min(shape) < 1 or shape[0] != 1:
+        raise ExportError(f"--input-shape {text[:60]!r}: expected positive integers, batch first and "
+                          f"batch 1 (e.g. 1,3,32,32): a workload is one inference (N inferences cost N times one)")
+    n = math.prod(shape)
+    if n > MAX_INPUT_ELEMENTS:
+        size = f"{n:,}" if n < 2**100 else f"over 2^{n.bit_length() - 1}"  # str() of a huge int raises
+        raise SpecError([Problem("cimco export", "--input-shape", f"{size} elements is above the "
+                                 f"{MAX_INPUT_ELEMENTS:,} (2^26) an example input may have")])
+    return shape
+
+
+def _load_model(spec: str, shape: tuple[int, ...] | None, example: str, seed: int):
     """A zoo name or ``module:callable`` -> (model, example input, name, from the zoo?)."""
     import importlib
 
     from cimco.torch import zoo
     from cimco.torch.export import example_input
 
-    try:
-        shape = tuple(int(x) for x in input_shape.split(",")) if input_shape else None
-    except ValueError:
-        shape = (0,)
-    if shape is not None and (min(shape) < 1 or shape[0] != 1):
-        raise ExportError(f"--input-shape {input_shape!r}: expected positive integers, batch first and "
-                          f"batch 1 (e.g. 1,3,32,32): a workload is one inference (N inferences cost N times one)")
     if spec in zoo.ZOO:
         model, x = zoo.get(spec, example, seed)
         return model, example_input(shape, example, seed) if shape else x, spec, True
@@ -174,13 +287,35 @@ def _load_model(spec: str, input_shape: str | None, example: str, seed: int):
 
 
 def _bits(text: str):
+    """--bits as :class:`Bits`, each within the range a workload's bits may take."""
     from cimco.spec.workload import Bits
 
-    parts = text.split(",")
-    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise SpecError([Problem("cimco export", "--bits", f"expected three positive integers "
-                                 f"input,weight,output (e.g. 8,8,8), got {text!r}")])
-    return Bits(input=int(parts[0]), weight=int(parts[1]), output=int(parts[2]))
+    meta = Bits.model_fields["input"].metadata
+    lo, hi = (next(getattr(m, k) for m in meta if hasattr(m, k)) for k in ("ge", "le"))
+    try:
+        values = [int(p) for p in text.split(",")]
+    except ValueError:  # not integers, or over Python's 4300 digits
+        values = []
+    if len(values) != 3 or not all(lo <= v <= hi for v in values):
+        raise SpecError([Problem("cimco export", "--bits", f"expected three positive integers from {lo} to {hi}, "
+                                 f"input,weight,output (e.g. 8,8,8), got {text[:60]!r}")])
+    return Bits(input=values[0], weight=values[1], output=values[2])
+
+
+def _file_name(text: str, option: str) -> str:
+    """``text`` if it is a plain file name (it names files in OUT): not empty, no path
+    separator, not ``.``/``..`` or hidden, no leading ``-``, printable, at most 200 bytes."""
+    import os
+
+    bad = ("it is empty" if not text else
+           "it holds a path separator" if "/" in text or "\\" in text else
+           "it starts with '.' or '-'" if text[0] in ".-" else
+           "it holds a control or undecodable character" if not text.isprintable() else
+           "it is over 200 bytes" if len(os.fsencode(text)) > 200 else "")
+    if bad:
+        raise SpecError([Problem("cimco export", option, f"expected a plain file name (letters, digits, _ and "
+                                 f"the like; it names OUT/NAME.yaml), got {text[:60]!r}: {bad}")])
+    return text
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -197,14 +332,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.out:
         raise SpecError([Problem("cimco export", "--out", "an output directory is required")])
     out = Path(args.out)
+    if not args.workload:  # every option checked before OUT is made
+        bits, shape = _bits(args.bits), _shape(args.input_shape)
+        if args.name is not None:
+            _file_name(args.name, "--name")
     _writable_dir(out, "--out")
     if args.workload:
         workload = load(args.workload, "workload")
     else:
         from cimco.torch import export
 
-        bits = _bits(args.bits)
-        model, example, name, from_zoo = _load_model(args.model, args.input_shape, args.example, args.seed)
+        model, example, name, from_zoo = _load_model(args.model, shape, args.example, args.seed)
         values = f"random normal, seed {args.seed}" if args.example == "random" else "all zeros"
         used = f"example input {'x'.join(map(str, example.shape))}, {values}"
         print(f"{used} (data-dependent branches follow it)")
@@ -236,11 +374,12 @@ def cmd_timeloop_export(args: argparse.Namespace) -> int:
 
 
 def cmd_lrmp(args: argparse.Namespace) -> int:
-    from cimco.codesign.run import read_sensitivity, run, write
+    from cimco.codesign.run import check, read_sensitivity, run, write
     from cimco.tables import component_tables
 
     system, workload, masks = _load(args)
     sens = read_sensitivity(args.sensitivity) if args.sensitivity else None
+    check(workload, args.workload, sens)  # before OUT is made
     if args.objective == "energy" and not args.min_throughput:
         raise SpecError([Problem("cimco lrmp", "--min-throughput", "the energy objective needs a "
                                  "throughput floor (inferences per second)")])
@@ -248,7 +387,7 @@ def cmd_lrmp(args: argparse.Namespace) -> int:
     with _run_in(out, None):
         ert = component_tables(system, workload, None).ert
         res = run(system, workload, ert, args.budget_factor, args.objective, sens, masks,
-                  args.max_replication, args.budget, args.min_throughput)
+                  args.max_replication, args.budget, args.min_throughput, args.workload)
         write(res, out)
     print((out / "lrmp.md").read_text())
     return 0
@@ -439,6 +578,8 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--jobs", type=_count, default=default_jobs(),
                     help="local worker processes, each mapping one point (default: CPUs)")
     sw.add_argument("--cache-dir", help="mapping cache directory (default: OUT/cache)")
+    sw.add_argument("--max-points", type=_count, default=None, metavar="N",
+                    help="refuse a sweep of more than N points, counted before any is built (default 10000)")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=cmd_sweep)
 
@@ -464,9 +605,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _disk_full(e: BaseException | None) -> SpecError | None:
+    """A full disk (or quota) anywhere in ``e``'s chain of causes, as the one problem to
+    report, naming the file being written when the error names it; else None."""
+    import errno
+
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            what = "no space left on device" if e.errno == errno.ENOSPC else "disk quota exceeded"
+            where = str(e.filename) if e.filename is not None else "a file cimco was writing"
+            return SpecError([Problem(where, "", f"{what}; free some space and rerun")])
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command. User errors exit 2 with every problem listed; anything else is an
-    internal error (exit 1) shown in one line, with the traceback only under CIMCO_DEBUG=1."""
+    """Run one command. User errors exit 2 with every problem listed, and so does a full disk
+    (or quota), naming the file; anything else is an internal error (exit 1) shown in one
+    line, with the traceback only under CIMCO_DEBUG=1."""
     import os
 
     args = parser().parse_args(argv)
@@ -482,6 +640,10 @@ def main(argv: list[str] | None = None) -> int:
         print("cimco: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a bug of cimco's or its engine's: say so, in one paragraph
+        full = _disk_full(e)
+        if full is not None:  # the machine's problem, not cimco's: no traceback
+            print(f"cimco: error: {full}", file=sys.stderr)
+            return 2
         if os.environ.get("CIMCO_DEBUG"):
             raise
         kind = type(e).__name__ if isinstance(e, CimcoError) else f"internal error ({type(e).__name__})"

@@ -14,6 +14,10 @@ from pathlib import Path
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file beside it and a rename: a reader sees the
+    old file or the new one, and a failure (a full disk) leaves no temp file behind. An
+    OSError that names no file (a failed write names none) is given ``path``, so that the
+    error tells the user where."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
@@ -22,8 +26,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         with os.fdopen(fd, mode) as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)
         raise
 
 

@@ -33,21 +33,24 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import os
-import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from cimco.errors import Problem, SpecError
+from cimco.errors import LimitError, MappingError, Problem, SpecError
+from cimco.pipeline import unmappable
 from cimco.spec._base import Strict, _models_in, clip, problems_from, short
 from cimco.spec.load import check_fit, read_yaml
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Layer, WorkloadSpec
 
 LAYER_WIDE = ("sparsity", "input_density")  # workload.<these> set every layer
+MAX_POINTS = 10_000  # default --max-points: each point is validated and kept in memory
 RESULTS = "results.jsonl"
 
 
@@ -92,13 +95,32 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def expand(spec: SweepSpec) -> list[dict[str, Any]]:
-    """The grid's Cartesian product (a scalar is one choice), then the listed points."""
+def _choices(spec: SweepSpec) -> dict[str, list]:
     grid = _flatten(spec.grid)
-    choices = [v if isinstance(v, list) else [v] for v in grid.values()]
-    out = [dict(zip(grid, combo)) for combo in itertools.product(*choices)] if grid else []
-    out += [_flatten(p) for p in spec.points]
-    return out or [{}]
+    return {k: v if isinstance(v, list) else [v] for k, v in grid.items()}
+
+
+def count(spec: SweepSpec) -> int:
+    """How many points :func:`expand` yields, without expanding them."""
+    choices = _choices(spec)
+    n = (math.prod(len(v) for v in choices.values()) if choices else 0) + len(spec.points)
+    return n or 1
+
+
+def expand(spec: SweepSpec) -> Iterator[dict[str, Any]]:
+    """The grid's Cartesian product (a scalar is one choice), then the listed points, one at a time."""
+    choices = _choices(spec)
+    if not choices and not spec.points:
+        yield {}
+    if choices:
+        for combo in itertools.product(*choices.values()):
+            yield dict(zip(choices, combo))
+    for p in spec.points:
+        yield _flatten(p)
+
+
+def _label(combo: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={short(v, 30)}" for k, v in combo.items()) or "base"
 
 
 def _path_problem(path: str) -> str | None:
@@ -151,8 +173,9 @@ def _validate(model, data: dict, file: str, prefix: str) -> tuple[Any, list[Prob
     return spec, [Problem(p.file, f"{prefix}.{p.path}", p.message) for p in probs]
 
 
-def load(path: str | Path) -> tuple[SweepSpec, list[Point]]:
-    """Read a sweep file and build every point's specs; every problem raised at once."""
+def load(path: str | Path, max_points: int = MAX_POINTS) -> tuple[SweepSpec, list[Point]]:
+    """Read a sweep file and build every point's specs; every problem raised at once. A sweep
+    of more than ``max_points`` points is refused (counted, not expanded) before anything else."""
     import copy
 
     path = Path(path)
@@ -162,8 +185,12 @@ def load(path: str | Path) -> tuple[SweepSpec, list[Point]]:
         spec = SweepSpec.model_validate(data)
     except ValidationError as e:
         raise SpecError(problems_from(e, file, data, SweepSpec)) from None
-    combos = expand(spec)
-    bad = {k: _path_problem(k) for c in combos for k in c}
+    n = count(spec)
+    if n > max_points:
+        raise SpecError([Problem(file, "grid", f"{n:,} points, above the limit of {max_points:,} "
+                                 f"(--max-points): split the sweep or raise the limit")])
+    keys = dict.fromkeys([*_choices(spec), *(k for p in spec.points for k in _flatten(p))])
+    bad = {k: _path_problem(k) for k in keys}
     problems = [Problem(file, k, why) for k, why in bad.items() if why]
     if problems:
         raise SpecError(problems)
@@ -178,8 +205,8 @@ def load(path: str | Path) -> tuple[SweepSpec, list[Point]]:
         return copy.deepcopy(bases[kind, str(p)])
 
     points, seen = [], set()
-    for i, combo in enumerate(combos):
-        label = ", ".join(f"{k}={short(v, 30)}" for k, v in combo.items()) or "base"
+    for i, combo in enumerate(expand(spec)):
+        label = _label(combo)
         sys_file = combo.get("system", spec.system)
         wl_file = combo.get("workload", spec.workload)
         try:
@@ -249,21 +276,50 @@ def run_point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, ca
     return {"system": report["system"], "workload": report["workload"], "totals": report["totals"]}, res.mapped
 
 
+# totals every finished point carries (a report's, per point): numbers, finite, not negative
+RESULT_TOTALS = ("energy_j", "latency_s", "dense_macs", "executed_macs", "tops_per_w", "tops", "fps", "area_m2")
+
+
+def _record_problem(rec: object) -> str | None:
+    """Why a results line is not one :func:`run` wrote, or None."""
+    if not isinstance(rec, dict):
+        return f"expected an object, got {type(rec).__name__}"
+    for k in ("hash", "system", "workload"):
+        if not isinstance(rec.get(k), str):
+            return f"{k}: expected a string, got {short(rec.get(k))}"
+    totals = rec.get("totals")
+    if not isinstance(totals, dict):
+        return f"totals: expected a mapping, got {short(totals)}"
+    for k in RESULT_TOTALS:
+        v = totals.get(k)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            return f"totals.{k}: expected a finite number >= 0, got {short(v)}"
+    return None
+
+
 def _read_done(path: Path) -> dict[str, dict]:
-    """Finished points by hash. A line cut short by a kill is dropped (and cut off the file)."""
+    """Finished points by hash. A line cut short by a kill is dropped (and cut off the file); a
+    complete line that is not what :func:`run` writes is an error naming the file and line."""
     if not path.exists():
         return {}
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
         os.truncate(path, end)
-    done = {}
-    for line in data[:end].splitlines():
+    done, problems = {}, []
+    for n, line in enumerate(data[:end].splitlines(), 1):
         try:
-            rec = json.loads(line)
+            rec = json.loads(line, parse_constant=lambda c: math.nan)
+            why = _record_problem(rec)
+        except (ValueError, RecursionError) as e:  # not JSON (UTF-8, syntax), or nested past the limit
+            why = f"not JSON ({type(e).__name__})"
+        if why:
+            problems.append(Problem(clip(str(path)), f"line {n}", f"{why}; remove the line to recompute its point"))
+        else:
             done[rec["hash"]] = rec
-        except (ValueError, KeyError, TypeError):
-            print(f"cimco: warning: {path}: skipping an unreadable line", file=sys.stderr)
+    if problems:
+        raise SpecError(problems[:20] + ([Problem(clip(str(path)), "", f"and {len(problems) - 20} more lines")]
+                                         if len(problems) > 20 else []))
     return done
 
 
@@ -292,14 +348,16 @@ class _Dask:
 
 
 def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: str | None = None,
-        jobs: int = 1, cache_dir: str | Path | None = None, progress: bool = True):
-    """Run (or resume) the sweep in ``path``; write its tables into ``out``. Returns the
-    results table (pandas, one row per point, in point order) and the run's Stats."""
+        jobs: int = 1, cache_dir: str | Path | None = None, progress: bool = True,
+        max_points: int | None = None):
+    """Run (or resume) the sweep in ``path`` (at most ``max_points`` points); write its tables
+    into ``out``. Returns the results table (pandas, one row per point, in point order) and the
+    run's Stats."""
     from tqdm import tqdm
 
     from cimco.io import write_atomic
 
-    spec, points = load(path)
+    spec, points = load(path, max_points or MAX_POINTS)
     out = Path(out)
     cache = (Path(cache_dir) if cache_dir else out / "cache").absolute()  # workers may run elsewhere
     log = out / RESULTS
@@ -335,7 +393,11 @@ def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: s
         while pending:
             for f in ex.wait(list(pending)):
                 p, followers = pending.pop(f)
-                summary, calls = f.result()
+                try:
+                    summary, calls = f.result()
+                except (MappingError, LimitError) as e:  # the point's spec is at fault, or a limit
+                    where = f"{clip(str(path))}: point {p.index} ({_label(p.params)})"
+                    raise unmappable(e, p.workload, f"{where}: workload", f"{where}: system") from None
                 rec = {"hash": p.hash, **summary}
                 os.write(fd, (json.dumps(rec, allow_nan=False) + "\n").encode())
                 os.fsync(fd)

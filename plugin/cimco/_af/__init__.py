@@ -133,7 +133,7 @@ def _map_and_evaluate(spec, what: str, require_all: bool):
         pm = make_pmappings(spec, print_progress=False)
         res = join_pmappings(pm, require_all_einsums=require_all, print_progress=False,
                              metrics=spec.mapper.metrics)
-    except MemoryError:
+    except (MemoryError, OSError):  # the machine's (memory, a full disk), not the mapping's
         raise
     except Exception as e:  # AccelForge raises many types; keep its first line
         text = str(e)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cimco.codesign.lrmp import Choice, Option, solve
-from cimco.codesign.spatial import layer_options, proxy_loss
+from cimco.codesign.spatial import layer_options, proxy_loss, too_large
 from cimco.errors import Problem, SpecError
 from cimco.io import write_atomic
 from cimco.spec.system import SystemSpec
@@ -36,35 +36,80 @@ class Result:
         return b.latency_s / d.latency_s, b.bottleneck_s / d.bottleneck_s
 
 
-def read_sensitivity(path: str | Path) -> dict[str, dict[int, float]]:
-    """CSV with columns layer,bits,loss (e.g. accuracy drop when only that layer is quantized)."""
-    import io
-    import math
+class Sensitivity(dict[str, dict[int, float]]):
+    """Losses by layer and bits, read from ``file``; ``lines`` holds the CSV line on which
+    each layer is first named, so that a layer the workload lacks can be pointed at."""
 
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+        self.lines: dict[str, int] = {}
+
+
+def read_sensitivity(path: str | Path) -> Sensitivity:
+    """CSV with columns layer,bits,loss (e.g. accuracy drop when only that layer is quantized)."""
     from cimco.spec._base import clip
     from cimco.spec.load import read_regular
 
-    out: dict[str, dict[int, float]] = {}
     file = clip(str(path))
+    out = Sensitivity(file)
     try:
         text = read_regular(path, 16 * 2**20, "sensitivity CSV").decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError([Problem(file, "", "not UTF-8 text: expected a CSV with columns layer,bits,loss")]) from None
-    for i, row in enumerate(csv.DictReader(io.StringIO(text))):
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
         try:
             bits, loss = int(row["bits"]), float(row["loss"])
             if not (1 <= bits <= 32 and math.isfinite(loss) and loss >= 0):
                 raise ValueError(f"bits in 1..32 and a finite loss >= 0, got {clip(str(row), 100)}")
             out.setdefault(row["layer"], {})[bits] = loss
+            out.lines.setdefault(row["layer"], reader.line_num)
         except (KeyError, TypeError, ValueError) as e:
-            raise SpecError([Problem(file, f"row {i + 2}", f"expected layer,bits,loss: {clip(str(e))}")]) from None
+            raise SpecError([Problem(file, f"line {reader.line_num}", f"expected layer,bits,loss: "
+                                     f"{clip(str(e))}")]) from None
     return out
+
+
+def unknown_layers(sensitivity: dict[str, dict[int, float]], workload: WorkloadSpec) -> list[Problem]:
+    """A Problem per layer of ``sensitivity`` that ``workload`` does not have (its losses would
+    be silently ignored: a misspelt or stale name), with the closest real layer name."""
+    import difflib
+
+    from cimco.spec._base import MAX_PROBLEMS, more, short
+
+    names = [layer.name for layer in workload.layers]
+    known = set(names)
+    file = getattr(sensitivity, "file", "sensitivity")
+    lines: dict[str, int] = getattr(sensitivity, "lines", {})
+    unknown = [name for name in sensitivity if name not in known]
+    out = []
+    for name in unknown[:MAX_PROBLEMS]:  # a difflib search each: only for those listed
+        near = difflib.get_close_matches(name, names, n=1, cutoff=0.0)  # the closest, however far
+        out.append(Problem(file, f"line {lines[name]}" if name in lines else "",
+                           f"layer {short(name)} is not in workload {workload.name!r}"
+                           + (f"; the closest layer name is {near[0]!r}" if near else "")))
+    if len(unknown) > MAX_PROBLEMS:
+        out.append(more(file, len(unknown) - MAX_PROBLEMS))
+    return out
+
+
+def check(workload: WorkloadSpec, workload_file: str, sensitivity: dict | None) -> None:
+    """Refuse what the spatial model cannot lay out: layers too large for it (named in
+    ``workload_file``) and sensitivity rows for layers the workload does not have."""
+    problems = too_large(workload, workload_file)
+    if sensitivity:
+        problems += unknown_layers(sensitivity, workload)
+    if problems:
+        raise SpecError(problems)
 
 
 def run(system: SystemSpec, workload: WorkloadSpec, ert: dict, budget_factor: float = 2.0,
         objective: str = "throughput", sensitivity: dict[str, dict[int, float]] | None = None,
         masks: dict | None = None, max_replication: int = 64, budget: int | None = None,
-        min_throughput: float | None = None) -> Result:
+        min_throughput: float | None = None, workload_file: str = "workload") -> Result:
+    """The four designs for ``workload``; a SpecError (:func:`check`) before any is laid out."""
+    check(workload, workload_file, sensitivity)
     m = system.macro
     bits = list(range(m.weight_bits.min, m.weight_bits.max + 1))
     top = m.weight_bits.max

@@ -16,18 +16,27 @@ import math
 import numpy as np
 
 from cimco.codesign.lrmp import Option
+from cimco.errors import Problem
 from cimco.geometry import MacroGeometry
 from cimco.parts import ADC, ADDER_TREE, CELL_ARRAY, INDEX_MEMORY, SHIFT_ADD, WORDLINE_DRIVER
 from cimco.sparse.layout import as_matrices, dense_matrices, weight_shape
 from cimco.sparse.occupancy import occupancy
 from cimco.spec.system import SystemSpec
-from cimco.spec.workload import Layer
+from cimco.spec.workload import MAX_MASK_WEIGHTS, Layer, WorkloadSpec
 
 
 def proxy_loss(layer: Layer, bits: int) -> float:
     """Assumed sensitivity when none is measured: quantization noise power ~ 2**(-2b),
     summed over the layer's weights (uniform-noise model of rounding)."""
     return layer.reduction * layer.out_channels * 4.0 ** (-bits)
+
+
+def too_large(workload: WorkloadSpec, file: str) -> list[Problem]:
+    """Layers the spatial model cannot evaluate: its exact block occupancy holds one boolean
+    per weight, bounded like a mask (``cimco map`` falls back for them; LRMP has no fallback)."""
+    return [Problem(file, f"layers[{i}]", f"layer {x.name!r} has {x.out_channels * x.reduction:,} weights, above "
+                    f"the {MAX_MASK_WEIGHTS:,} the spatial model of LRMP holds in memory; split the layer")
+            for i, x in enumerate(workload.layers) if x.out_channels * x.reduction > MAX_MASK_WEIGHTS]
 
 
 def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: list[int],

@@ -3,14 +3,25 @@
 No network and no scripts from elsewhere: the plots are matplotlib SVG written into the page
 and the table sorts with a few lines of inline JavaScript. Keys the page does not know (new
 totals or per-layer numbers) are shown generically, so the report grows with report.json.
+
+A network of more than MAX_LAYERS_PLOTTED (plots) or MAX_LAYERS_SHOWN (tables) layers is
+summarised: its top layers by energy and one "other" entry summing the rest, so the page's size
+and the time to draw it stay bounded (layers.csv and report.json keep every layer).
 """
 
 from __future__ import annotations
 
+import heapq
 import html
 import io
 
 from cimco.parts import CELL_ARRAY
+
+# Layers tabulated and plotted one by one. Beyond these, the top ones by energy plus one "other" entry:
+# one row or bar per layer makes a 10,000-layer page tens of MB and minutes of matplotlib, and a
+# plot of more than ~50 bars is unreadable at page width (and matplotlib's time goes with the bars).
+MAX_LAYERS_SHOWN = 200
+MAX_LAYERS_PLOTTED = 50
 
 _STYLE = """
 body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1400px}
@@ -54,6 +65,63 @@ def fmt(x: object) -> str:
     return f"{x:.4g}"
 
 
+def _energy(layer: dict) -> float:
+    e = layer.get("energy_j")
+    return e if _num(e) else 0.0
+
+
+def _sum_layers(rest: list[dict], mean: bool = False) -> dict:
+    """One layer-shaped entry summing ``rest`` (or, with ``mean``, averaging it: a plot's bar on the
+    same scale as the layers beside it): MACs, energy, latency and their per-component splits."""
+    f = 1 / len(rest) if mean else 1
+    out: dict = {"name": f"other ({len(rest):,} layers{', mean' if mean else ''})", "bits": {}}
+    for k in ("dense_macs", "executed_macs", "energy_j", "latency_s"):
+        out[k] = sum(v for x in rest if _num(v := x.get(k))) * f
+    for k in ("energy_by_component", "latency_by_component_s"):
+        acc: dict[str, float] = {}
+        for x in rest:
+            for c, v in (x.get(k) or {}).items():
+                acc[c] = acc.get(c, 0.0) + (v if _num(v) else 0.0)
+        out[k] = {c: v * f for c, v in acc.items()}
+    return out
+
+
+def top_layers(layers: list[dict], n: int = MAX_LAYERS_SHOWN, mean: bool = False) -> tuple[list[dict], dict | None]:
+    """The ``n`` layers with the most energy, in workload order, and one entry summing (or
+    averaging) the others (None when every layer fits). O(layers x log n)."""
+    if len(layers) <= n:
+        return layers, None
+    keep = set(heapq.nlargest(n, range(len(layers)), key=lambda i: _energy(layers[i])))
+    shown = [x for i, x in enumerate(layers) if i in keep]
+    return shown, _sum_layers([x for i, x in enumerate(layers) if i not in keep], mean)
+
+
+def plotted(layers: list[dict], n: int = MAX_LAYERS_SHOWN) -> list[dict]:
+    """The entries a per-layer table shows: every layer, or the top ``n`` plus "other" (their sum)."""
+    return _with_other(*top_layers(layers, n))
+
+
+def plot_bars(layers: list[dict]) -> list[dict]:
+    """The bars of a per-layer plot: every layer, or the top MAX_LAYERS_PLOTTED plus "other" (their
+    mean: their sum would dwarf the layers shown)."""
+    return _with_other(*top_layers(layers, MAX_LAYERS_PLOTTED, mean=True))
+
+
+def _with_other(shown: list[dict], other: dict | None) -> list[dict]:
+    """The shown layers, then the "other" entry if there is one."""
+    return shown + [other] if other else shown
+
+
+def aggregation_note(n_layers: int) -> str:
+    """What a summarised report leaves out and where to find it ("" when nothing is left out)."""
+    parts = [f"the {what} show the top {n}" for what, n in (("plots", MAX_LAYERS_PLOTTED),
+                                                             ("tables", MAX_LAYERS_SHOWN)) if n_layers > n]
+    if not parts:
+        return ""
+    return (f"{n_layers:,} layers: {' and '.join(parts)} by energy (in workload order), with one entry for "
+            "the others (their mean in plots, their sum in tables); layers.csv and report.json have every layer.")
+
+
 def _svg(fig) -> str:
     import matplotlib.pyplot as plt
 
@@ -80,7 +148,7 @@ def _layer_fig(n: int):
 
 
 def _energy_svg(report: dict) -> str:
-    layers = report["layers"]
+    layers = plot_bars(report["layers"])
     names = [x["name"] for x in layers]
     by = report.get("energy_by_component", {})
     comps = [c for c, e in sorted(by.items(), key=lambda kv: -kv[1]) if e > 0]
@@ -105,7 +173,7 @@ def busiest(layer: dict) -> str:
 
 
 def _latency_svg(report: dict) -> str:
-    layers = report["layers"]
+    layers = plot_bars(report["layers"])
     names = [x["name"] for x in layers]
     parts = [busiest(x) for x in layers]
     colours = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(parts))}
@@ -136,14 +204,15 @@ def _ratios(layers: list[dict]) -> dict[str, list[float]]:
 
 
 def _ratios_svg(report: dict) -> str:
-    layers = report["layers"]
+    layers = top_layers(report["layers"], MAX_LAYERS_PLOTTED)[0]  # fractions do not add up: no "other" point
     names = [x["name"] for x in layers]
     fig, ax = _layer_fig(len(names))
     for i, (k, v) in enumerate(_ratios(layers).items()):
         ax.plot(names, v, marker="o", markersize=3, label=k, color=f"C{i}")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction")
-    ax.set_title("utilization and densities per layer")
+    ax.set_title("utilization and densities per layer" + (" (top layers by energy)" if len(layers) < len(
+        report["layers"]) else ""))
     ax.tick_params(axis="x", labelrotation=75, labelsize=7)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -180,10 +249,10 @@ def _layer_table(layers: list[dict]) -> str:
     extra = [k for k in layers[0] if k not in _FIRST and all(_num(x.get(k)) for x in layers)]
     head = _FIRST + ["bits i/w/o", "busiest part"] + extra
     rows = []
-    for x in layers:
+    for x in plotted(layers):
         b = x.get("bits") or {}
-        rows.append([x.get(k, "") for k in _FIRST] + [f"{b.get('input')}/{b.get('weight')}/{b.get('output')}",
-                                                      busiest(x)] + [x[k] for k in extra])
+        bits = f"{b.get('input')}/{b.get('weight')}/{b.get('output')}" if b else ""
+        rows.append([x.get(k, "") for k in _FIRST] + [bits, busiest(x)] + [x.get(k, "") for k in extra])
     return table(head, rows)
 
 
@@ -203,16 +272,18 @@ def fragment(report: dict, area_m2: dict[str, float] | None = None) -> str:
              table(["total", "value"], [[k, v] for k, v in t.items() if _num(v) or isinstance(v, str)], False)]
     layers = report.get("layers") or []
     area = area_m2 or report.get("area_by_part_m2") or {}
+    if note := aggregation_note(len(layers)):
+        parts.append(f"<p><b>{html.escape(note)}</b></p>")
     parts.append('<div class="plots">')
     if layers:
         parts += ["<h2>Energy</h2>", _energy_svg(report), "<h2>Latency</h2>", _latency_svg(report)]
-        if _ratios(layers):
+        if _ratios(top_layers(layers, MAX_LAYERS_PLOTTED)[0]):
             parts += ["<h2>Utilization and densities</h2>", _ratios_svg(report)]
     if area and all(_num(v) for v in area.values()):
         parts += ["<h2>Area by part</h2>", _area_svg(area)]
     parts.append("</div>")
     if layers:
-        parts += ["<h2>Layers</h2><p>Click a column to sort.</p>", _layer_table(layers)]
+        parts += [f"<h2>Layers</h2><p>Click a column to sort. {html.escape(note)}</p>", _layer_table(layers)]
     return "\n".join(parts)
 
 

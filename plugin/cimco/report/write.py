@@ -1,5 +1,9 @@
 """Write a report's files into one directory, each atomically: JSON, CSV, Markdown, PNG,
-and Accelergy-format ERT/ART."""
+and Accelergy-format ERT/ART.
+
+layers.csv and report.json hold every layer; the tables, report.md and the plots of a network
+of many layers show its top layers by energy and one "other" entry
+(see cimco.report.html), so every file is written in time linear in the layer count."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 
 from cimco.io import write_atomic
 from cimco.parts import DRAM
+from cimco.report.html import aggregation_note, plot_bars, plotted
 from cimco.report.html import render as render_html
 from cimco.tables import Tables, art_yaml, ert_yaml
 
@@ -31,13 +36,14 @@ def _csv(report: dict) -> str:
 
 
 def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the per-layer table (shared by the terminal and Markdown)."""
+    """Header and rows of the per-layer table (shared by the terminal and Markdown): every layer,
+    or the top ones by energy and an "other" row (cimco.report.html.MAX_LAYERS_SHOWN)."""
     head = ["layer", "MACs", "energy (uJ)", "latency (us)", "bits i/w/o", "TOPS/W"]
     rows = []
-    for x in report["layers"]:
+    for x in plotted(report["layers"]):
         b = x["bits"]
         rows.append([x["name"], f"{x['dense_macs']:,}", f"{x['energy_j'] * 1e6:.3f}",
-                     f"{x['latency_s'] * 1e6:.2f}", f"{b['input']}/{b['weight']}/{b['output']}",
+                     f"{x['latency_s'] * 1e6:.2f}", f"{b['input']}/{b['weight']}/{b['output']}" if b else "",
                      f"{2 * x['dense_macs'] / x['energy_j'] / 1e12:.2f}"])
     t = report["totals"]
     rows.append(["TOTAL", f"{t['dense_macs']:,}", f"{t['energy_j'] * 1e6:.3f}",
@@ -46,7 +52,9 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def totals_line(report: dict) -> str:
+    """The totals in two lines, naming up to 5 layers mapped within a reduced memory budget."""
     t = report["totals"]
+    budgets = [x for x in report["layers"] if x.get("memory_budget_bits")]
     return (f"energy {t['energy_j'] * 1e6:.2f} uJ | latency {t['latency_s'] * 1e3:.3f} ms | "
             f"{t['tops_per_w']:.2f} TOPS/W ({t['tops_per_w_on_chip']:.2f} on chip, without DRAM) | "
             f"{t['tops']:.3f} TOPS | {t['fps']:.1f} FPS | "
@@ -59,7 +67,8 @@ def totals_line(report: dict) -> str:
                if t["column_split_layers"] else "")
             + "".join(f" | {x['name']}: mapped within {', '.join(f'{k} {v:.0f} b' for k, v in b.items())} "
                       "(AccelForge's mapper undersized a tile)"
-                      for x in report["layers"] if (b := x.get("memory_budget_bits"))))
+                      for x in budgets[:5] if (b := x["memory_budget_bits"]))
+            + (f" | {len(budgets) - 5} more such layers (see report.json)" if len(budgets) > 5 else ""))
 
 
 def _markdown(report: dict, tables: Tables | None = None) -> str:
@@ -67,6 +76,8 @@ def _markdown(report: dict, tables: Tables | None = None) -> str:
     lines = [f"# {report['workload']} on {report['system']}", "", totals_line(report), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    if note := aggregation_note(len(report["layers"])):
+        lines += ["", note]
     lines += ["", "## Energy by component", "", "| component | energy (uJ) | share |", "|---|---|---|"]
     total = report["totals"]["energy_j"]
     for c, e in sorted(report["energy_by_component"].items(), key=lambda kv: -kv[1]):
@@ -92,11 +103,12 @@ def _png(report: dict) -> bytes:
     import matplotlib.pyplot as plt
 
     comps = [c for c, e in sorted(report["energy_by_component"].items(), key=lambda kv: -kv[1]) if e > 0]
-    names = [x["name"] for x in report["layers"]]
+    layers = plot_bars(report["layers"])  # at most MAX_LAYERS_PLOTTED bars and "other"
+    names = [x["name"] for x in layers]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4.5))
     bottom = [0.0] * len(names)
     for c in comps:
-        vals = [x["energy_by_component"].get(c, 0.0) * 1e6 for x in report["layers"]]
+        vals = [x["energy_by_component"].get(c, 0.0) * 1e6 for x in layers]
         ax.bar(names, vals, bottom=bottom, label=c)
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_ylabel("energy (uJ)")
@@ -111,6 +123,7 @@ def _png(report: dict) -> bytes:
 
 
 def write_all(report: dict, tables: Tables, out: Path) -> list[Path]:
+    """Write the report's seven files into ``out``; their paths."""
     files = {
         "report.json": json.dumps(report, indent=2, allow_nan=False),
         "layers.csv": _csv(report),

@@ -23,6 +23,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+def Number(**bounds: float) -> Any:  # noqa: N802 (reads as a type)
+    """A finite float within ``bounds`` (pydantic's ``ge``, ``gt``, ``le``, ``lt``). Strict: an
+    integer is a number (1 for 1.0), but ``true`` or ``"16"`` is not, where lax pydantic would
+    read ``voltage_v: true`` as 1.0 V and a quoted "16" as 16."""
+    return Annotated[float, Field(strict=True, **bounds)]
+
+
 def Bounded(lo: int = 1, hi: int = 2**20) -> Any:  # noqa: N802 (reads as a type)
     """An integer in ``lo..hi``: far beyond any real macro or layer, but small enough that
     the models and the mapper never see absurd sizes."""
@@ -40,6 +47,7 @@ UNIT_HINTS = (
 )
 
 MAX_ECHO = 60  # characters of a user's value quoted back in a message
+MAX_PROBLEMS = 20  # problems listed for one file; the rest are counted (100,000 bad keys stay fast to report)
 
 
 def clip(text: str, limit: int = 200) -> str:
@@ -50,6 +58,19 @@ def clip(text: str, limit: int = 200) -> str:
 def short(value: Any, limit: int = MAX_ECHO) -> str:
     """``repr(value)``, cut to ``limit`` characters so a message never echoes a whole input."""
     return clip(repr(value), limit)
+
+
+def capped(problems: list[Problem], limit: int = MAX_PROBLEMS) -> list[Problem]:
+    """The first ``limit`` problems and one line counting the rest, so that a file with
+    100,000 bad keys is refused as quickly, and as readably, as one with three."""
+    if len(problems) <= limit:
+        return problems
+    return problems[:limit] + [more(problems[limit].file, len(problems) - limit)]
+
+
+def more(file: str, n: int) -> Problem:
+    """The line standing for ``n`` problems not listed."""
+    return Problem(file, "", f"and {n:,} more problem{'s' if n != 1 else ''} not listed (fix the ones above first)")
 
 
 def dotted(loc: tuple) -> str:
@@ -123,6 +144,19 @@ _WANTED = {  # pydantic error type -> what the user should write, in the spec's 
 }
 
 
+_NUMBER_ERRORS = {"int_type", "int_parsing", "int_from_float", "float_type", "float_parsing"}
+
+
+def _got(value: Any) -> str:
+    """A found value in the spec's words: a boolean or a string where a number belongs is
+    named as such (``true`` is not 1, ``"16"`` is not 16)."""
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, str):
+        return f"a string ({short(value)})"
+    return short(value)
+
+
 def _expected(e: dict) -> str:
     form = _WANTED.get(e["type"])
     if form is None:
@@ -131,31 +165,39 @@ def _expected(e: dict) -> str:
 
 
 def problems_from(err: ValidationError, file: str, data: Any, model: type[BaseModel],
-                  prefix: str = "") -> list[Problem]:
+                  prefix: str = "", limit: int = MAX_PROBLEMS) -> list[Problem]:
     """One Problem per bad field of ``data`` (validated as ``model``): the dotted path, what
-    was expected and what was found. Union members' errors at one path are merged."""
+    was expected and what was found. Union members' errors at one path are merged. At most
+    ``limit`` fields are described (closest-key suggestions cost a difflib search each); the
+    rest are counted in one line."""
     by_path: dict[tuple, list[dict]] = {}
     for e in err.errors():
         by_path.setdefault(_real_loc(e["loc"], data), []).append(e)
-    out = []
-    for loc, errs in by_path.items():
-        path = dotted(loc)
-        if prefix:
-            path = f"{prefix}.{path}" if path else prefix
-        kinds = {e["type"] for e in errs}
-        if "missing" in kinds:
-            missing = sorted({str(e["loc"][-1]) for e in errs if e["type"] == "missing"})
-            for key in missing:
-                out.append(Problem(file, f"{path}.{key}" if path else key, "required field is missing"))
-        elif "extra_forbidden" in kinds:
-            # pydantic puts the unknown key itself last in loc; _real_loc kept it
-            key = str(loc[-1]) if loc else ""
-            near = difflib.get_close_matches(key, sorted(_keys_at(model, loc[:-1])), n=1)
-            msg = "unknown key" + (f"; did you mean {near[0]!r}?" if near else
-                                   f" (valid here: {', '.join(sorted(_keys_at(model, loc[:-1])))})")
-            out.append(Problem(file, path, msg))
-        else:
-            wanted = " or ".join(dict.fromkeys(_expected(e) for e in errs))
-            out.append(Problem(file, path, f"expected {wanted}, got {short(errs[0].get('input'))}"
-                               + _hint(loc)))
+    out: list[Problem] = []
+    for n, (loc, errs) in enumerate(by_path.items()):
+        if len(out) >= limit:
+            return out + [more(file, len(by_path) - n)]
+        out += _problems_at(loc, errs, file, model, prefix)
     return out
+
+
+def _problems_at(loc: tuple, errs: list[dict], file: str, model: type[BaseModel], prefix: str) -> list[Problem]:
+    """The Problems of one path of the user's data, from pydantic's errors there."""
+    path = dotted(loc)
+    if prefix:
+        path = f"{prefix}.{path}" if path else prefix
+    kinds = {e["type"] for e in errs}
+    if "missing" in kinds:
+        missing = sorted({str(e["loc"][-1]) for e in errs if e["type"] == "missing"})
+        return [Problem(file, f"{path}.{key}" if path else key, "required field is missing") for key in missing]
+    if "extra_forbidden" in kinds:
+        # pydantic puts the unknown key itself last in loc; _real_loc kept it
+        key = str(loc[-1]) if loc else ""
+        valid = sorted(_keys_at(model, loc[:-1]))
+        near = difflib.get_close_matches(key, valid, n=1)
+        return [Problem(file, path, "unknown key" + (f"; did you mean {near[0]!r}?" if near else
+                                                     f" (valid here: {', '.join(valid)})"))]
+    wanted = " or ".join(dict.fromkeys(_expected(e) for e in errs))
+    found = errs[0].get("input")
+    got = _got(found) if kinds & _NUMBER_ERRORS else short(found)
+    return [Problem(file, path, f"expected {wanted}, got {got}" + _hint(loc))]

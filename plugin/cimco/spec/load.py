@@ -8,6 +8,7 @@ the first problem: a :class:`SpecError` lists all of them with file and dotted p
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from cimco.errors import Problem, SpecError
-from cimco.spec._base import clip, problems_from, short
+from cimco.spec._base import capped, clip, problems_from, short
 from cimco.spec.macro import MacroSpec
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
@@ -26,6 +27,7 @@ KINDS = {"macro": MacroSpec, "system": SystemSpec, "workload": WorkloadSpec}
 MAX_SPEC_BYTES = 4 * 2**20  # the largest bundled spec is ~30 kB
 MAX_YAML_NODES = 1_000_000  # after alias expansion: a ~1000-layer workload is ~50,000
 MAX_YAML_DEPTH = 32  # the specs nest 4 levels
+MAX_INT_CHARS = 4000  # an integer literal longer is refused before int() (which refuses over 4300 digits)
 
 
 def read_regular(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
@@ -56,8 +58,9 @@ def read_regular(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
 
 
 def _node_problems(root: yaml.Node, file: str) -> list[Problem]:
-    """Bound the document before building it: expanded size (alias bombs), depth, and
-    duplicate keys (PyYAML keeps the last silently)."""
+    """Bound the document before building it: expanded size (alias bombs), depth, integer
+    literals (Python's int() refuses over 4300 digits), and duplicate keys (PyYAML keeps the
+    last silently)."""
     size: dict[int, int] = {}
     open_: set[int] = set()
     problems: list[Problem] = []
@@ -71,6 +74,9 @@ def _node_problems(root: yaml.Node, file: str) -> list[Problem]:
             raise _Bound(f"an alias refers to its own anchor at {where or 'top level'} (recursive data)")
         open_.add(id(node))
         n = 1
+        if node.tag == INT_TAG and len(node.value) > MAX_INT_CHARS:
+            problems.append(Problem(file, clip(where), f"an integer of {len(node.value):,} characters (line "
+                                    f"{node.start_mark.line + 1}); cimco reads at most {MAX_INT_CHARS}"))
         if isinstance(node, yaml.SequenceNode):
             for i, child in enumerate(node.value):
                 n += walk(child, depth + 1, f"{where}[{i}]")
@@ -102,6 +108,34 @@ class _Bound(Exception):
     pass
 
 
+INT_TAG = "tag:yaml.org,2002:int"
+
+
+class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """PyYAML's safe loader, on libyaml when present (it parses several times faster, and a
+    multi-megabyte spec is refused in seconds), reading ``1e-15`` and ``1.0e11`` as numbers as
+    YAML 1.2 does (YAML 1.1 wants a dot and a signed exponent, else they are text). Numbers
+    are strict in the specs, so a quoted "16" stays text and is refused, while these stay
+    numbers."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
+
+
+def _unprintable(text: str, file: str) -> Problem | None:
+    """The first character YAML does not allow (a control character), with its line and column.
+    PyYAML's reader checks the same, but says neither line nor column (libyaml: a byte offset)."""
+    found = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if found is None:
+        return None
+    pos = found.start()
+    line, column = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+    return Problem(file, "", f"control character {ord(text[pos]):#04x} at line {line}, column {column}: not "
+                             f"allowed in YAML (a spec must be a YAML text file)")
+
+
 def _bracket_depth(text: str) -> int:
     """Deepest nesting of flow brackets, counted on the raw text (quotes ignored: an upper
     bound, used only to refuse absurd depths before parsing)."""
@@ -126,14 +160,17 @@ def parse_yaml(data: bytes, file: str) -> Any:
         raise SpecError([Problem(file, "", "contains NUL bytes: a spec must be a YAML text file")])
     if _bracket_depth(text) > 4 * MAX_YAML_DEPTH:  # PyYAML would take seconds to find out
         raise SpecError([Problem(file, "", f"refused: nested deeper than {MAX_YAML_DEPTH} levels")])
-    loader = yaml.SafeLoader(text)
+    unprintable = _unprintable(text, file)
+    if unprintable:
+        raise SpecError([unprintable])
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         problems = _node_problems(node, file)
         if problems:
-            raise SpecError(problems)
+            raise SpecError(capped(problems))
         return loader.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -142,6 +179,8 @@ def parse_yaml(data: bytes, file: str) -> Any:
         raise SpecError([Problem(file, "", f"YAML syntax error{where}: {clip(problem)}")]) from None
     except RecursionError:
         raise SpecError([Problem(file, "", f"refused: nested deeper than {MAX_YAML_DEPTH} levels")]) from None
+    except (ValueError, OverflowError):  # a value the constructors cannot build, e.g. a date 2001-13-45
+        raise SpecError([Problem(file, "", "a value cannot be read as YAML data")]) from None
     finally:
         loader.dispose()
 
@@ -158,14 +197,36 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def not_a_spec(data: dict[str, Any], kind: str, file: str) -> Problem | None:
+    """A Problem when ``data`` (a mapping read where a ``kind`` spec belongs) is no cimco spec:
+    no ``kind:`` key and most of its keys unknown, e.g. a path pointing at /etc/passwd or a
+    config file. Only its first key, shortened, is quoted: listing every line as an unknown
+    key would echo a file the user may not mean to show."""
+    if "kind" in data:
+        return None
+    fields = KINDS[kind].model_fields
+    unknown = sum(k not in fields for k in data)
+    if 2 * unknown <= len(data):
+        return None
+    return Problem(file, "", f"not a cimco {kind} spec: no `kind:` key, and {unknown:,} of its {len(data):,} "
+                             f"top-level keys are not {kind} keys (the first is {short(next(iter(data)), 40)})")
+
+
 def _inline_macro(data: dict[str, Any], path: Path) -> dict[str, Any]:
     """A system's ``macro:`` may name a macro YAML beside it; read it in. A bad macro file
     is reported with both the system file's key and the macro file."""
     ref = data.get("macro")
     if not isinstance(ref, str):
         return data
+    file = clip(str(path.parent / ref))
     try:
         macro = read_yaml(path.parent / ref)
+        wrong = macro.get("kind", "macro")
+        if wrong != "macro":
+            raise SpecError([Problem(file, "", f"expected a macro spec, got kind {short(wrong, 40)}")])
+        problem = not_a_spec(macro, "macro", file)
+        if problem:
+            raise SpecError([problem])
     except SpecError as e:
         raise SpecError([Problem(clip(str(path)), "macro", f"macro file {clip(repr(ref))}: "
                                  f"{p.path + ': ' if p.path else ''}{p.message}") for p in e.problems]) from None
@@ -182,14 +243,17 @@ def load(path: str | Path, kind: str | None = None) -> MacroSpec | SystemSpec | 
         raise SpecError([Problem(file, "kind", f"expected one of {', '.join(KINDS)}, got {short(k)}")])
     if kind is not None and k != kind:
         raise SpecError([Problem(file, "kind", f"expected {kind!r}, got {k!r}")])
+    problem = not_a_spec(data, k, file)
+    if problem:
+        raise SpecError([problem])
     macro_file = data.get("macro") if k == "system" and isinstance(data.get("macro"), str) else None
     if macro_file:
         data = _inline_macro(data, path)
     try:
         spec = KINDS[k].model_validate(data)
-        problems = spec.macro.check(file, "macro") if isinstance(spec, SystemSpec) else spec.check(file)
+        problems = capped(spec.macro.check(file, "macro") if isinstance(spec, SystemSpec) else spec.check(file))
     except ValidationError as e:
-        problems = problems_from(e, file, data, KINDS[k])
+        problems = problems_from(e, file, data, KINDS[k])  # capped too
     if macro_file:  # say which file a macro problem is in
         problems = [Problem(p.file, p.path, f"(in macro file {short(macro_file)}) {p.message}")
                     if p.path.startswith("macro") else p for p in problems]

@@ -9,44 +9,62 @@ shift-added across bit slices. ``cimco specs schema`` prints every field with it
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag
+from pydantic import AfterValidator, Discriminator, Field, Tag
 
 from cimco.errors import Problem
 from cimco.parts import FAMILY_PARTS
-from cimco.spec._base import Bounded, Strict
+from cimco.spec._base import Bounded, Number, Strict
 
 # Physical quantities in SI units, finite, in ranges no real SRAM CIM design leaves (a value
 # outside is a unit mistake far more often than a design: 65 meaning 65 nm, say).
-Metres = Annotated[float, Field(ge=1e-9, le=1e-6)]  # technology node: 1 nm .. 1 um
-Volts = Annotated[float, Field(ge=0.1, le=5.0)]
-Seconds = Annotated[float, Field(ge=1e-12, le=1e-3)]  # one array cycle: 1 ps .. 1 ms
+Metres = Number(ge=1e-9, le=1e-6)  # technology node: 1 nm .. 1 um
+Volts = Number(ge=0.1, le=5.0)
+Seconds = Number(ge=1e-12, le=1e-3)  # one array cycle: 1 ps .. 1 ms
+
+# The least energy of any bit operation: the Landauer limit kT ln 2 at T = 300 K, 2.87e-21 J
+# (R. Landauer, "Irreversibility and heat generation in the computing process", IBM J. Res.
+# Dev. 5(3), 1961). A non-zero energy below it is a unit mistake, and one so small that it is
+# subnormal turns efficiencies (1 / energy) into inf, which no report can hold.
+LANDAUER_J = 1.380649e-23 * 300.0 * math.log(2)
+# The least area of anything on a chip: 1 nm^2. A smaller non-zero area is a unit mistake (and
+# 1 / area of a subnormal one overflows a float).
+MIN_AREA_M2 = 1e-18
+
+
+def _zero_or_physical(joules: float) -> float:
+    """``joules`` if it is 0 or at least the Landauer limit."""
+    if 0.0 < joules < LANDAUER_J:
+        raise ValueError(f"0 or at least {LANDAUER_J:.3g} J (the Landauer limit kT ln 2 at 300 K)")
+    return joules
 
 
 class Sourced(Strict):
     """A number with where it came from (a citation, a measurement or ``assumed``)."""
 
-    value: Annotated[float, Field(ge=0.0)]
+    value: Number(ge=0.0)
     source: str = Field(min_length=1, max_length=2000)
 
 
 class Joules(Sourced):
-    """An energy per action or per bit: 0 .. 1 nJ (one access of anything on a chip)."""
+    """An energy per action or per bit: 0, or the Landauer limit .. 1 nJ (one access of
+    anything on a chip)."""
 
-    value: Annotated[float, Field(ge=0.0, le=1e-9)]
+    value: Annotated[Number(ge=0.0, le=1e-9), AfterValidator(_zero_or_physical)]
 
 
 class SquareMetres(Sourced):
-    """An area: above 0 and at most 1000 mm^2 (beyond the largest reticle)."""
+    """An area: 1 nm^2 .. 1000 mm^2 (beyond the largest reticle)."""
 
-    value: Annotated[float, Field(gt=0.0, le=1e-3)]
+    value: Number(ge=MIN_AREA_M2, le=1e-3)
 
 
 class Factor(Sourced):
     """A calibration factor on a model's energy: 1e-3 .. 1e3."""
 
-    value: Annotated[float, Field(ge=1e-3, le=1e3)]
+    value: Number(ge=1e-3, le=1e3)
 
 
 class BitRange(Strict):

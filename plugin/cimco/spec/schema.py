@@ -115,6 +115,7 @@ def markdown() -> str:
                 continue
             lines.append(f"| `{path}` | {t} | {unit} | {default} | {' '.join(desc.split())} |")
         lines.append("")
-    lines += ["Sourced numbers: `Joules` 0..1e-9 J, `SquareMetres` (0, 1e-3] m^2, `Factor` 1e-3..1e3, "
+    lines += ["Sourced numbers: `Joules` 0 or 2.87e-21..1e-9 J (at least the Landauer limit kT ln 2 at "
+              "300 K), `SquareMetres` 1e-18..1e-3 m^2, `Factor` 1e-3..1e3, "
               "plain sourced >= 0; `source` is 1..2000 characters.", ""]
     return "\n".join(lines)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from cimco.spec._base import Bounded, Strict
+from cimco.spec._base import Bounded, Number, Strict
 from cimco.spec.macro import Joules, MacroSpec, SquareMetres
 
-BitsPerSecond = Annotated[float, Field(ge=1e3, le=1e16)]  # 1 kb/s .. 10 Pb/s
+BitsPerSecond = Number(ge=1e3, le=1e16)  # 1 kb/s .. 10 Pb/s
 
 
 class DramSpec(Strict):

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from cimco.errors import Problem
-from cimco.spec._base import Bounded, Strict
+from cimco.spec._base import Bounded, Number, Strict
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -39,7 +39,7 @@ class Sparsity(Strict):
 
     mask: str | None = Field(default=None, min_length=1, max_length=1000)
     pattern: Pattern | None = None
-    density: float | None = Field(default=None, ge=0.0, le=1.0)
+    density: Number(ge=0.0, le=1.0) | None = None
     n: Bounded(1, 1024) | None = None
     m: Bounded(1, 1024) | None = None
     seed: Bounded(0, 2**63 - 1) = 0
@@ -81,7 +81,7 @@ class Layer(Strict):
     repeat: Bounded(1, 2**20) = 1  # the layer runs this many times per inference
     sparsity: Sparsity | None = None
     # Fraction of non-zero inputs (activations) entering the layer; zeros are gated.
-    input_density: float = Field(default=1.0, gt=0.0, le=1.0)
+    input_density: Number(gt=0.0, le=1.0) = 1.0
     # The dataflow graph (for on-chip residency of activations). ``inputs``: earlier layers
     # whose outputs make this layer's input through ops with no macro work (activations,
     # pooling, adds, concatenation); [] is the network's input; omitted means the previous
@@ -183,7 +183,7 @@ class WorkloadSpec(Strict):
 
     def check(self, file: str) -> list[Problem]:
         out = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}  # name -> index of its first layer: one lookup per reference
         for i, layer in enumerate(self.layers):
             out += layer.check(file, f"layers[{i}]")
             for what in ("inputs", "residual"):
@@ -192,8 +192,9 @@ class WorkloadSpec(Strict):
                         out.append(Problem(file, f"layers[{i}].{what}[{j}]", f"layer {layer.name!r}: expected "
                                            f"the name of an earlier layer, got {ref!r}"))
             if layer.name in seen:
-                out.append(Problem(file, f"layers[{i}].name", f"duplicate layer name {layer.name!r}"))
-            seen.add(layer.name)
+                out.append(Problem(file, f"layers[{i}].name", f"duplicate layer name {layer.name!r} (first "
+                                   f"at layers[{seen[layer.name]}])"))
+            seen.setdefault(layer.name, i)
         return out
 
     def producers(self, i: int) -> list[str]:

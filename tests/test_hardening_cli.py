@@ -1,0 +1,223 @@
+"""Findings of an outside fuzz run of the CLI (issue 19): each exits 2 with the flag, file or
+field named, no upstream text or traceback, nothing written outside OUT and nothing
+half-written."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cimco.cli import main
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEM = str(ROOT / "arch_specs/mars_system.yaml")
+TINY = """\
+kind: workload
+name: tiny
+source: test
+layers:
+  - {name: fc, type: linear, in_channels: 32, out_channels: 10}
+"""
+
+
+def _run(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "pydantic" not in err and "internal error" not in err
+    return code, err
+
+
+def _tree(d: Path) -> dict[str, bytes]:
+    """Every file under ``d`` (relative path -> bytes)."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".", "", "a\x00b", "-x", "a\\b", "x" * 201])
+def test_export_name_is_a_plain_file_name(tmp_path: Path, capsys, name: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    code, err = _run(capsys, "export", "--model", "resnet20_cifar", f"--name={name}", "--out", str(work / "OUT"))
+    assert code == 2 and "--name" in err and "plain file name" in err
+    assert list(tmp_path.rglob("*")) == [work]  # nothing written, OUT not even made
+
+
+@pytest.mark.parametrize("bits", ["99,99,99", "0,8,8", "8,8", "8,8,33", "a,b,c", "\u00b2,8,8", "9" * 5000 + ",8,8"])
+def test_export_bits_out_of_range(tmp_path: Path, capsys, bits: str) -> None:
+    code, err = _run(capsys, "export", "--model", "resnet20_cifar", "--bits", bits, "--out", str(tmp_path / "OUT"))
+    assert code == 2 and "--bits" in err and "from 1 to 32" in err
+    assert not (tmp_path / "OUT").exists()
+
+
+@pytest.mark.parametrize("shape, count", [("1,3,100000,100000", "30,000,000,000"),
+                                          ("1,3,8192,8192", "201,326,592"),
+                                          ("1," + "9" * 2000 + ",9", "over 2^")])
+def test_export_input_shape_too_large(tmp_path: Path, capsys, shape: str, count: str) -> None:
+    code, err = _run(capsys, "export", "--model", "resnet20_cifar", "--input-shape", shape,
+                     "--out", str(tmp_path / "OUT"))
+    assert code == 2 and "--input-shape" in err and count in err and "67,108,864" in err
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_lrmp_layer_too_large_for_the_spatial_model(tmp_path: Path, capsys) -> None:
+    w = tmp_path / "big.yaml"
+    w.write_text(TINY.replace("in_channels: 32, out_channels: 10", "in_channels: 1048576, out_channels: 1048576"))
+    code, err = _run(capsys, "lrmp", "--system", SYSTEM, "--workload", str(w), "--out", str(tmp_path / "OUT"))
+    assert code == 2
+    assert "big.yaml: layers[0]" in err and "'fc'" in err and "1,099,511,627,776" in err and "134,217,728" in err
+    assert not (tmp_path / "OUT").exists()
+
+
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(a clean `cimco map` of TINY, its cache dir)."""
+    d = tmp_path_factory.mktemp("mapped")
+    (d / "tiny.yaml").write_text(TINY)
+    assert main(["map", "--system", SYSTEM, "--workload", str(d / "tiny.yaml"), "--out", str(d / "OUT"),
+                 "--cache-dir", str(d / "cache"), "--quiet", "--jobs", "1"]) == 0
+    return d / "OUT", d / "cache"
+
+
+def _edited(tmp_path: Path, mapped: tuple[Path, Path], edit) -> Path:
+    d = tmp_path / "rep"
+    d.mkdir()
+    report = json.loads((mapped[0] / "report.json").read_text())
+    edit(report)
+    (d / "report.json").write_text(json.dumps(report))  # NaN and Infinity as Python writes them
+    return d
+
+
+def _set(path: str, value):
+    """An edit setting the dotted ``path`` (list indices as numbers) of a report."""
+    def edit(report: dict) -> None:
+        *head, last = [int(k) if k.isdigit() else k for k in path.split(".")]
+        for k in head:
+            report = report[k]
+        if value is KeyError:
+            del report[last]
+        else:
+            report[last] = value
+    return edit
+
+
+@pytest.mark.parametrize("path, value, words", [
+    ("totals.energy_j", -1.0, "totals.energy_j: expected a finite number above 0, got -1.0"),
+    ("totals.energy_j", 0, "totals.energy_j: expected a finite number above 0, got 0"),  # was ZeroDivisionError
+    ("layers.0.energy_j", 0.0, "layers[0].energy_j: expected a finite number above 0"),
+    ("layers.0.latency_s", float("nan"), "layers[0].latency_s: expected a finite number, got nan"),
+    ("totals.fps", float("inf"), "totals.fps: expected a finite number, got inf"),
+    ("layers.0.energy_by_component.ADC", float("-inf"), "energy_by_component.ADC: expected a finite number, got -inf"),
+    ("totals.dense_macs", 10**400, "totals.dense_macs: expected a finite number at least 0, got a huge number"),
+    ("totals", {}, "totals.energy_j: required field is missing"),
+    ("totals.latency_s", -2e-9, "totals.latency_s: expected a finite number at least 0"),
+    ("totals.tops", KeyError, "totals.tops: required field is missing"),
+    ("totals.mode", 3, "totals.mode: expected text, got int"),
+    ("totals.dense_macs", 1.5, "totals.dense_macs: expected an integer, got float"),
+    ("layers.0.dense_macs", True, "layers[0].dense_macs: expected an integer, got bool"),
+    ("layers.0.bits", [8, 8, 8], "layers[0].bits: expected an object, got list"),
+    ("energy_by_component.DRAM", -1, "energy_by_component.DRAM: expected a finite number at least 0"),
+    ("layers", {}, "layers: expected a list, got dict"),
+], ids=lambda v: str(v)[:40])
+def test_report_checks_an_edited_report(tmp_path: Path, capsys, mapped, path, value, words) -> None:
+    d = _edited(tmp_path, mapped, _set(path, value))
+    code, err = _run(capsys, "report", str(d))
+    assert code == 2 and f"{d / 'report.json'}" in err and words in err
+
+
+def test_report_lists_every_bad_value_capped(tmp_path: Path, capsys, mapped) -> None:
+    def edit(report: dict) -> None:
+        report["totals"]["area_m2"] = -1
+        report["totals"]["tops"] = -1
+        report["layers"] = report["layers"] * 30
+        for x in report["layers"]:
+            x["latency_s"] = -1
+    code, err = _run(capsys, "report", str(_edited(tmp_path, mapped, edit)))
+    assert code == 2 and "totals.area_m2" in err and "totals.tops" in err and "layers[17].latency_s" in err
+    assert "layers[18].latency_s" not in err and "and 12 more" in err
+
+
+@pytest.mark.parametrize("text, words", [("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+                                         ('{"totals": 1e400}', "totals: expected a finite number, got inf"),
+                                         ('{"a": [{"b": NaN}, -Infinity]}', "a[0].b: expected a finite number"),
+                                         ("[1, 2]", "expected a JSON object at top level")])
+def test_report_hostile_json(tmp_path: Path, capsys, text: str, words: str) -> None:
+    (tmp_path / "report.json").write_text(text)
+    code, err = _run(capsys, "report", str(tmp_path))
+    assert code == 2 and "report.json" in err and words in err
+
+
+def test_report_of_a_clean_map_still_prints(capsys, mapped) -> None:
+    assert main(["report", str(mapped[0])]) == 0
+    assert "TOTAL" in capsys.readouterr().out
+
+
+def _disk_fills(monkeypatch: pytest.MonkeyPatch, out: Path, after: int) -> None:
+    """Make the write of every atomic temp file under ``out`` after the first ``after`` fail
+    half-way with ENOSPC, as on a full disk."""
+    real = os.fdopen
+    calls = [0]
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def fdopen(fd, *args, **kwargs):
+        f = real(fd, *args, **kwargs)
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        if not (target.startswith(str(out)) and target.endswith(".tmp")):
+            return f
+        calls[0] += 1
+        return Full(f) if calls[0] > after else f
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+
+
+def test_export_disk_full(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = tmp_path / "w.yaml"
+    w.write_text(TINY.replace("layers:", "layers:\n  - {name: c, type: conv, in_channels: 3, out_channels: 8, "
+                              "input_hw: [8, 8], kernel: 3}"))
+    args = ["export", "--workload", str(w), "--out"]
+    assert main(args + [str(tmp_path / "clean")]) == 0
+    out = (tmp_path / "OUT").absolute()
+    _disk_fills(monkeypatch, out, after=1)
+    code, err = _run(capsys, *args, str(out))
+    assert code == 2 and "no space left on device" in err and f"{out / 'timeloop'}/" in err
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # no half-written file left
+    monkeypatch.undo()  # space freed
+    assert main(args + [str(out)]) == 0
+    assert _tree(out) == _tree(tmp_path / "clean")
+
+
+def test_map_disk_full(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, mapped) -> None:
+    clean, cache = mapped
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    out = (tmp_path / "OUT").absolute()
+    args = ["map", "--system", SYSTEM, "--workload", str(tmp_path / "tiny.yaml"), "--out", str(out),
+            "--cache-dir", str(tmp_path / "cache"), "--quiet", "--jobs", "1"]
+    shutil.copytree(cache, tmp_path / "cache")  # the layer is cached: only the report is written
+    _disk_fills(monkeypatch, out, after=2)
+    code, err = _run(capsys, *args)
+    assert code == 2 and "no space left on device" in err and str(out) in err
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert sorted(_tree(out)) == sorted(_tree(clean))
+    again, first = json.loads((out / "report.json").read_text()), json.loads((clean / "report.json").read_text())
+    assert again["totals"] == first["totals"]
