@@ -221,3 +221,43 @@ def test_map_disk_full(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, 
     assert sorted(_tree(out)) == sorted(_tree(clean))
     again, first = json.loads((out / "report.json").read_text()), json.loads((clean / "report.json").read_text())
     assert again["totals"] == first["totals"]
+
+
+# --- found by scripts/fuzz_specs.py on these entry points -----------------------------------
+
+@pytest.mark.parametrize("model, words", [
+    ("collections:OrderedDict", "OrderedDict() returned a OrderedDict, not a torch.nn.Module"),
+    ("os:getcwd", "getcwd() returned a str, not a torch.nn.Module"),
+    ("nosuchmodule_xyz:f", "cannot import module 'nosuchmodule_xyz' (ModuleNotFoundError; is it on PYTHONPATH?)"),
+    ("math:pi", "module 'math' has no callable 'pi'"),
+    ("json:loads", "calling loads() failed (TypeError)"),
+])
+def test_export_model_that_is_not_a_module(tmp_path: Path, capsys, model: str, words: str) -> None:
+    code, err = _run(capsys, "export", "--model", model, "--input-shape", "1,3,8,8", "--out", str(tmp_path / "OUT"))
+    assert code == 2 and f"--model {model!r}: {words}" in err
+
+
+def test_export_seed_beyond_what_torch_takes(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["export", "--model", "resnet20_cifar", "--seed", "9" * 20, "--out", str(tmp_path / "OUT")])
+    assert e.value.code == 2 and "--seed: expected a whole number from 0 to 2^63-1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, words", [("layer,bits,loss\nf\rc,8,0.1\n", "line 2: not CSV: new-line character"),
+                                         ("layer,bits,loss\n", "no rows: expected a CSV"),
+                                         ("", "no rows: expected a CSV")])
+def test_lrmp_sensitivity_that_is_not_a_table(tmp_path: Path, capsys, text: str, words: str) -> None:
+    (tmp_path / "w.yaml").write_text(TINY)
+    (tmp_path / "s.csv").write_text(text)
+    code, err = _run(capsys, "lrmp", "--system", SYSTEM, "--workload", str(tmp_path / "w.yaml"),
+                     "--sensitivity", str(tmp_path / "s.csv"), "--out", str(tmp_path / "OUT"))
+    assert code == 2 and f"s.csv: {words}" in err
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_sweep_problems_are_capped(tmp_path: Path, capsys) -> None:
+    (tmp_path / "w.yaml").write_text(TINY)
+    (tmp_path / "s.yaml").write_text(f"kind: sweep\nsystem: {SYSTEM}\nworkload: w.yaml\n"
+                                     f"grid:\n  macro.adc_bits: [{', '.join(str(-i) for i in range(1, 200))}]\n")
+    code, err = _run(capsys, "sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "OUT"))
+    assert code == 2 and "and 179 more problems not listed" in err and len(err) < 20_000

@@ -278,9 +278,20 @@ def _load_model(spec: str, shape: tuple[int, ...] | None, example: str, seed: in
         raise ExportError(f"--model {spec!r}: not a zoo model ({', '.join(zoo.ZOO)}) "
                           f"and not of the form module:callable")
     try:
-        model = getattr(importlib.import_module(mod_name), attr)()
+        module = importlib.import_module(mod_name)
+    except Exception as e:  # the user's code, or no such module
+        raise ExportError(f"--model {spec!r}: cannot import module {mod_name!r} ({type(e).__name__}; is it on "
+                          f"PYTHONPATH?)") from None
+    if not callable(build := getattr(module, attr, None)):
+        raise ExportError(f"--model {spec!r}: module {mod_name!r} has no callable {attr!r}")
+    try:
+        model = build()
     except Exception as e:  # the user's code
-        raise ExportError(f"--model {spec!r}: cannot build the model: {type(e).__name__}: {e}") from None
+        raise ExportError(f"--model {spec!r}: calling {attr}() failed ({type(e).__name__}): {str(e)[:200]}") from None
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise ExportError(f"--model {spec!r}: {attr}() returned a {type(model).__name__}, not a torch.nn.Module")
     if shape is None:
         raise ExportError(f"--model {spec!r}: give --input-shape (e.g. 1,3,32,32)")
     return model, example_input(shape, example, seed), attr, False
@@ -444,6 +455,13 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a random seed torch takes (0 to 2^63-1)."""
+    if not text.strip().isdigit() or len(text.strip()) > 19 or int(text) >= 2**63:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 2^63-1, got {text[:40]!r}")
+    return int(text)
+
+
 def _positive(text: str) -> float:
     """An argparse type: a finite number > 0."""
     import math
@@ -524,7 +542,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--example", choices=["random", "zeros"], default="random",
                    help="example input values: random normal from --seed (default) or zeros; "
                    "data-dependent branches follow it")
-    e.add_argument("--seed", type=int, default=0, help="seed of the random example input (default 0)")
+    e.add_argument("--seed", type=_seed, default=0, help="seed of the random example input, 0 to 2^63-1 (default 0)")
     e.add_argument("--masks", action=argparse.BooleanOptionalAction, default=None,
                    help="reference the weights' exact zeros as masks (default: on for module:callable, "
                    "off for zoo models, whose weights are a random init)")

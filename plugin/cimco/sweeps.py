@@ -44,7 +44,7 @@ from pydantic import Field, ValidationError
 
 from cimco.errors import LimitError, MappingError, Problem, SpecError
 from cimco.pipeline import unmappable
-from cimco.spec._base import Strict, _models_in, clip, problems_from, short
+from cimco.spec._base import Strict, _models_in, capped, clip, problems_from, short
 from cimco.spec.load import check_fit, read_yaml
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Layer, WorkloadSpec
@@ -193,7 +193,7 @@ def load(path: str | Path, max_points: int = MAX_POINTS) -> tuple[SweepSpec, lis
     bad = {k: _path_problem(k) for k in keys}
     problems = [Problem(file, k, why) for k, why in bad.items() if why]
     if problems:
-        raise SpecError(problems)
+        raise SpecError(capped(problems))
     bases: dict[tuple[str, str], dict] = {}
 
     def base(kind: str, rel: Any) -> dict:
@@ -240,7 +240,7 @@ def load(path: str | Path, max_points: int = MAX_POINTS) -> tuple[SweepSpec, lis
         if system and workload and not p1 + p2 + p3:
             points.append(Point(i, combo, system, workload, str((path.parent / wl_file).resolve())))
     if problems:
-        raise SpecError(problems)
+        raise SpecError(capped(problems))
     for p in points:
         _hash(p)
     return spec, points
@@ -318,8 +318,7 @@ def _read_done(path: Path) -> dict[str, dict]:
         else:
             done[rec["hash"]] = rec
     if problems:
-        raise SpecError(problems[:20] + ([Problem(clip(str(path)), "", f"and {len(problems) - 20} more lines")]
-                                         if len(problems) > 20 else []))
+        raise SpecError(capped(problems))
     return done
 
 

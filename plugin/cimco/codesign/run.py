@@ -58,7 +58,14 @@ def read_sensitivity(path: str | Path) -> Sensitivity:
     except UnicodeDecodeError:
         raise SpecError([Problem(file, "", "not UTF-8 text: expected a CSV with columns layer,bits,loss")]) from None
     reader = csv.DictReader(io.StringIO(text))
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as e:  # a quote or newline the CSV grammar does not allow
+            raise SpecError([Problem(file, f"line {reader.line_num + 1}", f"not CSV: {clip(str(e), 100)}")]) from None
         try:
             bits, loss = int(row["bits"]), float(row["loss"])
             if not (1 <= bits <= 32 and math.isfinite(loss) and loss >= 0):
@@ -68,6 +75,9 @@ def read_sensitivity(path: str | Path) -> Sensitivity:
         except (KeyError, TypeError, ValueError) as e:
             raise SpecError([Problem(file, f"line {reader.line_num}", f"expected layer,bits,loss: "
                                      f"{clip(str(e))}")]) from None
+    if not out:
+        raise SpecError([Problem(file, "", "no rows: expected a CSV with columns layer,bits,loss and one row "
+                                           "per layer and precision")])
     return out
 
 

@@ -70,18 +70,24 @@ def _energy(layer: dict) -> float:
     return e if _num(e) else 0.0
 
 
+def _finite(v: object) -> float:
+    """``v`` as a float to add up, 0 if it is not a number or too large for one (a damaged report.json)."""
+    return float(v) if _num(v) and abs(v) < 1e308 else 0.0
+
+
 def _sum_layers(rest: list[dict], mean: bool = False) -> dict:
     """One layer-shaped entry summing ``rest`` (or, with ``mean``, averaging it: a plot's bar on the
     same scale as the layers beside it): MACs, energy, latency and their per-component splits."""
     f = 1 / len(rest) if mean else 1
     out: dict = {"name": f"other ({len(rest):,} layers{', mean' if mean else ''})", "bits": {}}
     for k in ("dense_macs", "executed_macs", "energy_j", "latency_s"):
-        out[k] = sum(v for x in rest if _num(v := x.get(k))) * f
+        out[k] = sum(_finite(x.get(k)) for x in rest) * f
     for k in ("energy_by_component", "latency_by_component_s"):
         acc: dict[str, float] = {}
         for x in rest:
-            for c, v in (x.get(k) or {}).items():
-                acc[c] = acc.get(c, 0.0) + (v if _num(v) else 0.0)
+            by = x.get(k)
+            for c, v in (by.items() if isinstance(by, dict) else ()):
+                acc[c] = acc.get(c, 0.0) + _finite(v)
         out[k] = {c: v * f for c, v in acc.items()}
     return out
 
