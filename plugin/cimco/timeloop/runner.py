@@ -216,6 +216,8 @@ class Timeloop:
         workload = WorkloadSpec(name=layer.name, source="cimco", bits=bits, layers=[dense])
         files = layer_files(system, workload, dense, tables, LayerPlan(bits))
         name = re.sub(r"[^A-Za-z0-9._-]", "_", layer.name)
+        if name != layer.name:  # two names may clean to one: keep their directories apart
+            name += "-" + hashlib.sha256(layer.name.encode()).hexdigest()[:8]
         if self.out is None:
             with scratch_dir(scratch) as d:
                 return self._run(system, bits, files, d, timeout_s)
