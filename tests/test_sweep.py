@@ -272,11 +272,11 @@ def test_bad_results_lines_are_named_by_file_and_line(tmp_path: Path, capsys) ->
 @pytest.mark.e2e
 def test_a_point_too_small_for_a_layer_names_its_field(tmp_path: Path, capsys) -> None:
     """`cimco map` names global_buffer.size_bits when no mapping fits; a sweep point does too."""
-    spec = _sweep(tmp_path, "grid:\n  system.global_buffer.size_bits: [64]\n")
+    spec = _sweep(tmp_path, "grid:\n  system.global_buffer.size_bits: [8]\n")  # one 8-bit input and output need 16
     (tmp_path / "small.yaml").write_text(SMALL.replace("in_channels: 32, out_channels: 8",
                                                        "in_channels: 512, out_channels: 512, tokens: 64", 1))
     assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--jobs", "1"]) == 2
     err = capsys.readouterr().err
-    assert "point 0 (system.global_buffer.size_bits=64): system: global_buffer.size_bits: too small for any " \
+    assert "point 0 (system.global_buffer.size_bits=8): system: global_buffer.size_bits: too small for any " \
            "mapping of layer 'l1'" in err
     assert "pmappings" not in err and "Traceback" not in err
