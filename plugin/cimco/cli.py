@@ -198,18 +198,19 @@ def _field_problems(report: dict) -> list[tuple[str, str]]:
     return bad
 
 
-def _report_problems(report: object, file: str, cap: int = 20) -> list[Problem]:
+def _report_problems(report: object, file: str) -> list[Problem]:
     """report.json checked like user input (it may have been edited) before anything of it
-    is printed: the non-finite numbers anywhere if any, else the fields' problems; at most
-    ``cap``, then what to do."""
+    is printed: the non-finite numbers anywhere if any, else the fields' problems; the first
+    of them (:func:`cimco.spec._base.capped`), then what to do."""
+    from cimco.spec._base import capped
+
     if not isinstance(report, dict):
         bad = [("", f"expected a JSON object at top level, got {type(report).__name__}")]
     else:
         bad = _non_finite(report) or _field_problems(report)
     if not bad:
         return []
-    more = [Problem(file, "", f"and {len(bad) - cap} more")] if len(bad) > cap else []
-    return ([Problem(file, path, message) for path, message in bad[:cap]] + more
+    return (capped([Problem(file, path, message) for path, message in bad])
             + [Problem(file, "", "not a cimco report as `cimco map` writes it: rerun `cimco map`")])
 
 
