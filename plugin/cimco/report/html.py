@@ -102,7 +102,7 @@ def top_layers(layers: list[dict], n: int = MAX_LAYERS_SHOWN, mean: bool = False
     return shown, _sum_layers([x for i, x in enumerate(layers) if i not in keep], mean)
 
 
-def plotted(layers: list[dict], n: int = MAX_LAYERS_SHOWN) -> list[dict]:
+def tabulated(layers: list[dict], n: int = MAX_LAYERS_SHOWN) -> list[dict]:
     """The entries a per-layer table shows: every layer, or the top ``n`` plus "other" (their sum)."""
     return _with_other(*top_layers(layers, n))
 
@@ -255,7 +255,7 @@ def _layer_table(layers: list[dict]) -> str:
     extra = [k for k in layers[0] if k not in _FIRST and all(_num(x.get(k)) for x in layers)]
     head = _FIRST + ["bits i/w/o", "busiest part"] + extra
     rows = []
-    for x in plotted(layers):
+    for x in tabulated(layers):
         b = x.get("bits") or {}
         bits = f"{b.get('input')}/{b.get('weight')}/{b.get('output')}" if b else ""
         rows.append([x.get(k, "") for k in _FIRST] + [bits, busiest(x)] + [x.get(k, "") for k in extra])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cimco.io import write_atomic
 from cimco.parts import DRAM
-from cimco.report.html import aggregation_note, plot_bars, plotted
+from cimco.report.html import aggregation_note, plot_bars, tabulated
 from cimco.report.html import render as render_html
 from cimco.tables import Tables, art_yaml, ert_yaml
 
@@ -40,7 +40,7 @@ def summary_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     or the top ones by energy and an "other" row (cimco.report.html.MAX_LAYERS_SHOWN)."""
     head = ["layer", "MACs", "energy (uJ)", "latency (us)", "bits i/w/o", "TOPS/W"]
     rows = []
-    for x in plotted(report["layers"]):
+    for x in tabulated(report["layers"]):
         b = x["bits"]
         rows.append([x["name"], f"{x['dense_macs']:,}", f"{x['energy_j'] * 1e6:.3f}",
                      f"{x['latency_s'] * 1e6:.2f}", f"{b['input']}/{b['weight']}/{b['output']}" if b else "",
