@@ -32,6 +32,7 @@ from importlib.metadata import version
 
 from cimco.backends import LayerResult
 from cimco.errors import MappingError
+from cimco.parts import COMPUTE
 from cimco.spec.workload import Layer
 
 PINNED = {"accelforge": "1.0.467", "hwcomponents": "1.0.114"}
@@ -194,22 +195,70 @@ def _map_once(nodes: list[dict], einsum: dict, bits) -> LayerResult:
     with _upstream():
         spec = make_spec(nodes, einsum, bits)
         res, local = _map_and_evaluate(spec, repr(einsum["einsum"]), require_all=False)
-        energy = {k: float(v) for k, v in res.energy(per_component=True, per_action=True).items()}
-        actions = {k: float(v) for k, v in res.actions(per_component=True).items()}
-        per_tensor = res.actions(per_component=True, per_tensor=True)
-        tensor_actions = {(str(c), str(t), str(a)): float(v) for (c, t, a), v in per_tensor.items()
-                          if t in ("I", "W", "O")}
+        return _result(res, local.mapping)
+
+
+def _result(res, mapping) -> LayerResult:
+    """AccelForge's evaluation of one mapping in cimco's vocabulary."""
+    per_tensor = res.actions(per_component=True, per_tensor=True)
     return LayerResult(
         energy_j=float(res.energy()),
         latency_s=float(res.latency()),
         computes=float(res.n_computes()),
-        energy=energy,
-        actions=actions,
-        tensor_actions=tensor_actions,
+        energy={k: float(v) for k, v in res.energy(per_component=True, per_action=True).items()},
+        actions={k: float(v) for k, v in res.actions(per_component=True).items()},
+        tensor_actions={(str(c), str(t), str(a)): float(v) for (c, t, a), v in per_tensor.items()
+                        if t in ("I", "W", "O")},
         latency_by_component={k: float(v) for k, v in res.latency(per_component=True).items()},
-        mapping=local.mapping.compact_str(),
-        loops=_loops(local.mapping),
+        mapping=mapping.compact_str(),
+        loops=_loops(mapping),
     )
+
+
+def _mapping(plan: list[dict]):
+    """An AccelForge Mapping from plain nodes (:func:`cimco.backends.cim.mapping_nodes`)."""
+    from accelforge.frontend.mapping import Compute, Spatial, Storage, Temporal, Toll
+    from accelforge.frontend.spec import Mapping
+
+    built = []
+    for n in plan:
+        kind = n["node"]
+        if kind == "storage":
+            built.append(Storage(tensors=list(n["tensors"]), component=n["component"]))
+        elif kind == "toll":
+            built.append(Toll(tensors=list(n["tensors"]), component=n["component"]))
+        elif kind == "temporal":
+            built.append(Temporal(rank_variable=n["rank"], tile_shape=n["tile"]))
+        elif kind == "spatial":
+            built.append(Spatial(rank_variable=n["rank"], tile_shape=n["tile"], name=n["name"],
+                                 component=n["component"]))
+        else:
+            built.append(Compute(einsum="O", component=n["component"]))
+    return Mapping(nodes=built)
+
+
+def evaluate_mappings(nodes: list[dict], einsum: dict, bits, plans: list[list[dict]]) -> list[LayerResult | None]:
+    """AccelForge's model on each given mapping of one Einsum (the spec's component costs
+    computed once for all); None for a mapping the model rejects (a tile over a memory's
+    capacity)."""
+    from accelforge.model.main import InvalidMappingError, evaluate_mapping
+
+    out: list[LayerResult | None] = []
+    with _upstream():
+        base = make_spec(nodes, einsum, bits)
+        base.model.metrics = base.mapper.info_metrics
+        evaluated = base.calculate_component_costs(einsum_name="O", area=False)
+        flat = {("O", COMPUTE): evaluated._get_flattened_architecture(compute_node=COMPUTE)}
+        for plan in plans:
+            spec = deepcopy(base)
+            spec.mapping = _mapping(plan)
+            try:
+                res = evaluate_mapping(spec, flattened_arches=flat, evaluated_specs={"O": evaluated})
+            except InvalidMappingError:
+                out.append(None)
+                continue
+            out.append(_result(res, res.data.iloc[0]["Total<SEP>mapping"](_for_model=True)))
+    return out
 
 
 _NODE_KINDS = {"Storage": "storage", "Toll": "toll", "Spatial": "spatial", "Temporal": "temporal", "Compute": "compute"}

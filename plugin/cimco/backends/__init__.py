@@ -72,12 +72,16 @@ class Backend(Protocol):
         ...
 
 
-NAMES = ("accelforge", "timeloop")
+NAMES = ("cimco", "accelforge", "timeloop")
 
 
 def get(name: str, out: Path | None = None, timeloop_bin: str | None = None) -> Backend:
     """The backend called ``name``; ``out`` is where a file-based backend leaves its files,
     ``timeloop_bin`` the ``timeloop-mapper`` to run (default: ``CIMCO_TIMELOOP_BIN``, then PATH)."""
+    if name == "cimco":
+        from cimco.backends.cim import Cim
+
+        return Cim()
     if name == "accelforge":
         from cimco.backends.accelforge import AccelForge
 

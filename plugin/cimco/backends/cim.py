@@ -1,0 +1,352 @@
+"""The ``cimco`` backend: a search of cimco's own over the CIM mapspace, its best mappings
+evaluated by AccelForge's model (so every number it reports still comes from AccelForge
+and hwcomponents).
+
+The CIM mapspace is small because the architecture fixes most of a mapping (see
+:mod:`cimco.arch`): weights stay in the cell arrays (each written once), the columns take
+output channels only, the word lines on at once take reduction ranks, and the core and
+macro fanouts never split output positions. What remains, and what :func:`plans` walks:
+
+1. **Array factors** (:func:`arrays`): the columns take ``min(M, outputs per macro)``
+   output channels; the rows the reduction factors (C, R, S) with the fewest row groups
+   (:func:`cimco.timeloop.layout._rows`). Where a rank does not divide, both the whole
+   factors and one partial group (imperfect factorization) are kept.
+2. **Spread over macros and cores** (:func:`spreads`): for each weight rank, how many of
+   its row/column groups run side by side. A spread that could grow on some rank
+   without outgrowing the macros is dominated (more turns, same traffic) and dropped;
+   every split of the rest between cores and macros that fits is kept.
+3. **Loops above the macros** (:func:`nests`): the weight turns that remain (one loop per
+   rank, in every order), then the output positions; the global buffer's input and
+   output tiles may start above any of these loops (what is above them runs at DRAM),
+   and the cells are written under the last weight loop.
+
+Each plan is ranked by a closed-form estimate (:func:`estimate`) of DRAM and global buffer
+traffic, macro activations and latency, and the best few by energy-delay product are
+evaluated by AccelForge's model (:func:`cimco._af.evaluate_mappings`); the one with the
+lowest evaluated energy-delay product is the result. ``scripts/backend_agreement.py``
+checks it against AccelForge's FFM mapper layer by layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cimco.backends import LayerResult
+from cimco.geometry import MacroGeometry
+from cimco.parts import ADC, ADDER_TREE, CELL_ARRAY, COMPUTE, DRAM, GLOBAL_BUFFER, SHIFT_ADD, WORDLINE_DRIVER
+from cimco.spec.system import SystemSpec
+from cimco.spec.workload import Bits, Layer
+
+WEIGHT_RANKS = ("g", "m", "c", "r", "s")
+POSITION_RANKS = ("t", "p", "q")
+RELEVANT = {"I": {"g", "c", "p", "q", "r", "s", "t"}, "O": {"g", "m", "p", "q", "t"}}
+# Plans AccelForge evaluates per layer (the best by the estimate); more find better
+# mappings on a few layers and cost ~0.1 s each.
+EVALUATED = 4
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A layer as AccelForge sees it: rank sizes, and how inputs follow positions."""
+
+    dims: dict[str, int]
+    stride: tuple[int, int]  # input rows/cols per output position
+    dilation: tuple[int, int]
+
+    @classmethod
+    def of(cls, layer: Layer, einsum: dict) -> Shape:
+        dims = {}
+        for line in einsum["iteration_space_shape"]:
+            k, v = re.fullmatch(r"0 <= (\w+) < (\d+)", line).groups()
+            dims[k] = int(v)
+        if layer.type == "linear":
+            return cls(dims, (1, 1), (1, 1))
+        return cls(dims, layer.read_stride_hw, layer.dilation_hw)
+
+    def size(self, k: str) -> int:
+        return self.dims.get(k, 1)
+
+    def input_tile(self, t: dict[str, int]) -> int:
+        """Inputs a tile of ``t`` (rank -> extent) reads, halo included."""
+        if "t" in self.dims or ("p" not in self.dims and "r" not in self.dims):
+            return t.get("g", 1) * t.get("t", 1) * t.get("c", 1) * t.get("p", 1) * t.get("q", 1)
+        h = (t.get("p", 1) - 1) * self.stride[0] + (t.get("r", 1) - 1) * self.dilation[0] + 1
+        w = (t.get("q", 1) - 1) * self.stride[1] + (t.get("s", 1) - 1) * self.dilation[1] + 1
+        return t.get("g", 1) * t.get("c", 1) * h * w
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One mapping: per-macro array factors, the spread over macros and cores, the loops
+    above the macros (top to bottom, (rank, iterations)) and where the global buffer's
+    input and output tiles start in them (an index into ``loops``)."""
+
+    array: tuple[tuple[str, int], ...]  # rank -> factor over rows (reduction) or columns (m)
+    macro: tuple[tuple[str, int], ...]  # rank -> macros side by side in a core
+    core: tuple[tuple[str, int], ...]  # rank -> cores side by side
+    loops: tuple[tuple[str, int], ...]
+    glb_i: int
+    glb_o: int
+
+    def weight_loops(self) -> int:
+        return sum(1 for k, _ in self.loops if k in WEIGHT_RANKS)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def arrays(shape: Shape, g: MacroGeometry) -> list[dict[str, int]]:
+    """Column and row factors: whole factors, and (where a rank does not divide) at most
+    one partial group per direction."""
+    from cimco.timeloop.layout import _rows
+
+    m = shape.size("m")
+    up = {k.upper(): shape.size(k) for k in ("c", "r", "s")}
+    out = []
+    for whole in (True, False):
+        cols = min(m, g.outputs_per_macro)
+        if whole and m % cols:
+            cols = max(f for f in range(1, cols + 1) if m % f == 0)
+        rows, _ = _rows(up, g.wordlines_on, g.n_macros, whole)
+        a = {"m": cols, **{k.lower(): v for k, v in rows.items()}}
+        if a not in out:
+            out.append(a)
+    return out
+
+
+def _spans(n: int) -> list[int]:
+    """Side-by-side counts worth trying for ``n`` groups: the fewest that give each number of
+    turns (ceil(n / turns) for every turns)."""
+    return sorted({_ceil(n, t) for t in range(1, n + 1)})
+
+
+def spreads(groups: dict[str, int], cores: int, per_core: int) -> list[tuple[dict, dict]]:
+    """(macro factors, core factors) per weight rank: every spread over cores x macros
+    that no other spread beats on every rank's turns."""
+    ranks = [k for k in WEIGHT_RANKS if groups.get(k, 1) > 1]
+    n = cores * per_core
+    options = [[s for s in _spans(groups[k]) if s <= n] for k in ranks]
+
+    def grow(i: int, budget: int):  # the last rank takes all it can of what is left
+        if i == len(ranks):
+            yield ()
+            return
+        fits = [s for s in options[i] if s <= budget]
+        for s in fits if i < len(ranks) - 1 else fits[-1:]:
+            for rest in grow(i + 1, budget // s):
+                yield (s, *rest)
+
+    totals = [dict(zip(ranks, combo)) for combo in grow(0, n)]
+
+    turns = [tuple(_ceil(groups[k], f[k]) for k in ranks) for f in totals]
+    kept = [f for f, t in zip(totals, turns)
+            if not any(o != t and all(a <= b for a, b in zip(o, t)) for o in turns)]
+    out = []
+    for f in kept:
+        # split each rank's factor between macros (<= per_core in all) and cores (<= cores)
+        choices = [[(a, _ceil(f[k], a)) for a in range(1, min(f[k], per_core) + 1)
+                    if _ceil(f[k], a) <= cores and (a == f[k] or _ceil(f[k], _ceil(f[k], a)) == a)]
+                   for k in ranks]
+        best = None
+        for split in itertools.product(*choices):
+            if math.prod(a for a, _ in split) <= per_core and math.prod(b for _, b in split) <= cores:
+                waste = math.prod(a * b for a, b in split)
+                if best is None or waste < best[0]:
+                    best = (waste, split)
+        if best is not None:
+            out.append(({k: a for k, (a, _) in zip(ranks, best[1])}, {k: b for k, (_, b) in zip(ranks, best[1])}))
+    return out
+
+
+def nests(turns: dict[str, int], positions: dict[str, int], resident: bool) -> list[tuple[tuple, int, int]]:
+    """(loops, input tile index, output tile index): the weight turns in every order, then the
+    positions (each order), with each of the buffer's tiles starting above a loop over one
+    of its ranks or at the top (a tile starting below a loop not over its ranks is the same
+    tile as one above it, filled more often). Where the whole input and output fit the
+    buffer (``resident``) both start at the top: one pass of each tensor from DRAM,
+    whatever the order of the loops below."""
+    weight = [k for k in WEIGHT_RANKS if turns.get(k, 1) > 1]
+    pos = [k for k in POSITION_RANKS if positions.get(k, 1) > 1]
+    if resident:
+        return [(tuple((k, turns[k]) for k in weight) + tuple((k, positions[k]) for k in pos), 0, 0)]
+    out = []
+    for wo in itertools.permutations(weight):
+        for po in itertools.permutations(pos):
+            loops = tuple((k, turns[k]) for k in wo) + tuple((k, positions[k]) for k in po)
+            starts = {t: [i for i in range(len(loops) + 1) if i == 0 or loops[i - 1][0] in RELEVANT[t]]
+                      for t in ("I", "O")}
+            out.extend((loops, i, o) for i in starts["I"] for o in starts["O"])
+    return out
+
+
+def plans(system: SystemSpec, shape: Shape, bits: Bits) -> list[Plan]:
+    g = MacroGeometry.of_system(system, bits)
+    out = []
+    positions = {k: shape.size(k) for k in POSITION_RANKS}
+    whole = shape.input_tile(shape.dims) * bits.input + math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
+    resident = whole <= system.global_buffer.size_bits
+    for a in arrays(shape, g):
+        groups = {k: _ceil(shape.size(k), a.get(k, 1)) for k in WEIGHT_RANKS}
+        for macro, core in spreads(groups, system.cores, system.macros_per_core):
+            turns = {k: _ceil(groups[k], macro.get(k, 1) * core.get(k, 1)) for k in WEIGHT_RANKS}
+            for loops, i, o in nests(turns, positions, resident):
+                out.append(Plan(tuple(a.items()), tuple(macro.items()), tuple(core.items()), loops, i, o))
+    return out
+
+
+@dataclass(frozen=True)
+class Estimate:
+    energy_j: float
+    latency_s: float
+    glb_bits: float  # the buffer's largest need (input + output tiles)
+
+    @property
+    def edp(self) -> float:
+        return self.energy_j * self.latency_s
+
+
+def _fills(loops: tuple, at: int) -> int:
+    """How often a tile starting at ``at`` is filled: once per iteration of the loops above it
+    (AccelForge's model keeps no tile across a loop above it, relevant or not)."""
+    return math.prod(n for _, n in loops[:at])
+
+
+def _extent(shape: Shape, p: Plan, at: int, k: str) -> int:
+    """A rank's extent in the tile that starts at loop index ``at``."""
+    if any(r == k for r, _ in p.loops[:at]):
+        return _ceil(shape.size(k), dict(p.loops)[k])
+    return shape.size(k)
+
+
+def estimate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, g: MacroGeometry) -> Estimate:
+    """Closed-form energy and latency of a plan outside the macros' fixed cost: DRAM and
+    global buffer traffic (tiles x fills) and macro activations (every loop's iterations)."""
+    ranks = set(shape.dims)
+    tile_i = {k: _extent(shape, p, p.glb_i, k) for k in ranks}
+    tile_o = {k: _extent(shape, p, p.glb_o, k) for k in ranks}
+    in_tile = shape.input_tile(tile_i)
+    out_tile = math.prod(tile_o.get(k, 1) for k in RELEVANT["O"])
+    outputs = math.prod(shape.size(k) for k in RELEVANT["O"])
+    weights = math.prod(shape.size(k) for k in WEIGHT_RANKS)
+    dram_i = _fills(p.loops, p.glb_i) * in_tile * bits.input
+    o_writes = _fills(p.loops, p.glb_o) * out_tile
+    dram_o = (2 * o_writes - outputs) * bits.output
+    dram = dram_i + dram_o + weights * bits.weight
+    activations = math.prod(n for _, n in p.loops)
+    # the buffer: inputs sent to the macros (shared by macros on output channels) and
+    # partial sums read and written per activation of each macro's columns
+    a = dict(p.array)
+    side = {k: dict(p.macro).get(k, 1) * dict(p.core).get(k, 1) for k in WEIGHT_RANKS}
+    rows_in = math.prod(a.get(k, 1) for k in ("c", "r", "s")) * side["c"] * side["r"] * side["s"] * side["g"]
+    cols_out = a.get("m", 1) * side["m"] * side["g"]
+    reduction_side = side["c"] * side["r"] * side["s"]
+    glb = activations * (rows_in * bits.input + 2 * cols_out * bits.output) + dram_i + dram_o
+    del reduction_side
+    e = dram * system.dram.energy_per_bit_j.value + glb * system.global_buffer.energy_per_bit_j.value
+    latency = max(activations * g.cycle_s, dram / system.dram.bandwidth_bits_per_s,
+                  glb / system.global_buffer.bandwidth_bits_per_s)
+    return Estimate(e, latency, in_tile * bits.input + out_tile * bits.output)
+
+
+def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits) -> list[tuple[Estimate, Plan]]:
+    """Every plan whose buffer tiles fit, best estimated energy-delay product first."""
+    shape = Shape.of(layer, einsum)
+    g = MacroGeometry.of_system(system, bits)
+    scored = []
+    for p in plans(system, shape, bits):
+        e = estimate(system, shape, bits, p, g)
+        if e.glb_bits <= system.global_buffer.size_bits:
+            scored.append((e, p))
+    scored.sort(key=lambda x: (x[0].edp, x[0].latency_s))
+    return scored
+
+
+def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
+    """The plan as AccelForge mapping nodes (plain dicts, top to bottom)."""
+    a, macro, core = dict(p.array), dict(p.macro), dict(p.core)
+    # tile shapes top-down per rank: temporal loop -> macros -> cores -> array -> 1
+    below_temporal = {k: a.get(k, 1) * macro.get(k, 1) * core.get(k, 1) for k in shape.dims}
+    nodes: list[dict] = [{"node": "storage", "tensors": ["W", "O", "I"], "component": DRAM}]
+    last_weight = p.weight_loops()
+    for idx in range(len(p.loops) + 1):
+        if idx == p.glb_i:
+            nodes.append({"node": "storage", "tensors": ["I"], "component": GLOBAL_BUFFER})
+        if idx == p.glb_o:
+            nodes.append({"node": "storage", "tensors": ["O"], "component": GLOBAL_BUFFER})
+        if idx == last_weight:
+            nodes.append({"node": "storage", "tensors": ["W"], "component": CELL_ARRAY})
+        if idx < len(p.loops):
+            k, _ = p.loops[idx]
+            tile = below_temporal[k] if k in WEIGHT_RANKS else 1
+            nodes.append({"node": "temporal", "rank": k, "tile": tile})
+    for k, n in macro.items():
+        nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1) * core.get(k, 1), "name": "macro",
+                      "component": "Macro"})
+    for k, n in core.items():
+        nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1), "name": "core", "component": "Core"})
+    nodes.append({"node": "toll", "tensors": ["I"], "component": WORDLINE_DRIVER})
+    for readout in (ADC, ADDER_TREE):
+        if readout in system.macro.parts:
+            nodes.append({"node": "toll", "tensors": ["O"], "component": readout})
+    nodes.append({"node": "toll", "tensors": ["O"], "component": SHIFT_ADD})
+    for k in ("s", "r", "c"):
+        if a.get(k, 1) > 1:
+            nodes.append({"node": "spatial", "rank": k, "tile": 1, "name": "row", "component": "Row"})
+    nodes.append({"node": "spatial", "rank": "m", "tile": 1, "name": "column", "component": "Column"})
+    nodes.append({"node": "compute", "component": COMPUTE})
+    return nodes
+
+
+@dataclasses.dataclass(frozen=True)
+class Cim:
+    name: str = "cimco"
+    evaluated: int = EVALUATED
+
+    def versions(self) -> dict[str, str]:
+        from cimco import _af
+
+        return _af.versions()
+
+    def check(self, system: SystemSpec, flags: dict[str, object]) -> list[str]:
+        return []
+
+    def map_layer(self, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None = None,
+                  timeout_s: float | None = None) -> LayerResult:
+        from cimco import _af, arch
+        from cimco.errors import MappingError
+        from cimco.workers import deadline
+
+        einsum = _af.einsum_of(layer)
+        shape = Shape.of(layer, einsum)
+        with deadline(timeout_s), _af.scratch_cwd(scratch):
+            best = ranked(system, layer, einsum, bits)
+            if not best:
+                raise MappingError(f"no mapping of {layer.name} fits the global buffer "
+                                   f"({system.global_buffer.size_bits} bits)", (GLOBAL_BUFFER,))
+            chosen = _distinct(best, self.evaluated)
+            results = _af.evaluate_mappings(arch.build_nodes(system, bits), einsum, bits,
+                                            [mapping_nodes(system, shape, p) for _, p in chosen])
+        done = [r for r in results if r is not None]
+        if not done:
+            raise MappingError(f"AccelForge's model rejected every mapping of {layer.name} cimco tried")
+        return min(done, key=lambda r: (r.energy_j * r.latency_s, r.latency_s))
+
+
+def _distinct(scored: list[tuple[Estimate, Plan]], n: int) -> list[tuple[Estimate, Plan]]:
+    """The best ``n`` plans with distinct estimates (plans the estimate cannot tell apart
+    are one choice: the first)."""
+    out, seen = [], set()
+    for e, p in scored:
+        key = (round(e.energy_j, 18), round(e.latency_s, 15))
+        if key not in seen:
+            seen.add(key)
+            out.append((e, p))
+            if len(out) == n:
+                break
+    return out
