@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from cimco.backends.accelforge import AccelForge
@@ -22,29 +21,12 @@ from cimco.errors import MappingError
 from cimco.spec import load
 from cimco.spec.workload import Bits, Layer, WorkloadSpec
 from cimco.tables import component_tables
+from drawn import layers
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = load(ROOT / "arch_specs/mars_system.yaml")
 BITS = Bits(input=8, weight=8, output=8)
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "cimco-hypothesis")
-
-
-@st.composite
-def layers(draw) -> Layer:
-    groups = draw(st.sampled_from([1, 1, 2, 3, 4]))
-    cin = groups * draw(st.integers(1, 24))
-    cout = groups * draw(st.integers(1, 24))
-    if draw(st.booleans()):
-        return Layer(name="l", type="linear", in_channels=cin, out_channels=cout, groups=groups,
-                     tokens=draw(st.integers(1, 5)))
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    pads = [draw(st.integers(0, 2)) for _ in range(4)]
-    h = draw(st.integers((kh - 1) * dil[0] + 1, 24))
-    w = draw(st.integers((kw - 1) * dil[1] + 1, 24))
-    return Layer(name="l", type="conv", in_channels=cin, out_channels=cout, groups=groups,
-                 input_hw=(h, w), kernel=(kh, kw), stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-                 dilation=dil, padding=pads)
 
 
 @pytest.mark.slow

@@ -101,22 +101,26 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def arrays(shape: Shape, g: MacroGeometry) -> list[dict[str, int]]:
+def arrays(shape: Shape, g: MacroGeometry, bits: Bits, buffer_bits: int) -> list[dict[str, int]]:
     """Column and row factors: whole factors, and (where a rank does not divide) at most
-    one partial group per direction."""
+    one partial group per direction; and fewer columns where that lets a block of output
+    channels over all positions fit the buffer (partial sums then stay there)."""
     from cimco.timeloop.layout import _rows
 
     m = shape.size("m")
+    positions = math.prod(shape.size(k) for k in POSITION_RANKS) * shape.size("g")
     up = {k.upper(): shape.size(k) for k in ("c", "r", "s")}
     out = []
     for whole in (True, False):
-        cols = min(m, g.outputs_per_macro)
-        if whole and m % cols:
-            cols = max(f for f in range(1, cols + 1) if m % f == 0)
         rows, _ = _rows(up, g.wordlines_on, g.n_macros, whole)
-        a = {"m": cols, **{k.lower(): v for k, v in rows.items()}}
-        if a not in out:
-            out.append(a)
+        most = min(m, g.outputs_per_macro)
+        if whole and m % most:
+            most = max(f for f in range(1, most + 1) if m % f == 0)
+        fit = [c for c in _spans(m) if c < most and c * positions * bits.output <= buffer_bits]
+        for cols in [most, *fit[-1:]]:
+            a = {"m": cols, **{k.lower(): v for k, v in rows.items()}}
+            if a not in out:
+                out.append(a)
     return out
 
 
@@ -164,13 +168,15 @@ def spreads(groups: dict[str, int], cores: int, per_core: int) -> list[tuple[dic
     return out
 
 
-def nests(turns: dict[str, int], positions: dict[str, int], resident: bool) -> list[tuple[tuple, int, int]]:
+def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
+          resident: bool) -> list[tuple[tuple, int, int]]:
     """(loops, input tile index, output tile index): the weight turns in every order, then the
-    positions (each order), with each of the buffer's tiles starting above a loop over one
-    of its ranks or at the top (a tile starting below a loop not over its ranks is the same
-    tile as one above it, filled more often). Where the whole input and output fit the
-    buffer (``resident``) both start at the top: one pass of each tensor from DRAM,
-    whatever the order of the loops below."""
+    positions (each order); each of the buffer's tiles starts at the top, below a loop
+    not fully over its ranks or below the cells' start (a tile starting just above a loop
+    over its ranks is held below it anyway, unless the cells start in between: see
+    :func:`_tile`). Where the whole input and output fit the buffer
+    (``resident``) both start at the top: one pass of each tensor from DRAM, whatever the
+    order of the loops below."""
     weight = [k for k in WEIGHT_RANKS if turns.get(k, 1) > 1]
     pos = [k for k in POSITION_RANKS if positions.get(k, 1) > 1]
     if resident:
@@ -179,7 +185,9 @@ def nests(turns: dict[str, int], positions: dict[str, int], resident: bool) -> l
     for wo in itertools.permutations(weight):
         for po in itertools.permutations(pos):
             loops = tuple((k, turns[k]) for k in wo) + tuple((k, positions[k]) for k in po)
-            starts = {t: [i for i in range(len(loops) + 1) if i == 0 or loops[i - 1][0] in RELEVANT[t]]
+            cells = len(wo)  # tiles are not held below the cells' start: see _tile
+            starts = {t: [i for i in range(len(loops) + 1)
+                          if i == 0 or i >= cells or _relevance(shape, t, loops[i - 1][0]) != "full"]
                       for t in ("I", "O")}
             out.extend((loops, i, o) for i in starts["I"] for o in starts["O"])
     return out
@@ -191,11 +199,11 @@ def plans(system: SystemSpec, shape: Shape, bits: Bits) -> list[Plan]:
     positions = {k: shape.size(k) for k in POSITION_RANKS}
     whole = shape.input_tile(shape.dims) * bits.input + math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
     resident = whole <= system.global_buffer.size_bits
-    for a in arrays(shape, g):
+    for a in arrays(shape, g, bits, system.global_buffer.size_bits):
         groups = {k: _ceil(shape.size(k), a.get(k, 1)) for k in WEIGHT_RANKS}
         for macro, core in spreads(groups, system.cores, system.macros_per_core):
             turns = {k: _ceil(groups[k], macro.get(k, 1) * core.get(k, 1)) for k in WEIGHT_RANKS}
-            for loops, i, o in nests(turns, positions, resident):
+            for loops, i, o in nests(shape, turns, positions, resident):
                 out.append(Plan(tuple(a.items()), tuple(macro.items()), tuple(core.items()), loops, i, o))
     return out
 
@@ -205,53 +213,79 @@ class Estimate:
     energy_j: float
     latency_s: float
     glb_bits: float  # the buffer's largest need (input + output tiles)
+    conversions: float  # partial sums the macros read out (ADC or adder tree, shift-add)
 
     @property
     def edp(self) -> float:
         return self.energy_j * self.latency_s
 
 
-def _fills(loops: tuple, at: int) -> int:
-    """How often a tile starting at ``at`` is filled: once per iteration of the loops above it
-    (AccelForge's model keeps no tile across a loop above it, relevant or not)."""
-    return math.prod(n for _, n in loops[:at])
+def _relevance(shape: Shape, tensor: str, rank: str) -> str:
+    """"full", "partial" (an input coordinate sums this rank with another: a sliding window)
+    or "none", as AccelForge's workload analysis finds."""
+    if tensor == "I" and ("r" in shape.dims and rank in ("p", "r") or "s" in shape.dims and rank in ("q", "s")):
+        return "partial"
+    return "full" if rank in RELEVANT[tensor] else "none"
 
 
-def _extent(shape: Shape, p: Plan, at: int, k: str) -> int:
-    """A rank's extent in the tile that starts at loop index ``at``."""
-    if any(r == k for r, _ in p.loops[:at]):
-        return _ceil(shape.size(k), dict(p.loops)[k])
-    return shape.size(k)
+def _holders(p: Plan) -> dict[str, tuple[int, int]]:
+    """Where each tile starts: (loop index, order among the nodes at that index)."""
+    return {"W": (p.weight_loops(), 0), "I": (p.glb_i, 1), "O": (p.glb_o, 2)}
+
+
+def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, int, int]:
+    """(fills, tile the buffer holds, tile each fill moves) for the buffer's ``tensor``.
+
+    As AccelForge's model does, a tile starting above loops over its ranks is held (and
+    filled) below them, down to a loop not over its ranks (the tile stays while it turns),
+    a sliding-window loop (held one step at a time, each input moved once) or another
+    tile's start."""
+    holders = _holders(p)
+    at, order = holders[tensor]
+    j, slide = at, False
+    while j < len(p.loops):
+        if any(t != tensor and (h[0] == j and (j > at or h[1] > order)) for t, h in holders.items()):
+            break
+        rel = _relevance(shape, tensor, p.loops[j][0])
+        if rel == "none":
+            break
+        j += 1
+        if rel == "partial":
+            slide = True
+            break
+    def size(upto: int) -> int:
+        t = dict(shape.dims)
+        for k, n in p.loops[:upto]:
+            t[k] = _ceil(t[k], n)
+        return shape.input_tile(t) if tensor == "I" else math.prod(t.get(k, 1) for k in RELEVANT["O"])
+
+    moved_from = j - 1 if slide else j
+    return math.prod(n for _, n in p.loops[:moved_from]), size(j), size(moved_from)
 
 
 def estimate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, g: MacroGeometry) -> Estimate:
     """Closed-form energy and latency of a plan outside the macros' fixed cost: DRAM and
     global buffer traffic (tiles x fills) and macro activations (every loop's iterations)."""
-    ranks = set(shape.dims)
-    tile_i = {k: _extent(shape, p, p.glb_i, k) for k in ranks}
-    tile_o = {k: _extent(shape, p, p.glb_o, k) for k in ranks}
-    in_tile = shape.input_tile(tile_i)
-    out_tile = math.prod(tile_o.get(k, 1) for k in RELEVANT["O"])
+    fills_i, held_i, moved_i = _tile(shape, p, "I")
+    fills_o, held_o, moved_o = _tile(shape, p, "O")
     outputs = math.prod(shape.size(k) for k in RELEVANT["O"])
     weights = math.prod(shape.size(k) for k in WEIGHT_RANKS)
-    dram_i = _fills(p.loops, p.glb_i) * in_tile * bits.input
-    o_writes = _fills(p.loops, p.glb_o) * out_tile
-    dram_o = (2 * o_writes - outputs) * bits.output
+    dram_i = fills_i * moved_i * bits.input
+    dram_o = (2 * fills_o * moved_o - outputs) * bits.output
     dram = dram_i + dram_o + weights * bits.weight
     activations = math.prod(n for _, n in p.loops)
     # the buffer: inputs sent to the macros (shared by macros on output channels) and
     # partial sums read and written per activation of each macro's columns
     a = dict(p.array)
     side = {k: dict(p.macro).get(k, 1) * dict(p.core).get(k, 1) for k in WEIGHT_RANKS}
-    rows_in = math.prod(a.get(k, 1) for k in ("c", "r", "s")) * side["c"] * side["r"] * side["s"] * side["g"]
+    rows_in = math.prod(a.get(k, 1) * side[k] for k in ("c", "r", "s")) * side["g"]
     cols_out = a.get("m", 1) * side["m"] * side["g"]
-    reduction_side = side["c"] * side["r"] * side["s"]
     glb = activations * (rows_in * bits.input + 2 * cols_out * bits.output) + dram_i + dram_o
-    del reduction_side
     e = dram * system.dram.energy_per_bit_j.value + glb * system.global_buffer.energy_per_bit_j.value
     latency = max(activations * g.cycle_s, dram / system.dram.bandwidth_bits_per_s,
                   glb / system.global_buffer.bandwidth_bits_per_s)
-    return Estimate(e, latency, in_tile * bits.input + out_tile * bits.output)
+    conversions = activations * math.prod(side.values()) * a.get("m", 1)
+    return Estimate(e, latency, held_i * bits.input + held_o * bits.output, conversions)
 
 
 def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits) -> list[tuple[Estimate, Plan]]:
@@ -263,7 +297,7 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits) -> list[t
         e = estimate(system, shape, bits, p, g)
         if e.glb_bits <= system.global_buffer.size_bits:
             scored.append((e, p))
-    scored.sort(key=lambda x: (x[0].edp, x[0].latency_s))
+    scored.sort(key=lambda x: (x[0].edp, x[0].conversions, x[0].latency_s))
     return scored
 
 
@@ -275,12 +309,12 @@ def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
     nodes: list[dict] = [{"node": "storage", "tensors": ["W", "O", "I"], "component": DRAM}]
     last_weight = p.weight_loops()
     for idx in range(len(p.loops) + 1):
+        if idx == last_weight:  # at one index: the cells, then the buffer's inputs, outputs (_holders)
+            nodes.append({"node": "storage", "tensors": ["W"], "component": CELL_ARRAY})
         if idx == p.glb_i:
             nodes.append({"node": "storage", "tensors": ["I"], "component": GLOBAL_BUFFER})
         if idx == p.glb_o:
             nodes.append({"node": "storage", "tensors": ["O"], "component": GLOBAL_BUFFER})
-        if idx == last_weight:
-            nodes.append({"node": "storage", "tensors": ["W"], "component": CELL_ARRAY})
         if idx < len(p.loops):
             k, _ = p.loops[idx]
             tile = below_temporal[k] if k in WEIGHT_RANKS else 1
@@ -343,7 +377,7 @@ def _distinct(scored: list[tuple[Estimate, Plan]], n: int) -> list[tuple[Estimat
     are one choice: the first)."""
     out, seen = [], set()
     for e, p in scored:
-        key = (round(e.energy_j, 18), round(e.latency_s, 15))
+        key = (round(e.energy_j, 18), round(e.latency_s, 15), e.conversions)
         if key not in seen:
             seen.add(key)
             out.append((e, p))

@@ -1,0 +1,139 @@
+"""The `cimco` backend against AccelForge's FFM mapper, layer by layer.
+
+Every distinct layer of the chosen workloads is mapped alone, dense, at its bits, by both
+backends on each system: `mars_system`, a digital-macro system (the MARS system with
+Chih's adder-tree macro) and a generated family of 20 variants (global buffer 16 KB-1 MB,
+4-64 macros, DRAM bandwidth x0.25-x4, the three macro families; see :func:`systems`). A pair agrees when
+energy and latency are each within --tol of FFM's, or the cimco mapping has a lower
+energy-delay product (listed with both). FFM results are kept in --cache (keyed as
+`cimco map`'s cache is) so a rerun maps only what is new.
+
+Prints one line per disagreeing or better pair, then the worst ratios, and ends
+RESULT layers=... agree=... worst_energy=... worst_latency=... better_edp=... worse=...
+(worst_*: largest cimco/FFM ratio over pairs that are not better in EDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+WORKLOADS = ("resnet18_imagenet", "resnet50_imagenet", "mobilenetv2_imagenet", "vgg16_cifar", "resnet20_cifar",
+             "resnet56_cifar", "resnet18_cifar")
+BUFFERS_KB = (16, 64, 128, 256, 1024)
+MACROS = ((1, 4), (2, 4), (2, 8), (4, 8), (8, 8))  # cores x macros per core: 4-64 macros
+DRAM_BW = (0.25, 0.5, 1.0, 2.0, 4.0)
+FAMILIES = ("mars_macro_28nm", "chih_isscc_2021", "colonnade_jssc_2021")
+
+
+def systems():
+    """mars_system, its digital variant, the 9 systems of ``timeloop_agreement.py``'s Latin
+    square (buffer 16/128/1024 KB x 4/16/64 macros x the three families), then 11 variants
+    that also vary DRAM bandwidth: variant i takes buffer i mod 5, macros (i + 2) mod 5,
+    bandwidth (2i + 1) mod 5 and family i mod 3 of the tables above."""
+    from cimco.spec.load import read_yaml
+    from cimco.spec.system import SystemSpec
+    from cimco.sweeps import _system_data
+    from timeloop_agreement import systems as square
+
+    base = _system_data(ROOT / "arch_specs/mars_system.yaml")
+    yield SystemSpec.model_validate(base)
+    yield SystemSpec.model_validate({**base, "name": "mars_system-chih",
+                                     "macro": read_yaml(ROOT / "arch_specs/chih_isscc_2021.yaml")})
+    yield from square()
+    for i in range(11):
+        kb, (cores, per) = BUFFERS_KB[i % 5], MACROS[(i + 2) % 5]
+        bw, family = DRAM_BW[(2 * i + 1) % 5], FAMILIES[i % 3]
+        dram = {**base["dram"], "bandwidth_bits_per_s": base["dram"]["bandwidth_bits_per_s"] * bw}
+        data = {**base, "name": f"{family}-{cores * per}m-{kb}KB-bw{bw:g}", "cores": cores, "macros_per_core": per,
+                "dram": dram, "global_buffer": {**base["global_buffer"], "size_bits": kb * 8 * 1024}}
+        if family != "mars_macro_28nm":
+            data["macro"] = read_yaml(ROOT / f"arch_specs/{family}.yaml")
+        yield SystemSpec.model_validate(data)
+
+
+def ffm_key(system, einsum: dict, bits, engine: dict) -> str:
+    """The key of FFM's result in --cache: the inputs and the engine's versions (not
+    cimco's code, which the FFM result does not depend on)."""
+    import hashlib
+    import json
+
+    payload = {"system": system.model_dump(mode="json"), "einsum": einsum, "bits": bits.model_dump(mode="json"),
+               "engine": engine}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def verdict(ours, ffm, tol: float) -> str:
+    """"agree", "better" (lower energy-delay product) or "worse"."""
+    e, lat = ours.energy_j / ffm.energy_j, ours.latency_s / ffm.latency_s
+    if abs(e - 1) <= tol and abs(lat - 1) <= tol:
+        return "agree"
+    return "better" if e * lat < 1 else "worse"
+
+
+def main() -> int:
+    from cimco import _af, cache
+    from cimco.backends.accelforge import AccelForge
+    from cimco.backends.cim import Cim
+    from cimco.errors import MappingError
+    from cimco.spec import load
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated bundled workload names")
+    p.add_argument("--systems", type=int, default=22, help="the first N systems (mars, digital, then the 20 variants)")
+    p.add_argument("--tol", type=float, default=0.01, help="relative tolerance on energy and latency")
+    p.add_argument("--cache", default=str(Path.home() / ".cache/cimco-agreement"),
+                   help="where FFM's results are kept between runs")
+    args = p.parse_args()
+    store = Path(args.cache)
+    store.mkdir(parents=True, exist_ok=True)
+    ffm_engine = {"backend": "accelforge", **AccelForge().versions()}
+    counts = {"agree": 0, "better": 0, "worse": 0}
+    worst_e = worst_l = 1.0
+    t_ours = t_ffm = 0.0
+    for system in list(systems())[:args.systems]:
+        seen = set()
+        for name in args.workloads.split(","):
+            workload = load(ROOT / f"workloads/{name}.yaml")
+            for layer in workload.layers:
+                bits = workload.layer_bits(layer)
+                einsum = _af.einsum_of(layer)
+                k = ffm_key(system, einsum, bits, ffm_engine)
+                if k in seen:
+                    continue
+                seen.add(k)
+                path = store / f"{k}.json"
+                ffm = cache.read(path, cache.result_from_json) if path.exists() else None
+                try:
+                    if ffm is None:
+                        t = time.perf_counter()
+                        ffm = AccelForge().map_layer(system, layer, bits)
+                        t_ffm += time.perf_counter() - t
+                        cache.write(path, cache.result_to_json(ffm))
+                    t = time.perf_counter()
+                    ours = Cim().map_layer(system, layer, bits)
+                    t_ours += time.perf_counter() - t
+                except MappingError as e:
+                    print(f"{system.name} {name}:{layer.name} unmappable: {e}", flush=True)
+                    continue
+                v = verdict(ours, ffm, args.tol)
+                counts[v] += 1
+                e, lat = ours.energy_j / ffm.energy_j, ours.latency_s / ffm.latency_s
+                if v != "agree":
+                    print(f"{v:6s} {system.name} {name}:{layer.name} energy {e:.3f} latency {lat:.3f} "
+                          f"EDP {e * lat:.3f} (FFM {ffm.energy_j:.4g} J {ffm.latency_s:.4g} s)", flush=True)
+                if v != "better":
+                    worst_e, worst_l = max(worst_e, e), max(worst_l, lat)
+    total = sum(counts.values())
+    print(f"cimco backend {t_ours:.1f} s, FFM (not from cache) {t_ffm:.1f} s")
+    print(f"RESULT layers={total} agree={counts['agree']} worst_energy={worst_e:.4f} worst_latency={worst_l:.4f} "
+          f"better_edp={counts['better']} worse={counts['worse']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
