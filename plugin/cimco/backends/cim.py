@@ -102,17 +102,20 @@ def _ceil(a: int, b: int) -> int:
 
 
 def arrays(shape: Shape, g: MacroGeometry, bits: Bits, buffer_bits: int) -> list[dict[str, int]]:
-    """Column and row factors: whole factors, and (where a rank does not divide) at most
-    one partial group per direction; and fewer columns where that lets a block of output
+    """Column and row factors: whole factors, at most one partial group per direction
+    (where a rank does not divide), the whole kernel on the rows; and fewer columns where that lets a block of output
     channels over all positions fit the buffer (partial sums then stay there)."""
     from cimco.timeloop.layout import _rows
 
     m = shape.size("m")
     positions = math.prod(shape.size(k) for k in POSITION_RANKS) * shape.size("g")
     up = {k.upper(): shape.size(k) for k in ("c", "r", "s")}
+    rows_options = [_rows(up, g.wordlines_on, g.n_macros, whole)[0] for whole in (True, False)]
+    kernel = up["R"] * up["S"]
+    if 1 < kernel <= g.wordlines_on:  # the whole kernel on the rows: each input read once per position
+        rows_options.append({"C": min(up["C"], g.wordlines_on // kernel), "R": up["R"], "S": up["S"]})
     out = []
-    for whole in (True, False):
-        rows, _ = _rows(up, g.wordlines_on, g.n_macros, whole)
+    for whole, rows in zip((True, False, False), rows_options):
         most = min(m, g.outputs_per_macro)
         if whole and m % most:
             most = max(f for f in range(1, most + 1) if m % f == 0)
