@@ -45,9 +45,9 @@ from cimco.spec.workload import Bits, Layer
 WEIGHT_RANKS = ("g", "m", "c", "r", "s")
 POSITION_RANKS = ("t", "p", "q")
 RELEVANT = {"I": {"g", "c", "p", "q", "r", "s", "t"}, "O": {"g", "m", "p", "q", "t"}}
-# Plans AccelForge evaluates per layer (the best by the estimate); more find better
-# mappings on a few layers and cost ~0.1 s each.
-EVALUATED = 4
+# Plans AccelForge evaluates per layer (see _distinct); more find better mappings on a few
+# layers and cost ~0.05-0.1 s each.
+EVALUATED = 6
 
 
 @dataclass(frozen=True)
@@ -177,15 +177,14 @@ def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
     positions (each order); each of the buffer's tiles starts at the top, below a loop
     not fully over its ranks or below the cells' start (a tile starting just above a loop
     over its ranks is held below it anyway, unless the cells start in between: see
-    :func:`_tile`). Where the whole input and output fit the buffer
-    (``resident``) both start at the top: one pass of each tensor from DRAM, whatever the
-    order of the loops below."""
+    :func:`_tile`). Where the whole input and output fit the buffer (``resident``) the
+    weight turns take one order: with both tiles at the top, or below all weight loops,
+    their order changes no count (tiles below the top still pay where a stride skips
+    inputs: those are read per position, not as one block)."""
     weight = [k for k in WEIGHT_RANKS if turns.get(k, 1) > 1]
     pos = [k for k in POSITION_RANKS if positions.get(k, 1) > 1]
-    if resident:
-        return [(tuple((k, turns[k]) for k in weight) + tuple((k, positions[k]) for k in pos), 0, 0)]
     out = []
-    for wo in itertools.permutations(weight):
+    for wo in itertools.permutations(weight) if not resident else [tuple(weight)]:
         for po in itertools.permutations(pos):
             loops = tuple((k, turns[k]) for k in wo) + tuple((k, positions[k]) for k in po)
             cells = len(wo)  # tiles are not held below the cells' start: see _tile
@@ -376,14 +375,21 @@ class Cim:
 
 
 def _distinct(scored: list[tuple[Estimate, Plan]], n: int) -> list[tuple[Estimate, Plan]]:
-    """The best ``n`` plans with distinct estimates (plans the estimate cannot tell apart
-    are one choice: the first)."""
-    out, seen = [], set()
+    """Up to ``n`` plans for AccelForge to evaluate: the best of each array and spread
+    (what the estimate prices least well: the macros' own costs), best first, then the
+    next best by the estimate with estimates of their own."""
+    out, seen, layouts = [], set(), set()
     for e, p in scored:
-        key = (round(e.energy_j, 18), round(e.latency_s, 15), e.conversions)
+        if (p.array, p.macro, p.core) not in layouts:
+            layouts.add((p.array, p.macro, p.core))
+            seen.add((e.energy_j, e.latency_s, e.conversions))
+            out.append((e, p))
+    out = out[:n]
+    for e, p in scored:
+        if len(out) >= n:
+            break
+        key = (e.energy_j, e.latency_s, e.conversions)
         if key not in seen:
             seen.add(key)
             out.append((e, p))
-            if len(out) == n:
-                break
     return out
