@@ -35,10 +35,11 @@ def systems():
     square (buffer 16/128/1024 KB x 4/16/64 macros x the three families), then 11 variants
     that also vary DRAM bandwidth: variant i takes buffer i mod 5, macros (i + 2) mod 5,
     bandwidth (2i + 1) mod 5 and family i mod 3 of the tables above."""
+    from timeloop_agreement import systems as square
+
     from cimco.spec.load import read_yaml
     from cimco.spec.system import SystemSpec
     from cimco.sweeps import _system_data
-    from timeloop_agreement import systems as square
 
     base = _system_data(ROOT / "arch_specs/mars_system.yaml")
     yield SystemSpec.model_validate(base)

@@ -1,14 +1,17 @@
-"""Benchmark `cimco map` on ResNet-18 (ImageNet shapes) against plain AccelForge.
+"""Benchmark `cimco map` on ResNet-18 and ResNet-50 (ImageNet shapes) against plain AccelForge.
 
-In one run, each in a fresh subprocess:
-  cold      `cimco map` with an empty cache (maps each distinct layer once, one worker
-            process per CPU)
+In one run, each in a fresh subprocess, for each network:
+  cim       `cimco map --backend cimco` with an empty cache (cimco's own search, the best
+            plans evaluated by AccelForge's model; each distinct layer once, one worker
+            process per CPU), process start included
+  cold      the same with `--backend accelforge` (AccelForge's FFM mapper)
   plain_af  every layer mapped by AccelForge's own `Spec.map_workload_to_arch` on the same
             architecture, one layer at a time, no dedup, no cache (its `mapping.svg`
             render is stubbed out since graphviz is not installed; both sides use 1 job)
-  warm      `cimco map` again with the cache from the cold run
-Peak RSS is the largest single process of the cold run (`ru_maxrss` of its children). Last line:
-RESULT cold_s=... plain_af_s=... ratio=... warm_s=... peak_rss_mb=...
+then, on ResNet-18, `warm`: `cimco map --backend cimco` again with the cim run's cache.
+Peak RSS is the largest single process of the runs (`ru_maxrss` of its children). Last line:
+RESULT r18_cim_s=... r18_cold_s=... r18_plain_af_s=... r18_ratio=... r50_... warm_s=... peak_rss_mb=...
+(ratio: cim / plain_af). --quick: ResNet-18 only.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = ROOT / "arch_specs/mars_system.yaml"
-WORKLOAD = ROOT / "workloads/resnet18_imagenet.yaml"
+WORKLOADS = {"r18": ROOT / "workloads/resnet18_imagenet.yaml", "r50": ROOT / "workloads/resnet50_imagenet.yaml"}
 CIMCO = Path(sys.executable).parent / "cimco"
 
 PLAIN = r"""
@@ -54,18 +57,29 @@ def timed(cmd: list[str], cwd: str) -> tuple[float, int]:
 
 
 def main() -> int:
+    nets = ["r18"] if "--quick" in sys.argv[1:] else list(WORKLOADS)
+    figures: dict[str, str] = {}
+    peak = 0
     with tempfile.TemporaryDirectory(prefix="cimco-bench-") as d:
-        out = os.path.join(d, "out")
-        cmd = [str(CIMCO), "map", "--system", str(SYSTEM), "--workload", str(WORKLOAD),
-               "--out", out, "--quiet"]
-        cold, rss = timed(cmd, d)
-        print(f"cold cimco map: {cold:.1f} s (peak RSS {rss / 1024:.0f} MB)", flush=True)
-        plain, _ = timed([sys.executable, "-c", PLAIN, str(SYSTEM), str(WORKLOAD)], d)
-        print(f"plain AccelForge, layer by layer: {plain:.1f} s", flush=True)
-        warm, _ = timed(cmd, d)
-        print(f"warm cimco map (cached): {warm:.2f} s", flush=True)
-    print(f"RESULT cold_s={cold:.1f} plain_af_s={plain:.1f} ratio={cold / plain:.2f} "
-          f"warm_s={warm:.2f} peak_rss_mb={rss / 1024:.0f}")
+        for net in nets:
+            def cmd(backend: str, net: str = net) -> list[str]:
+                return [str(CIMCO), "map", "--system", str(SYSTEM), "--workload", str(WORKLOADS[net]),
+                        "--out", os.path.join(d, f"{net}-{backend}"), "--quiet", "--backend", backend]
+
+            cim, rss = timed(cmd("cimco"), d)
+            print(f"{net} cimco map --backend cimco, cold: {cim:.1f} s", flush=True)
+            cold, rss = timed(cmd("accelforge"), d)
+            print(f"{net} cimco map --backend accelforge, cold: {cold:.1f} s", flush=True)
+            plain, rss = timed([sys.executable, "-c", PLAIN, str(SYSTEM), str(WORKLOADS[net])], d)
+            print(f"{net} plain AccelForge, layer by layer: {plain:.1f} s", flush=True)
+            peak = max(peak, rss)
+            figures.update({f"{net}_cim_s": f"{cim:.1f}", f"{net}_cold_s": f"{cold:.1f}",
+                            f"{net}_plain_af_s": f"{plain:.1f}", f"{net}_ratio": f"{cim / plain:.3f}"})
+            if net == "r18":
+                warm, _ = timed(cmd("cimco"), d)
+                print(f"r18 cimco map --backend cimco, warm (cached): {warm:.2f} s", flush=True)
+                figures["warm_s"] = f"{warm:.2f}"
+    print("RESULT " + " ".join(f"{k}={v}" for k, v in figures.items()) + f" peak_rss_mb={peak / 1024:.0f}")
     return 0
 
 

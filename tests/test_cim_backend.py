@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from drawn import layers
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
@@ -26,7 +27,6 @@ from cimco.spec.load import read_yaml
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, Layer, WorkloadSpec
 from cimco.tables import component_tables
-from drawn import layers
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -98,7 +98,7 @@ def test_every_plan_keeps_the_architecture_rules() -> None:
                 assert {n["rank"] for n in spatial if n["name"] == "column"} == {"m"}
                 for name, fanout in (("macro", system.macros_per_core), ("core", system.cores)):
                     used = 1
-                    for k, n in (plan.macro if name == "macro" else plan.core):
+                    for _, n in (plan.macro if name == "macro" else plan.core):
                         used *= n
                     assert used <= fanout
                 covered = {k: 1 for k in shape.dims}

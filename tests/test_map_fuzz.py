@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from drawn import layers
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
@@ -21,7 +22,6 @@ from cimco.errors import MappingError
 from cimco.spec import load
 from cimco.spec.workload import Bits, Layer, WorkloadSpec
 from cimco.tables import component_tables
-from drawn import layers
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = load(ROOT / "arch_specs/mars_system.yaml")

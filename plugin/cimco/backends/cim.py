@@ -172,8 +172,8 @@ def spreads(groups: dict[str, int], cores: int, per_core: int) -> list[tuple[dic
 
 
 def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
-          resident: bool) -> list[tuple[tuple, int, int]]:
-    """(loops, input tile index, output tile index): the weight turns in every order, then the
+          resident: bool) -> list[tuple[tuple, list[int], list[int]]]:
+    """(loops, input tile starts, output tile starts): the weight turns in every order, then the
     positions (each order); each of the buffer's tiles starts at the top, below a loop
     not fully over its ranks or below the cells' start (a tile starting just above a loop
     over its ranks is held below it anyway, unless the cells start in between: see
@@ -191,13 +191,13 @@ def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
             starts = {t: [i for i in range(len(loops) + 1)
                           if i == 0 or i >= cells or _relevance(shape, t, loops[i - 1][0]) != "full"]
                       for t in ("I", "O")}
-            out.extend((loops, i, o) for i in starts["I"] for o in starts["O"])
+            out.append((loops, starts["I"], starts["O"]))
     return out
 
 
-def plans(system: SystemSpec, shape: Shape, bits: Bits) -> list[Plan]:
+def plans(system: SystemSpec, shape: Shape, bits: Bits):
+    """Every (array, macro spread, core spread, loops, input tile starts, output tile starts)."""
     g = MacroGeometry.of_system(system, bits)
-    out = []
     positions = {k: shape.size(k) for k in POSITION_RANKS}
     whole = shape.input_tile(shape.dims) * bits.input + math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
     resident = whole <= system.global_buffer.size_bits
@@ -205,9 +205,8 @@ def plans(system: SystemSpec, shape: Shape, bits: Bits) -> list[Plan]:
         groups = {k: _ceil(shape.size(k), a.get(k, 1)) for k in WEIGHT_RANKS}
         for macro, core in spreads(groups, system.cores, system.macros_per_core):
             turns = {k: _ceil(groups[k], macro.get(k, 1) * core.get(k, 1)) for k in WEIGHT_RANKS}
-            for loops, i, o in nests(shape, turns, positions, resident):
-                out.append(Plan(tuple(a.items()), tuple(macro.items()), tuple(core.items()), loops, i, o))
-    return out
+            for loops, starts_i, starts_o in nests(shape, turns, positions, resident):
+                yield tuple(a.items()), tuple(macro.items()), tuple(core.items()), loops, starts_i, starts_o
 
 
 @dataclass(frozen=True)
@@ -230,9 +229,12 @@ def _relevance(shape: Shape, tensor: str, rank: str) -> str:
     return "full" if rank in RELEVANT[tensor] else "none"
 
 
-def _holders(p: Plan) -> dict[str, tuple[int, int]]:
-    """Where each tile starts: (loop index, order among the nodes at that index)."""
-    return {"W": (p.weight_loops(), 0), "I": (p.glb_i, 1), "O": (p.glb_o, 2)}
+def _holders(shape: Shape, p: Plan) -> dict[str, tuple[int, int]]:
+    """Where each tile starts: (loop index, order among the nodes at one index). The cells
+    come first; of the buffer's two tiles the one that the next loop does not concern
+    comes first, so that it does not stop the other being held lower (see :func:`_tile`)."""
+    o_first = p.glb_o < len(p.loops) and _relevance(shape, "O", p.loops[p.glb_o][0]) == "none"
+    return {"W": (p.weight_loops(), 0), "I": (p.glb_i, 2 if o_first else 1), "O": (p.glb_o, 1 if o_first else 2)}
 
 
 def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, int, int]:
@@ -242,7 +244,7 @@ def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, int, int]:
     filled) below them, down to a loop not over its ranks (the tile stays while it turns),
     a sliding-window loop (held one step at a time, each input moved once) or another
     tile's start."""
-    holders = _holders(p)
+    holders = _holders(shape, p)
     at, order = holders[tensor]
     j, slide = at, False
     while j < len(p.loops):
@@ -291,14 +293,22 @@ def estimate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, g: MacroGeom
 
 
 def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits) -> list[tuple[Estimate, Plan]]:
-    """Every plan whose buffer tiles fit, best estimated energy-delay product first."""
+    """The plans whose buffer tiles fit, best estimated energy-delay product first. For each
+    input tile start only the highest output tile start that fits is kept: an output tile
+    held higher is filled no more often and moves no more data (the input tile can be held
+    differently then, where one starts below the other: the estimate of the plan kept
+    still prices that)."""
     shape = Shape.of(layer, einsum)
     g = MacroGeometry.of_system(system, bits)
     scored = []
-    for p in plans(system, shape, bits):
-        e = estimate(system, shape, bits, p, g)
-        if e.glb_bits <= system.global_buffer.size_bits:
-            scored.append((e, p))
+    for array, macro, core, loops, starts_i, starts_o in plans(system, shape, bits):
+        for i in starts_i:
+            for o in starts_o:
+                p = Plan(array, macro, core, loops, i, o)
+                e = estimate(system, shape, bits, p, g)
+                if e.glb_bits <= system.global_buffer.size_bits:
+                    scored.append((e, p))
+                    break
     scored.sort(key=lambda x: (x[0].edp, x[0].conversions, x[0].latency_s))
     return scored
 
@@ -309,22 +319,20 @@ def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
     # tile shapes top-down per rank: temporal loop -> macros -> cores -> array -> 1
     below_temporal = {k: a.get(k, 1) * macro.get(k, 1) * core.get(k, 1) for k in shape.dims}
     nodes: list[dict] = [{"node": "storage", "tensors": ["W", "O", "I"], "component": DRAM}]
-    last_weight = p.weight_loops()
+    holders = _holders(shape, p)
     for idx in range(len(p.loops) + 1):
-        if idx == last_weight:  # at one index: the cells, then the buffer's inputs, outputs (_holders)
-            nodes.append({"node": "storage", "tensors": ["W"], "component": CELL_ARRAY})
-        if idx == p.glb_i:
-            nodes.append({"node": "storage", "tensors": ["I"], "component": GLOBAL_BUFFER})
-        if idx == p.glb_o:
-            nodes.append({"node": "storage", "tensors": ["O"], "component": GLOBAL_BUFFER})
+        here = sorted((order, tensor) for tensor, (at, order) in holders.items() if at == idx)
+        for _, tensor in here:  # in the order _holders gives
+            component = CELL_ARRAY if tensor == "W" else GLOBAL_BUFFER
+            nodes.append({"node": "storage", "tensors": [tensor], "component": component})
         if idx < len(p.loops):
             k, _ = p.loops[idx]
             tile = below_temporal[k] if k in WEIGHT_RANKS else 1
             nodes.append({"node": "temporal", "rank": k, "tile": tile})
-    for k, n in macro.items():
+    for k in macro:
         nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1) * core.get(k, 1), "name": "macro",
                       "component": "Macro"})
-    for k, n in core.items():
+    for k in core:
         nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1), "name": "core", "component": "Core"})
     nodes.append({"node": "toll", "tensors": ["I"], "component": WORDLINE_DRIVER})
     for readout in (ADC, ADDER_TREE):
