@@ -51,7 +51,7 @@ class Report:
 
 def map(system: str | Path | SystemSpec, workload: str | Path | WorkloadSpec, out: str | Path | None = None,
         cache_dir: str | Path | None = None, jobs: int = 1, progress: bool = False,  # noqa: A001
-        mode: str = "sequential", weights: str = "auto", batch: int = 1, backend: str = "accelforge") -> Report:
+        mode: str = "sequential", weights: str = "auto", batch: int = 1, backend: str | None = None) -> Report:
     """Map ``workload`` on ``system`` (spec files or spec objects) and return its Report.
 
     With ``out`` the report's files are written there as by ``cimco map`` (mapping cache in
@@ -71,7 +71,7 @@ def map(system: str | Path | SystemSpec, workload: str | Path | WorkloadSpec, ou
     w = workload if isinstance(workload, WorkloadSpec) else load(workload, "workload")
     w_path = "workload" if isinstance(workload, WorkloadSpec) else str(workload)
     how = Execution(mode, weights, batch)
-    engine = backends.get(backend, Path(out) / "timeloop" if out is not None else None)
+    engine = backends.get(backend or backends.DEFAULT, Path(out) / "timeloop" if out is not None else None)
     cache = Path(cache_dir) if cache_dir else Path(out) / "cache" if out else None
     res = pipeline.run(s, w, resolve(s, w, w_path), how, engine, cache, jobs=jobs, progress=progress,
                        workload_file=w_path)
@@ -84,14 +84,19 @@ def map(system: str | Path | SystemSpec, workload: str | Path | WorkloadSpec, ou
 
 
 def sweep(spec: str | Path, out: str | Path, executor: str = "local", scheduler: str | None = None,
-          jobs: int = 1, progress: bool = False, max_points: int | None = None):
+          jobs: int = 1, progress: bool = False, max_points: int | None = None, backend: str | None = None):
     """Run (or resume) the sweep file ``spec`` into ``out``; its results as a DataFrame (the
     run's counts in ``.attrs['stats']``). A sweep of more than ``max_points`` points (default
-    :data:`cimco.sweeps.MAX_POINTS`) is refused before any point is built."""
+    :data:`cimco.sweeps.MAX_POINTS`) is refused before any point is built. ``backend`` is
+    ``cimco sweep``'s ``--backend`` (default :data:`cimco.backends.DEFAULT`)."""
     from dataclasses import asdict
 
+    from cimco import backends
     from cimco import sweeps as sw
 
-    df, stats = sw.run(spec, out, executor, scheduler, jobs, progress=progress, max_points=max_points)
+    if (backend or backends.DEFAULT) not in backends.SWEEP_NAMES:
+        raise ValueError(f"backend must be one of {', '.join(backends.SWEEP_NAMES)}, got {backend!r}")
+    df, stats = sw.run(spec, out, executor, scheduler, jobs, progress=progress, max_points=max_points,
+                       backend=backend or backends.DEFAULT)
     df.attrs["stats"] = {k: v for k, v in asdict(stats).items() if k != "files"}
     return df

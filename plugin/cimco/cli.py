@@ -116,7 +116,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cache = Path(args.cache_dir) if args.cache_dir else out / "cache"
     with _run_in(out, cache):
         _, st = sweeps.run(args.spec, out, args.executor, args.scheduler, args.jobs, cache, not args.quiet,
-                           args.max_points)
+                           args.max_points, args.backend)
     print(f"sweep: {st.points} points ({st.distinct} distinct): {st.done_before} done before, "
           f"{st.computed} computed, {st.mapper_calls} layers mapped; wrote "
           f"{', '.join(p.name for p in st.files)} to {out}")
@@ -477,7 +477,7 @@ def _positive(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    from cimco.backends import NAMES
+    from cimco.backends import DEFAULT, NAMES, SWEEP_NAMES
     from cimco.execution import MODES, WEIGHTS
 
     p = argparse.ArgumentParser(
@@ -512,10 +512,12 @@ def parser() -> argparse.ArgumentParser:
                    help="most wall time AccelForge may take to map one layer (default 1800)")
     m.add_argument("--layer-memory-gb", type=_positive, default=8.0, metavar="GB",
                    help="most memory (address space) one mapping worker may use (default 8)")
-    m.add_argument("--backend", choices=NAMES, default="accelforge",
-                   help="mapper: accelforge (default: AccelForge's FFM mapper and model) or timeloop (classic "
-                   "Timeloop's timeloop-mapper on the files `cimco timeloop export` writes, into OUT/timeloop; "
-                   "exit 2 if the binary is absent). Both go through the same sparsity, execution and report")
+    m.add_argument("--backend", choices=NAMES, default=DEFAULT,
+                   help=f"mapper (default {DEFAULT}): cimco (cimco's search of the CIM mapspace, its best mappings "
+                   "evaluated by AccelForge's model), accelforge (AccelForge's FFM mapper and model) or timeloop "
+                   "(classic Timeloop's timeloop-mapper on the files `cimco timeloop export` writes, into "
+                   "OUT/timeloop; exit 2 if the binary is absent). All go through the same sparsity, execution "
+                   "and report")
     m.add_argument("--timeloop-bin", metavar="PATH",
                    help="with --backend timeloop: the timeloop-mapper to run (default: $CIMCO_TIMELOOP_BIN, "
                    "then PATH)")
@@ -599,6 +601,8 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--cache-dir", help="mapping cache directory (default: OUT/cache)")
     sw.add_argument("--max-points", type=_count, default=None, metavar="N",
                     help="refuse a sweep of more than N points, counted before any is built (default 10000)")
+    sw.add_argument("--backend", choices=SWEEP_NAMES, default=DEFAULT,
+                    help=f"mapper for every point: cimco or accelforge, as for `cimco map` (default {DEFAULT})")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=cmd_sweep)
 

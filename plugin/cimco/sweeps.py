@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from cimco.backends import DEFAULT
 from cimco.errors import LimitError, MappingError, Problem, SpecError
 from cimco.pipeline import unmappable
 from cimco.spec._base import Strict, _models_in, capped, clip, problems_from, short
@@ -173,7 +174,7 @@ def _validate(model, data: dict, file: str, prefix: str) -> tuple[Any, list[Prob
     return spec, [Problem(p.file, f"{prefix}.{p.path}", p.message) for p in probs]
 
 
-def load(path: str | Path, max_points: int = MAX_POINTS) -> tuple[SweepSpec, list[Point]]:
+def load(path: str | Path, max_points: int = MAX_POINTS, backend: str = DEFAULT) -> tuple[SweepSpec, list[Point]]:
     """Read a sweep file and build every point's specs; every problem raised at once. A sweep
     of more than ``max_points`` points is refused (counted, not expanded) before anything else."""
     import copy
@@ -242,35 +243,36 @@ def load(path: str | Path, max_points: int = MAX_POINTS) -> tuple[SweepSpec, lis
     if problems:
         raise SpecError(capped(problems))
     for p in points:
-        _hash(p)
+        _hash(p, backend)
     return spec, points
 
 
-def _hash(p: Point) -> None:
+def _hash(p: Point, backend: str) -> None:
     """The point's identity (its full specs, the workload's dir for mask files, cimco's
-    version) and its mapping signature (the cache keys of its layers)."""
-    from cimco import __version__, _af, cache
-    from cimco.backends.accelforge import AccelForge
+    version, the backend) and its mapping signature (the cache keys of its layers)."""
+    from cimco import __version__, _af, backends, cache
 
-    engine = {"backend": AccelForge.name, **AccelForge().versions()}
+    b = backends.get(backend)
+    engine = {"backend": b.name, **b.versions()}
     ident = {"system": p.system.model_dump(mode="json"), "workload": p.workload.model_dump(mode="json"),
-             "dir": str(Path(p.workload_path).parent), "cimco": __version__}
+             "dir": str(Path(p.workload_path).parent), "cimco": __version__,
+             **({"backend": backend} if backend != "accelforge" else {})}
     p.hash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
     keys = sorted({cache.key(p.system, _af.einsum_of(x), p.workload.layer_bits(x), engine) for x in p.workload.layers})
     p.signature = hashlib.sha256("".join(keys).encode()).hexdigest()
 
 
-def run_point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, cache_dir: str) -> tuple[dict, int]:
-    """Map and report one point (a worker task, default execution, the AccelForge backend):
+def run_point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, cache_dir: str,
+              backend: str = DEFAULT) -> tuple[dict, int]:
+    """Map and report one point (a worker task, default execution, the ``backend`` named):
     its report's summary and the number of layers mapped (cache misses). Writes only under
     ``cache_dir``."""
     os.environ.setdefault("MPLCONFIGDIR", str(Path(cache_dir, "matplotlib")))
-    from cimco import pipeline
-    from cimco.backends.accelforge import AccelForge
+    from cimco import backends, pipeline
     from cimco.execution import Execution
     from cimco.sparse.masks import resolve
 
-    res = pipeline.run(system, workload, resolve(system, workload, workload_path), Execution(), AccelForge(),
+    res = pipeline.run(system, workload, resolve(system, workload, workload_path), Execution(), backends.get(backend),
                        Path(cache_dir), workload_file=workload_path)
     report = res.report
     return {"system": report["system"], "workload": report["workload"], "totals": report["totals"]}, res.mapped
@@ -348,15 +350,16 @@ class _Dask:
 
 def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: str | None = None,
         jobs: int = 1, cache_dir: str | Path | None = None, progress: bool = True,
-        max_points: int | None = None):
-    """Run (or resume) the sweep in ``path`` (at most ``max_points`` points); write its tables
+        max_points: int | None = None, backend: str = DEFAULT):
+    """Run (or resume) the sweep in ``path`` (at most ``max_points`` points) with the mapping
+    ``backend`` (:data:`cimco.backends.SWEEP_NAMES`); write its tables
     into ``out``. Returns the results table (pandas, one row per point, in point order) and the
     run's Stats."""
     from tqdm import tqdm
 
     from cimco.io import write_atomic
 
-    spec, points = load(path, max_points or MAX_POINTS)
+    spec, points = load(path, max_points or MAX_POINTS, backend)
     out = Path(out)
     cache = (Path(cache_dir) if cache_dir else out / "cache").absolute()  # workers may run elsewhere
     log = out / RESULTS
@@ -385,7 +388,7 @@ def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: s
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         def submit(p: Point):
-            return ex.submit(run_point, p.system, p.workload, p.workload_path, str(cache))
+            return ex.submit(run_point, p.system, p.workload, p.workload_path, str(cache), backend)
 
         # the first point of each signature maps its layers; the others then read the cache
         pending = {submit(g[0]): (g[0], g[1:]) for g in groups.values()}

@@ -73,6 +73,10 @@ class Backend(Protocol):
 
 
 NAMES = ("cimco", "accelforge", "timeloop")
+# what `cimco map`, `cimco sweep`, cimco.map and cimco.sweep use unless told
+DEFAULT = "accelforge"
+# the backends a sweep may use (timeloop writes files per point)
+SWEEP_NAMES = ("cimco", "accelforge")
 
 
 def get(name: str, out: Path | None = None, timeloop_bin: str | None = None) -> Backend:

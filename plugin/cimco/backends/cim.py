@@ -133,42 +133,51 @@ def _spans(n: int) -> list[int]:
     return sorted({_ceil(n, t) for t in range(1, n + 1)})
 
 
+def _split(f: dict[str, int], cores: int, per_core: int) -> tuple[dict, dict] | None:
+    """``f`` (rank -> side-by-side groups) split between the macros of a core and the cores,
+    the fewest instances wasted; None if no split fits."""
+    ranks = list(f)
+    choices = [[(a, _ceil(f[k], a)) for a in range(1, min(f[k], per_core) + 1)
+                if _ceil(f[k], a) <= cores and (a == f[k] or _ceil(f[k], _ceil(f[k], a)) == a)]
+               for k in ranks]
+    best = None
+    for split in itertools.product(*choices):
+        if math.prod(a for a, _ in split) <= per_core and math.prod(b for _, b in split) <= cores:
+            waste = math.prod(a * b for a, b in split)
+            if best is None or waste < best[0]:
+                best = (waste, split)
+    if best is None:
+        return None
+    return {k: a for k, (a, _) in zip(ranks, best[1])}, {k: b for k, (_, b) in zip(ranks, best[1])}
+
+
 def spreads(groups: dict[str, int], cores: int, per_core: int) -> list[tuple[dict, dict]]:
     """(macro factors, core factors) per weight rank: every spread over cores x macros
-    that no other spread beats on every rank's turns."""
+    that fits them and that no other such spread beats on every rank's turns."""
     ranks = [k for k in WEIGHT_RANKS if groups.get(k, 1) > 1]
     n = cores * per_core
     options = [[s for s in _spans(groups[k]) if s <= n] for k in ranks]
 
-    def grow(i: int, budget: int):  # the last rank takes all it can of what is left
+    def grow(i: int, budget: int):
         if i == len(ranks):
             yield ()
             return
-        fits = [s for s in options[i] if s <= budget]
-        for s in fits if i < len(ranks) - 1 else fits[-1:]:
-            for rest in grow(i + 1, budget // s):
-                yield (s, *rest)
+        for s in options[i]:
+            if s <= budget:
+                for rest in grow(i + 1, budget // s):
+                    yield (s, *rest)
 
-    totals = [dict(zip(ranks, combo)) for combo in grow(0, n)]
-
-    turns = [tuple(_ceil(groups[k], f[k]) for k in ranks) for f in totals]
-    kept = [f for f, t in zip(totals, turns)
-            if not any(o != t and all(a <= b for a, b in zip(o, t)) for o in turns)]
-    out = []
-    for f in kept:
-        # split each rank's factor between macros (<= per_core in all) and cores (<= cores)
-        choices = [[(a, _ceil(f[k], a)) for a in range(1, min(f[k], per_core) + 1)
-                    if _ceil(f[k], a) <= cores and (a == f[k] or _ceil(f[k], _ceil(f[k], a)) == a)]
-                   for k in ranks]
-        best = None
-        for split in itertools.product(*choices):
-            if math.prod(a for a, _ in split) <= per_core and math.prod(b for _, b in split) <= cores:
-                waste = math.prod(a * b for a, b in split)
-                if best is None or waste < best[0]:
-                    best = (waste, split)
-        if best is not None:
-            out.append(({k: a for k, (a, _) in zip(ranks, best[1])}, {k: b for k, (_, b) in zip(ranks, best[1])}))
-    return out
+    fitting = []
+    for combo in grow(0, n):
+        split = _split(dict(zip(ranks, combo)), cores, per_core)
+        if split is not None:
+            fitting.append((tuple(_ceil(groups[k], s) for k, s in zip(ranks, combo)), split))
+    fitting.sort(key=lambda x: sum(x[0]))
+    kept: list[tuple[tuple, tuple]] = []
+    for turns, split in fitting:  # a dominating spread has a smaller turn sum: it came first
+        if not any(all(a <= b for a, b in zip(t, turns)) for t, _ in kept):
+            kept.append((turns, split))
+    return [split for _, split in kept]
 
 
 def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
