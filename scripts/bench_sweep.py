@@ -1,10 +1,17 @@
-"""Benchmark `cimco sweep`: points per second with the local process pool and with a Dask
-LocalCluster (same number of worker processes, loopback), each from an empty OUT.
+"""Benchmark `cimco sweep`: points per second, each run from an empty OUT.
 
-The sweep: a 3-layer network of small linear layers on the MARS-like system, 2 weight
-precisions x 4 sparsity patterns x 2 densities x 2 input densities = 32 points, of which
-2 map their layers and 30 read the mapping cache. Both tables must be identical. Last line:
-RESULT points=... points_per_s=... (local) dask_points_per_s=... local_vs_dask=... (ratio of rates)
+1. The cached-point sweep: a 3-layer network of small linear layers on the MARS-like system,
+   2 weight precisions x 4 sparsity patterns x 2 densities x 2 input densities = 32 points,
+   of which 2 map their layers and 30 read the mapping cache; with the local process pool
+   and with a Dask LocalCluster (same number of worker processes, loopback). Both tables
+   must be identical.
+2. The architecture sweep: ResNet-20 (CIFAR) on the MARS-like system, 2 ADC widths x 2
+   macro widths x 2 core counts x 2 macros per core x 2 buffer sizes = 32 points, every one
+   needing its own mappings, with `--backend cimco`; then its first 4 points with
+   `--backend accelforge` (the baseline, in the same run).
+Last line:
+RESULT points=... points_per_s=... dask_points_per_s=... local_vs_dask=...
+arch_points=32 arch_points_per_s=... arch_af_points_per_s=... arch_speedup=...
 """
 
 from __future__ import annotations
@@ -37,14 +44,31 @@ grid:
   workload.input_density: [0.5, 1.0]
 """
 
+ARCH = f"""\
+kind: sweep
+name: arch
+system: {ROOT / "arch_specs/mars_system.yaml"}
+workload: {ROOT / "workloads/resnet20_cifar.yaml"}
+grid:
+  macro.adc_bits: [5, 6]
+  macro.cols: [128, 256]
+  system.cores: [2, 4]
+  system.macros_per_core: [4, 8]
+  system.global_buffer.size_bits: [1048576, 2097152]
+"""
+# the baseline's points: the grid's first 4 (AccelForge's FFM takes ~30 s a point)
+ARCH_BASELINE = ARCH.replace("macro.adc_bits: [5, 6]", "macro.adc_bits: [5]").replace(
+    "macro.cols: [128, 256]", "macro.cols: [128]").replace("system.cores: [2, 4]", "system.cores: [2]")
 
-def timed(spec: Path, out: Path, executor: str, jobs: int, scheduler: str | None = None):
+
+def timed(spec: Path, out: Path, executor: str, jobs: int, scheduler: str | None = None,
+          backend: str = "accelforge"):
     from cimco import sweeps
 
     t = time.perf_counter()
-    df, stats = sweeps.run(spec, out, executor, scheduler, jobs, progress=False)
+    df, stats = sweeps.run(spec, out, executor, scheduler, jobs, progress=False, backend=backend)
     dt = time.perf_counter() - t
-    print(f"{executor}: {stats.computed} points, {stats.mapper_calls} layers mapped, {dt:.1f} s "
+    print(f"{executor} {backend}: {stats.computed} points, {stats.mapper_calls} layers mapped, {dt:.1f} s "
           f"({stats.computed / dt:.3f} points/s)", flush=True)
     return df, stats.computed / dt
 
@@ -65,8 +89,13 @@ def main() -> int:
                 dask, dask_rate = timed(d / "sweep.yaml", d / "dask", "dask", jobs, cluster.scheduler_address)
         same = local.equals(dask)
         print(f"tables identical: {same}")
+        (d / "arch.yaml").write_text(ARCH)
+        (d / "arch_af.yaml").write_text(ARCH_BASELINE)
+        arch, arch_rate = timed(d / "arch.yaml", d / "arch", "local", jobs, backend="cimco")
+        _, af_rate = timed(d / "arch_af.yaml", d / "arch_af", "local", jobs, backend="accelforge")
     print(f"RESULT points={len(local)} points_per_s={local_rate:.3f} dask_points_per_s={dask_rate:.3f} "
-          f"local_vs_dask={local_rate / dask_rate:.2f}")
+          f"local_vs_dask={local_rate / dask_rate:.2f} arch_points={len(arch)} arch_points_per_s={arch_rate:.3f} "
+          f"arch_af_points_per_s={af_rate:.3f} arch_speedup={arch_rate / af_rate:.1f}")
     return 0 if same else 1
 
 

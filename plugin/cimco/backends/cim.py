@@ -247,7 +247,7 @@ def _holders(shape: Shape, p: Plan) -> dict[str, tuple[int, int]]:
 
 
 def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, int, int]:
-    """(fills, tile the buffer holds, tile each fill moves) for the buffer's ``tensor``.
+    """(tile the buffer holds, values all its fills move) for the buffer's ``tensor``.
 
     As AccelForge's model does, a tile starting above loops over its ranks is held (and
     filled) below them, down to a loop not over its ranks (the tile stays while it turns),
@@ -273,18 +273,21 @@ def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, int, int]:
         return shape.input_tile(t) if tensor == "I" else math.prod(t.get(k, 1) for k in RELEVANT["O"])
 
     moved_from = j - 1 if slide else j
-    return math.prod(n for _, n in p.loops[:moved_from]), size(j), size(moved_from)
+    if tensor == "O":  # the tiles over the output ranks sum to the outputs, partial last tiles included
+        refills = math.prod(n for k, n in p.loops[:moved_from] if k not in RELEVANT["O"])
+        return size(j), refills * math.prod(shape.size(k) for k in RELEVANT["O"])
+    return size(j), math.prod(n for _, n in p.loops[:moved_from]) * size(moved_from)
 
 
 def estimate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, g: MacroGeometry) -> Estimate:
     """Closed-form energy and latency of a plan outside the macros' fixed cost: DRAM and
     global buffer traffic (tiles x fills) and macro activations (every loop's iterations)."""
-    fills_i, held_i, moved_i = _tile(shape, p, "I")
-    fills_o, held_o, moved_o = _tile(shape, p, "O")
+    held_i, moved_i = _tile(shape, p, "I")
+    held_o, moved_o = _tile(shape, p, "O")
     outputs = math.prod(shape.size(k) for k in RELEVANT["O"])
     weights = math.prod(shape.size(k) for k in WEIGHT_RANKS)
-    dram_i = fills_i * moved_i * bits.input
-    dram_o = (2 * fills_o * moved_o - outputs) * bits.output
+    dram_i = moved_i * bits.input
+    dram_o = (2 * moved_o - outputs) * bits.output
     dram = dram_i + dram_o + weights * bits.weight
     activations = math.prod(n for _, n in p.loops)
     # the buffer: inputs sent to the macros (shared by macros on output channels) and
