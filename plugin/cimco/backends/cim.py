@@ -20,7 +20,7 @@ macro fanouts never split output positions. What remains, and what :func:`plans`
    output tiles may start above any of these loops (what is above them runs at DRAM),
    and the cells are written under the last weight loop.
 
-Each plan is ranked by a closed-form estimate (:func:`estimate`) of DRAM and global buffer
+Each plan is ranked by a closed-form estimate (:func:`_score`) of DRAM and global buffer
 traffic, macro activations and latency, and the best few by energy-delay product are
 evaluated by AccelForge's model (:func:`cimco._af.evaluate_mappings`); the one with the
 lowest evaluated energy-delay product is the result. ``scripts/backend_agreement.py``
@@ -192,16 +192,31 @@ def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
     inputs: those are read per position, not as one block)."""
     weight = [k for k in WEIGHT_RANKS if turns.get(k, 1) > 1]
     pos = [k for k in POSITION_RANKS if positions.get(k, 1) > 1]
+    # one weight rank may also take two loops, the outer one first (a block of it at DRAM)
+    splits: list[tuple] = [()]
+    if not resident:
+        splits += [((k, o),) for k in weight for o in _divisors(turns[k])[1:-1]]
     out = []
-    for wo in itertools.permutations(weight) if not resident else [tuple(weight)]:
-        for po in itertools.permutations(pos):
-            loops = tuple((k, turns[k]) for k in wo) + tuple((k, positions[k]) for k in po)
-            cells = len(wo)  # tiles are not held below the cells' start: see _tile
-            starts = {t: [i for i in range(len(loops) + 1)
-                          if i == 0 or i >= cells or _relevance(shape, t, loops[i - 1][0]) != "full"]
-                      for t in ("I", "O")}
-            out.append((loops, starts["I"], starts["O"]))
+    for split in splits:
+        inner = {**turns, **{k: turns[k] // o for k, o in split}}
+        for wo in itertools.permutations(weight) if not resident else [tuple(weight)]:
+            for po in itertools.permutations(pos):
+                loops = split + tuple((k, inner[k]) for k in wo) + tuple((k, positions[k]) for k in po)
+                out.append(_starts(shape, loops, len(split) + len(wo)))
     return out
+
+
+def _divisors(n: int) -> list[int]:
+    return [f for f in range(1, n + 1) if n % f == 0]
+
+
+def _starts(shape: Shape, loops: tuple, cells: int) -> tuple[tuple, list[int], list[int]]:
+    """``loops`` with the indices where each of the buffer's tiles may start (see :func:`nests`;
+    ``cells``: the index where the cells start)."""
+    starts = {t: [i for i in range(len(loops) + 1)
+                  if i == 0 or i >= cells or _relevance(shape, t, loops[i - 1][0]) != "full"]
+              for t in ("I", "O")}
+    return loops, starts["I"], starts["O"]
 
 
 def plans(system: SystemSpec, shape: Shape, bits: Bits):
@@ -246,62 +261,108 @@ def _holders(shape: Shape, p: Plan) -> dict[str, tuple[int, int]]:
     return {"W": (p.weight_loops(), 0), "I": (p.glb_i, 2 if o_first else 1), "O": (p.glb_o, 1 if o_first else 2)}
 
 
-def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, int, int]:
-    """(tile the buffer holds, values all its fills move) for the buffer's ``tensor``.
+class _Nest:
+    """One loop nest's tiles, precomputed: each rank's extent below every loop, and how the
+    buffer's tiles are held (:meth:`tile`)."""
 
-    As AccelForge's model does, a tile starting above loops over its ranks is held (and
-    filled) below them, down to a loop not over its ranks (the tile stays while it turns),
-    a sliding-window loop (held one step at a time, each input moved once) or another
-    tile's start."""
-    holders = _holders(shape, p)
-    at, order = holders[tensor]
-    j, slide = at, False
-    while j < len(p.loops):
-        if any(t != tensor and (h[0] == j and (j > at or h[1] > order)) for t, h in holders.items()):
-            break
-        rel = _relevance(shape, tensor, p.loops[j][0])
-        if rel == "none":
-            break
-        j += 1
-        if rel == "partial":
-            slide = True
-            break
-    def size(upto: int) -> int:
-        t = dict(shape.dims)
-        for k, n in p.loops[:upto]:
-            t[k] = _ceil(t[k], n)
-        return shape.input_tile(t) if tensor == "I" else math.prod(t.get(k, 1) for k in RELEVANT["O"])
+    def __init__(self, shape: Shape, loops: tuple):
+        self.loops = loops
+        self.rel = {t: [_relevance(shape, t, k) for k, _ in loops] for t in ("I", "O")}
+        self.outputs = math.prod(shape.size(k) for k in RELEVANT["O"])
+        ext = dict(shape.dims)
+        self.size: dict[str, list[int]] = {"I": [], "O": []}
+        self.fills, self.refills = [1], [1]  # iterations above an index; those not over outputs
+        for u in range(len(loops) + 1):
+            self.size["I"].append(shape.input_tile(ext))
+            self.size["O"].append(math.prod(ext.get(k, 1) for k in RELEVANT["O"]))
+            if u < len(loops):
+                k, n = loops[u]
+                ext[k] = _ceil(ext[k], n)
+                self.fills.append(self.fills[-1] * n)
+                self.refills.append(self.refills[-1] * (1 if k in RELEVANT["O"] else n))
 
-    moved_from = j - 1 if slide else j
-    if tensor == "O":  # the tiles over the output ranks sum to the outputs, partial last tiles included
-        refills = math.prod(n for k, n in p.loops[:moved_from] if k not in RELEVANT["O"])
-        return size(j), refills * math.prod(shape.size(k) for k in RELEVANT["O"])
-    return size(j), math.prod(n for _, n in p.loops[:moved_from]) * size(moved_from)
+    def tile(self, tensor: str, holders: dict[str, tuple[int, int]]) -> tuple[int, int]:
+        """(tile the buffer holds, values all its fills move) for the buffer's ``tensor``.
+
+        As AccelForge's model does, a tile starting above loops over its ranks is held (and
+        filled) below them, down to a loop not over its ranks (the tile stays while it
+        turns), a sliding-window loop (held one step at a time, each input moved once) or
+        another tile's start."""
+        at, order = holders[tensor]
+        others = [h for t, h in holders.items() if t != tensor]
+        j, slide, rel = at, False, self.rel[tensor]
+        while j < len(self.loops):
+            if any(h[0] == j and (j > at or h[1] > order) for h in others) or rel[j] == "none":
+                break
+            j += 1
+            if rel[j - 1] == "partial":
+                slide = True
+                break
+        moved_from = j - 1 if slide else j
+        if tensor == "O":  # the tiles over the output ranks sum to the outputs, partial last tiles included
+            return self.size["O"][j], self.refills[moved_from] * self.outputs
+        return self.size["I"][j], self.fills[moved_from] * self.size["I"][moved_from]
 
 
-def estimate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, g: MacroGeometry) -> Estimate:
-    """Closed-form energy and latency of a plan outside the macros' fixed cost: DRAM and
-    global buffer traffic (tiles x fills) and macro activations (every loop's iterations)."""
-    held_i, moved_i = _tile(shape, p, "I")
-    held_o, moved_o = _tile(shape, p, "O")
-    outputs = math.prod(shape.size(k) for k in RELEVANT["O"])
-    weights = math.prod(shape.size(k) for k in WEIGHT_RANKS)
+def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, int]:
+    """:meth:`_Nest.tile` of one plan."""
+    return _Nest(shape, p.loops).tile(tensor, _holders(shape, p))
+
+
+@dataclass(frozen=True)
+class _Macros:
+    """What a plan's array, spread and loops fix, whatever its tiles: per activation, the
+    inputs sent to the macros (shared by macros on output channels) and the partial sums
+    read and written back, and the activations and conversions."""
+
+    activations: int
+    glb_per_activation: float  # bits
+    conversions: float
+
+    @classmethod
+    def of(cls, p: Plan, bits: Bits) -> _Macros:
+        a, macro, core = dict(p.array), dict(p.macro), dict(p.core)
+        side = {k: macro.get(k, 1) * core.get(k, 1) for k in WEIGHT_RANKS}
+        rows_in = math.prod(a.get(k, 1) * side[k] for k in ("c", "r", "s")) * side["g"]
+        cols_out = a.get("m", 1) * side["m"] * side["g"]
+        activations = math.prod(n for _, n in p.loops)
+        return cls(activations, rows_in * bits.input + 2 * cols_out * bits.output,
+                   activations * math.prod(side.values()) * a.get("m", 1))
+
+
+@dataclass(frozen=True)
+class _Costs:
+    """A layer's and system's constants of :func:`_score`."""
+
+    weight_bits: float
+    dram_j: float  # per bit
+    glb_j: float
+    dram_bw: float  # bits per s
+    glb_bw: float
+    cycle_s: float  # per activation
+
+    @classmethod
+    def of(cls, system: SystemSpec, shape: Shape, bits: Bits) -> _Costs:
+        return cls(math.prod(shape.size(k) for k in WEIGHT_RANKS) * bits.weight,
+                   system.dram.energy_per_bit_j.value, system.global_buffer.energy_per_bit_j.value,
+                   system.dram.bandwidth_bits_per_s, system.global_buffer.bandwidth_bits_per_s,
+                   MacroGeometry.of_system(system, bits).cycle_s)
+
+
+def _score(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, holders: dict) -> Estimate:
+    """The closed-form estimate of one plan, outside the macros' own costs: DRAM traffic (each
+    tile's fills; partial sums written and read back), global buffer traffic (the macros'
+    inputs and partial sums per activation, and the fills) and macro activations; the
+    latency is the slowest of the three."""
+    held_i, moved_i = nest.tile("I", holders)
+    held_o, moved_o = nest.tile("O", holders)
     dram_i = moved_i * bits.input
-    dram_o = (2 * moved_o - outputs) * bits.output
-    dram = dram_i + dram_o + weights * bits.weight
-    activations = math.prod(n for _, n in p.loops)
-    # the buffer: inputs sent to the macros (shared by macros on output channels) and
-    # partial sums read and written per activation of each macro's columns
-    a = dict(p.array)
-    side = {k: dict(p.macro).get(k, 1) * dict(p.core).get(k, 1) for k in WEIGHT_RANKS}
-    rows_in = math.prod(a.get(k, 1) * side[k] for k in ("c", "r", "s")) * side["g"]
-    cols_out = a.get("m", 1) * side["m"] * side["g"]
-    glb = activations * (rows_in * bits.input + 2 * cols_out * bits.output) + dram_i + dram_o
-    e = dram * system.dram.energy_per_bit_j.value + glb * system.global_buffer.energy_per_bit_j.value
-    latency = max(activations * g.cycle_s, dram / system.dram.bandwidth_bits_per_s,
-                  glb / system.global_buffer.bandwidth_bits_per_s)
-    conversions = activations * math.prod(side.values()) * a.get("m", 1)
-    return Estimate(e, latency, held_i * bits.input + held_o * bits.output, conversions)
+    dram_o = (2 * moved_o - nest.outputs) * bits.output
+    dram = dram_i + dram_o + c.weight_bits
+    glb = macros.activations * macros.glb_per_activation + dram_i + dram_o
+    latency = max(macros.activations * c.cycle_s, dram / c.dram_bw, glb / c.glb_bw)
+    return Estimate(dram * c.dram_j + glb * c.glb_j, latency, held_i * bits.input + held_o * bits.output,
+                    macros.conversions)
 
 
 def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits) -> list[tuple[Estimate, Plan]]:
@@ -311,14 +372,17 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits) -> list[t
     differently then, where one starts below the other: the estimate of the plan kept
     still prices that)."""
     shape = Shape.of(layer, einsum)
-    g = MacroGeometry.of_system(system, bits)
+    costs = _Costs.of(system, shape, bits)
+    size = system.global_buffer.size_bits
     scored = []
     for array, macro, core, loops, starts_i, starts_o in plans(system, shape, bits):
+        nest = _Nest(shape, loops)
+        macros = _Macros.of(Plan(array, macro, core, loops, 0, 0), bits)
         for i in starts_i:
             for o in starts_o:
                 p = Plan(array, macro, core, loops, i, o)
-                e = estimate(system, shape, bits, p, g)
-                if e.glb_bits <= system.global_buffer.size_bits:
+                e = _score(costs, bits, nest, macros, _holders(shape, p))
+                if e.glb_bits <= size:
                     scored.append((e, p))
                     break
     scored.sort(key=lambda x: (x[0].edp, x[0].conversions, x[0].latency_s))
@@ -339,7 +403,9 @@ def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
             nodes.append({"node": "storage", "tensors": [tensor], "component": component})
         if idx < len(p.loops):
             k, _ = p.loops[idx]
-            tile = below_temporal[k] if k in WEIGHT_RANKS else 1
+            # a rank in two loops: the outer one's tile spans the inner one's iterations
+            inner = math.prod(n for r, n in p.loops[idx + 1:] if r == k)
+            tile = (below_temporal[k] if k in WEIGHT_RANKS else 1) * inner
             nodes.append({"node": "temporal", "rank": k, "tile": tile})
     for k in macro:
         nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1) * core.get(k, 1), "name": "macro",
