@@ -131,8 +131,9 @@ def test_closed_form_dram_traffic_is_accelforges() -> None:
             plans = [p for _, p in ranked(system, layer, einsum, BITS)[:2]]
             results = _af.evaluate_mappings(arch.build_nodes(system, BITS), einsum, BITS,
                                             [mapping_nodes(system, shape, p) for p in plans])
-            for plan, r in zip(plans, results):
-                assert r is not None, plan
+            for plan, evaluated in zip(plans, results):
+                assert evaluated is not None, plan
+                r = evaluated.result()
                 outputs = math.prod(shape.size(k) for k in RELEVANT["O"])
                 ours = {"I": _tile(shape, plan, "I")[1] * BITS.input,
                         "O": (2 * _tile(shape, plan, "O")[1] - outputs) * BITS.output,

@@ -100,6 +100,9 @@ def make_spec(nodes: list[dict], einsum: dict | None, bits=None):
                            bits_per_value=per_tensor)
     spec = af.Spec(arch=_arch(nodes), workload=workload)
     spec.config.add_component_models(list(MODELS))
+    # every component class is cimco's (or AccelForge's Dummy): no search of the installed
+    # hwcomponents models (same tables, 2-5x faster component costs)
+    spec.config.use_installed_component_models = False
     spec.mapper.explore_imperfect_spatial_loops = True
     spec.mapper.explore_loop_orders = False
     spec.mapper.metrics = af.Metrics.ENERGY_DELAY_PRODUCT
@@ -237,27 +240,40 @@ def _mapping(plan: list[dict]):
     return Mapping(nodes=built)
 
 
-def evaluate_mappings(nodes: list[dict], einsum: dict, bits, plans: list[list[dict]]) -> list[LayerResult | None]:
+@dataclasses.dataclass
+class Evaluated:
+    """AccelForge's evaluation of one mapping: its energy and latency, and the full result
+    (built on demand: most candidates only need the two numbers)."""
+
+    energy_j: float
+    latency_s: float
+    _res: object
+
+    def result(self) -> LayerResult:
+        with _upstream():
+            return _result(self._res, self._res.data.iloc[0]["Total<SEP>mapping"](_for_model=True))
+
+
+def evaluate_mappings(nodes: list[dict], einsum: dict, bits, plans: list[list[dict]]) -> list[Evaluated | None]:
     """AccelForge's model on each given mapping of one Einsum (the spec's component costs
     computed once for all); None for a mapping the model rejects (a tile over a memory's
     capacity)."""
     from accelforge.model.main import InvalidMappingError, evaluate_mapping
 
-    out: list[LayerResult | None] = []
+    out: list[Evaluated | None] = []
     with _upstream():
-        base = make_spec(nodes, einsum, bits)
-        base.model.metrics = base.mapper.info_metrics
-        evaluated = base.calculate_component_costs(einsum_name="O", area=False)
+        spec = make_spec(nodes, einsum, bits)
+        spec.model.metrics = spec.mapper.info_metrics
+        evaluated = spec.calculate_component_costs(einsum_name="O", area=False)
         flat = {("O", COMPUTE): evaluated._get_flattened_architecture(compute_node=COMPUTE)}
         for plan in plans:
-            spec = deepcopy(base)
-            spec.mapping = _mapping(plan)
+            spec.mapping = _mapping(plan)  # evaluate_mapping copies what it changes
             try:
                 res = evaluate_mapping(spec, flattened_arches=flat, evaluated_specs={"O": evaluated})
             except InvalidMappingError:
                 out.append(None)
                 continue
-            out.append(_result(res, res.data.iloc[0]["Total<SEP>mapping"](_for_model=True)))
+            out.append(Evaluated(float(res.energy()), float(res.latency()), res))
     return out
 
 

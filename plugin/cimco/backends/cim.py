@@ -457,7 +457,7 @@ class Cim:
         done = [r for r in results if r is not None]
         if not done:
             raise MappingError(f"AccelForge's model rejected every mapping of {layer.name} cimco tried")
-        return min(done, key=lambda r: (r.energy_j * r.latency_s, r.latency_s))
+        return min(done, key=lambda r: (r.energy_j * r.latency_s, r.latency_s)).result()
 
 
 def _distinct(scored: list[tuple[Estimate, Plan]], n: int) -> list[tuple[Estimate, Plan]]:
