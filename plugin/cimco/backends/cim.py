@@ -47,7 +47,7 @@ POSITION_RANKS = ("t", "p", "q")
 RELEVANT = {"I": {"g", "c", "p", "q", "r", "s", "t"}, "O": {"g", "m", "p", "q", "t"}}
 # Plans AccelForge evaluates per layer (see _distinct); more find better mappings on a few
 # layers and cost ~0.05-0.1 s each.
-EVALUATED = 6
+EVALUATED = 8
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ def _ceil(a: int, b: int) -> int:
 
 def arrays(shape: Shape, g: MacroGeometry, bits: Bits, buffer_bits: int) -> list[dict[str, int]]:
     """Column and row factors: whole factors, at most one partial group per direction
-    (where a rank does not divide), the whole kernel on the rows; and fewer columns where that lets a block of output
+    (where a rank does not divide), the kernel or one of its dimensions whole on the rows;
+    and fewer columns where that lets a block of output
     channels over all positions fit the buffer (partial sums then stay there)."""
     from cimco.timeloop.layout import _rows
 
@@ -111,11 +112,15 @@ def arrays(shape: Shape, g: MacroGeometry, bits: Bits, buffer_bits: int) -> list
     positions = math.prod(shape.size(k) for k in POSITION_RANKS) * shape.size("g")
     up = {k.upper(): shape.size(k) for k in ("c", "r", "s")}
     rows_options = [_rows(up, g.wordlines_on, g.n_macros, whole)[0] for whole in (True, False)]
-    kernel = up["R"] * up["S"]
-    if 1 < kernel <= g.wordlines_on:  # the whole kernel on the rows: each input read once per position
-        rows_options.append({"C": min(up["C"], g.wordlines_on // kernel), "R": up["R"], "S": up["S"]})
+    # the kernel, or one of its dimensions, whole on the rows with as many channels as fit:
+    # inputs are then reused inside the array rather than fetched per kernel turn
+    for r, s_ in ((up["R"], up["S"]), (up["R"], 1), (1, up["S"])):
+        if 1 < r * s_ <= g.wordlines_on:
+            rows = {"C": min(up["C"], g.wordlines_on // (r * s_)), "R": r, "S": s_}
+            if rows not in rows_options:
+                rows_options.append(rows)
     out = []
-    for whole, rows in zip((True, False, False), rows_options):
+    for whole, rows in zip((True, False, False, False, False), rows_options):
         most = min(m, g.outputs_per_macro)
         if whole and m % most:
             most = max(f for f in range(1, most + 1) if m % f == 0)
