@@ -65,7 +65,7 @@ def both(tmp_path_factory) -> dict[str, dict]:
     d = tmp_path_factory.mktemp("both")
     w = _workload(d)
     out = {}
-    for backend in ("accelforge", "timeloop"):
+    for backend in ("accelforge", "timeloop", "cimco"):
         extra = ["--timeloop-bin", str(fake_mapper(d))] if backend == "timeloop" else []
         assert main(["map", "--quiet", "--jobs", "1", "--backend", backend, *extra, "--system", SYSTEM,
                      "--workload", w, "--out", str(d / backend)]) == 0
@@ -74,14 +74,22 @@ def both(tmp_path_factory) -> dict[str, dict]:
 
 
 def test_report_keys_are_the_same_whatever_the_backend(both: dict[str, dict]) -> None:
-    af, tl = both["accelforge"], both["timeloop"]
-    assert (af["backend"], tl["backend"]) == ("accelforge", "timeloop")
-    assert _keys(af) == _keys(tl)
+    af, tl, cim = both["accelforge"], both["timeloop"], both["cimco"]
+    assert (af["backend"], tl["backend"], cim["backend"]) == ("accelforge", "timeloop", "cimco")
+    assert _keys(af) == _keys(tl) == _keys(cim)
     assert set(af["totals"]) == set(tl["totals"]) and "tops_per_w_macro" in tl["totals"]
     for x, y in zip(af["layers"], tl["layers"]):
         assert set(x) == set(y) and "input_on_chip" in y
     # the same execution model ran on both: the skip connection's tensor is read once more
     assert [x["input_on_chip"] for x in tl["layers"]] == [x["input_on_chip"] for x in af["layers"]]
+
+
+def test_cimco_backend_reports_accelforges_numbers_for_the_same_mappings(both: dict[str, dict]) -> None:
+    """The cimco backend's per-layer numbers are within 1% of FFM's, or better in
+    energy-delay product, on the small network (its search, AccelForge's model)."""
+    for x, y in zip(both["accelforge"]["layers"], both["cimco"]["layers"]):
+        e, lat = y["energy_j"] / x["energy_j"], y["latency_s"] / x["latency_s"]
+        assert (abs(e - 1) <= 0.01 and abs(lat - 1) <= 0.01) or e * lat < 1, (x["name"], e, lat)
 
 
 def test_timeloop_backend_honours_every_execution_flag(tmp_path: Path) -> None:

@@ -216,6 +216,20 @@ def test_local_and_dask_executors_give_identical_tables(cluster, tmp_path: Path)
         "cache", "results.jsonl", "results.parquet", "results.csv", "pareto.png", "sweep.html"}
 
 
+def test_an_architecture_sweep_on_the_cimco_backend(tmp_path: Path) -> None:
+    """Points that each need their own mappings, mapped by the cimco backend through the
+    one pipeline; a point's identity includes the backend, so the same sweep on another
+    backend into the same OUT computes its points again."""
+    spec = _sweep(tmp_path, "grid:\n  system.cores: [2, 4]\n  macro.adc_bits: [5, 6]\n")
+    df, st = sweeps.run(spec, tmp_path / "out", "local", jobs=1, progress=False, backend="cimco")
+    assert (st.computed, st.mapper_calls) == (4, 8)  # 2 distinct layers a point
+    assert (df["energy_j"] > 0).all() and df["energy_j"].nunique() > 1
+    _, again = sweeps.run(spec, tmp_path / "out", "local", jobs=1, progress=False, backend="cimco")
+    assert (again.done_before, again.computed) == (4, 0)
+    _, other = sweeps.run(spec, tmp_path / "out", "local", jobs=1, progress=False, backend="accelforge")
+    assert (other.done_before, other.computed) == (0, 4)
+
+
 # --- read back like user input (issue 19) ---------------------------------------------
 
 @pytest.mark.unit
