@@ -91,7 +91,7 @@ def test_every_plan_keeps_the_architecture_rules() -> None:
         einsum = _af.einsum_of(layer)
         shape = Shape.of(layer, einsum)
         for system in FAMILIES.values():
-            for _, plan in ranked(system, layer, einsum, BITS)[:50]:
+            for _, plan in ranked(system, layer, einsum, BITS, {})[:50]:
                 nodes = mapping_nodes(system, shape, plan)
                 spatial = [n for n in nodes if n["node"] == "spatial"]
                 assert all(n["rank"] not in ("p", "q", "t") for n in spatial)
@@ -128,9 +128,9 @@ def test_closed_form_dram_traffic_is_accelforges() -> None:
             layer = next(x for x in workload.layers if x.name == name)
             einsum = _af.einsum_of(layer)
             shape = Shape.of(layer, einsum)
-            plans = [p for _, p in ranked(system, layer, einsum, BITS)[:2]]
-            results = _af.evaluate_mappings(arch.build_nodes(system, BITS), einsum, BITS,
-                                            [mapping_nodes(system, shape, p) for p in plans])
+            model = _af.Evaluator(arch.build_nodes(system, BITS), einsum, BITS)
+            plans = [p for _, p in ranked(system, layer, einsum, BITS, model.ert)[:2]]
+            results = model.evaluate([mapping_nodes(system, shape, p) for p in plans])
             for plan, evaluated in zip(plans, results):
                 assert evaluated is not None, plan
                 r = evaluated.result()

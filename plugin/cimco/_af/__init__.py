@@ -254,27 +254,35 @@ class Evaluated:
             return _result(self._res, self._res.data.iloc[0]["Total<SEP>mapping"](_for_model=True))
 
 
-def evaluate_mappings(nodes: list[dict], einsum: dict, bits, plans: list[list[dict]]) -> list[Evaluated | None]:
-    """AccelForge's model on each given mapping of one Einsum (the spec's component costs
-    computed once for all); None for a mapping the model rejects (a tile over a memory's
-    capacity)."""
-    from accelforge.model.main import InvalidMappingError, evaluate_mapping
+class Evaluator:
+    """AccelForge's model for one Einsum on one architecture: the component costs computed
+    once (``ert``: {component: {action: J}}), then any number of mappings evaluated."""
 
-    out: list[Evaluated | None] = []
-    with _upstream():
-        spec = make_spec(nodes, einsum, bits)
-        spec.model.metrics = spec.mapper.info_metrics
-        evaluated = spec.calculate_component_costs(einsum_name="O", area=False)
-        flat = {("O", COMPUTE): evaluated._get_flattened_architecture(compute_node=COMPUTE)}
-        for plan in plans:
-            spec.mapping = _mapping(plan)  # evaluate_mapping copies what it changes
-            try:
-                res = evaluate_mapping(spec, flattened_arches=flat, evaluated_specs={"O": evaluated})
-            except InvalidMappingError:
-                out.append(None)
-                continue
-            out.append(Evaluated(float(res.energy()), float(res.latency()), res))
-    return out
+    def __init__(self, nodes: list[dict], einsum: dict, bits):
+        with _upstream():
+            self._spec = make_spec(nodes, einsum, bits)
+            self._spec.model.metrics = self._spec.mapper.info_metrics
+            self._evaluated = self._spec.calculate_component_costs(einsum_name="O", area=False)
+            self._flat = {("O", COMPUTE): self._evaluated._get_flattened_architecture(compute_node=COMPUTE)}
+        self.ert = _ert(self._evaluated)
+
+    def evaluate(self, plans: list[list[dict]]) -> list[Evaluated | None]:
+        """Each mapping (:func:`cimco.backends.cim.mapping_nodes`) evaluated; None for one the
+        model rejects (a tile over a memory's capacity)."""
+        from accelforge.model.main import InvalidMappingError, evaluate_mapping
+
+        out: list[Evaluated | None] = []
+        with _upstream():
+            for plan in plans:
+                self._spec.mapping = _mapping(plan)  # evaluate_mapping copies what it changes
+                try:
+                    res = evaluate_mapping(self._spec, flattened_arches=self._flat,
+                                           evaluated_specs={"O": self._evaluated})
+                except InvalidMappingError:
+                    out.append(None)
+                    continue
+                out.append(Evaluated(float(res.energy()), float(res.latency()), res))
+        return out
 
 
 _NODE_KINDS = {"Storage": "storage", "Toll": "toll", "Spatial": "spatial", "Temporal": "temporal", "Compute": "compute"}
@@ -307,16 +315,21 @@ def component_costs(nodes: list[dict], einsum: dict | None, bits=None) -> tuple[
     """
     with _upstream():
         ev = make_spec(nodes, einsum, bits).calculate_component_costs()
-    ert: dict[str, dict[str, float]] = {}
+    ert = _ert(ev)
     art: dict[str, dict[str, float]] = {}
-    for node in ev.arch.nodes:
-        actions = getattr(node, "actions", None)
-        if actions is None:
-            continue
-        ert[str(node.name)] = {str(a.name): float(a.energy) for a in actions if a.energy is not None}
     for name, area in ev.arch.per_component_total_area.items():
         art[str(name)] = {"total_area_m2": float(area)}
     return ert, art
+
+
+def _ert(evaluated) -> dict[str, dict[str, float]]:
+    """{component: {action: J}} of an evaluated spec."""
+    ert: dict[str, dict[str, float]] = {}
+    for node in evaluated.arch.nodes:
+        actions = getattr(node, "actions", None)
+        if actions is not None:
+            ert[str(node.name)] = {str(a.name): float(a.energy) for a in actions if a.energy is not None}
+    return ert
 
 
 def scratch_cwd(root=None):
