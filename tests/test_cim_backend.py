@@ -125,12 +125,12 @@ def test_closed_form_dram_traffic_is_accelforges() -> None:
     workload = load(ROOT / "workloads/resnet18_imagenet.yaml")
     exact = 0
     for system, input_tol in ((small, 1e-6), (FAMILIES["digital_bit_serial"], 0.05)):
-        for name in ("conv1", "layer2.0.conv2", "layer3.0.downsample.0", "fc"):
+        for name in ("conv1", "layer1.0.conv1", "layer2.0.conv2", "layer3.0.downsample.0", "layer4.0.conv2", "fc"):
             layer = next(x for x in workload.layers if x.name == name)
             einsum = _af.einsum_of(layer)
             shape = Shape.of(layer, einsum)
             model = _af.Evaluator(arch.build_nodes(system, BITS), einsum, BITS)
-            plans = [p for _, p in ranked(system, layer, einsum, BITS, model.ert)[:2]]
+            plans = [p for _, p in ranked(system, layer, einsum, BITS, model.ert)[:3]]
             results = model.evaluate([mapping_nodes(system, shape, p) for p in plans])
             for plan, evaluated in zip(plans, results):
                 assert evaluated is not None, plan
