@@ -8,28 +8,30 @@ output channels only, the word lines on at once take reduction ranks, and the co
 macro fanouts never split output positions. What remains, and what :func:`plans` walks:
 
 1. **Array factors** (:func:`arrays`): the columns take ``min(M, outputs per macro)``
-   output channels; the rows the reduction factors (C, R, S) with the fewest row groups
-   (:func:`cimco.timeloop.layout._rows`). Where a rank does not divide, both the whole
-   factors and one partial group (imperfect factorization) are kept.
+   output channels (or fewer, where a block of channels over all positions then fits the
+   buffer); the rows the reduction factors with the fewest row groups
+   (:func:`cimco.timeloop.layout._rows`), or the kernel or one of its dimensions whole.
+   Where a rank does not divide, one partial group (imperfect factorization) too.
 2. **Spread over macros and cores** (:func:`spreads`): for each weight rank, how many of
-   its row/column groups run side by side. A spread that could grow on some rank
-   without outgrowing the macros is dominated (more turns, same traffic) and dropped;
-   every split of the rest between cores and macros that fits is kept.
-3. **Loops above the macros** (:func:`nests`): the weight turns that remain (one loop per
-   rank, in every order), then the output positions; the global buffer's input and
-   output tiles may start above any of these loops (what is above them runs at DRAM),
-   and the cells are written under the last weight loop.
+   its row/column groups run side by side (imperfect ``ceil`` splits included): every
+   spread that fits the cores and macros and that no other such spread beats on every
+   rank's turns (more turns, same traffic: dominated).
+3. **Loops above the macros** (:func:`nests`): the weight turns that remain, in every
+   order (one rank may take two loops), then the output positions; the global buffer's
+   input and output tiles may start above any loop (what is above them runs at DRAM),
+   held lower as AccelForge's model holds them (:meth:`_Nest.tile`), and the cells are
+   written under the last weight loop.
 
-Each plan is ranked by a closed-form estimate (:func:`_score`) of DRAM and global buffer
-traffic, macro activations and latency, and the best few by energy-delay product are
-evaluated by AccelForge's model (:class:`cimco._af.Evaluator`); the one with the
+Each plan is ranked by a closed-form estimate (:func:`_score`: DRAM and global buffer
+traffic, word-line drives and readouts priced by the ERT, and latency; its DRAM traffic
+is AccelForge's exactly where the ranks divide evenly), and the best few by energy-delay
+product are evaluated by AccelForge's model (:class:`cimco._af.Evaluator`); the one with the
 lowest evaluated energy-delay product is the result. ``scripts/backend_agreement.py``
 checks it against AccelForge's FFM mapper layer by layer.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import re
@@ -445,8 +447,11 @@ def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
     return nodes
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Cim:
+    """The ``cimco`` backend (see the module's docstring); ``evaluated``: most plans a layer
+    has evaluated by AccelForge's model."""
+
     name: str = "cimco"
     evaluated: int = EVALUATED
 
