@@ -232,3 +232,65 @@ def test_budget_retry_finds_a_mapping_the_model_accepts(depthwise_map) -> None:
             for t in ("I", "W", "O")}
     assert dram["W"] == 96 * 9 * 8 and dram["O"] == 96 * 56 * 56 * 8
     assert 96 * 112 * 112 * 8 <= dram["I"] <= 96 * 113 * 113 * 8
+
+
+def test_component_costs_need_no_search_of_installed_models(monkeypatch) -> None:
+    """cimco turns hwcomponents' search of installed models off (every component class is
+    cimco's): the tables must be those the search gives, on all three macro families."""
+    from cimco import arch
+    from cimco.spec import load
+    from cimco.spec.load import read_yaml
+    from cimco.spec.system import SystemSpec
+    from cimco.spec.workload import Bits
+
+    mars = load(ROOT / "arch_specs/mars_system.yaml")
+    bits = Bits(input=8, weight=8, output=8)
+    make = _af.make_spec
+
+    def searching(*args, **kwargs):
+        spec = make(*args, **kwargs)
+        spec.config.use_installed_component_models = True
+        return spec
+
+    for macro in ("mars_macro_28nm", "chih_isscc_2021", "colonnade_jssc_2021"):
+        system = SystemSpec.model_validate({**mars.model_dump(mode="json"),
+                                            "macro": read_yaml(ROOT / f"arch_specs/{macro}.yaml")})
+        nodes = arch.build_nodes(system, bits)
+        ours = _af.component_costs(nodes, None, bits)
+        with monkeypatch.context() as m:
+            m.setattr(_af, "make_spec", searching)
+            assert _af.component_costs(nodes, None, bits) == ours
+
+
+def test_a_hand_built_mapping_evaluates_as_the_mapper_found_it(small_map) -> None:
+    """The cimco backend builds mappings as plain nodes and has the model evaluate them
+    (``_af.Evaluator``): FFM's best mapping of the small layer, rebuilt from its loops, costs
+    what FFM's evaluation said."""
+    from cimco import arch
+    from cimco.spec import load
+    from cimco.spec.workload import Bits
+
+    layer, r, _ = small_map
+    system = load(ROOT / "arch_specs/mars_system.yaml")
+    bits = Bits(input=8, weight=8, output=8)
+    sizes = {line.split(" < ")[0].split()[-1]: int(line.split(" < ")[1])
+             for line in _af.einsum_of(layer)["iteration_space_shape"]}
+    plain, below = [], {}
+    for d in reversed(r.loops):  # tile shapes from the bottom up: each loop's tile is what is below it
+        if d["node"] in ("spatial", "temporal"):
+            tile = below.get(d["rank"], 1)
+            below[d["rank"]] = min(sizes[d["rank"]], tile * d["bound"])
+            n = {"node": d["node"], "rank": d["rank"], "tile": tile}
+            if d["node"] == "spatial":
+                n.update(name=d["component"], component=d["component"].capitalize())
+            plain.append(n)
+        elif d["node"] == "compute":
+            plain.append({"node": "compute", "component": d["component"]})
+        else:
+            plain.append({"node": d["node"], "tensors": d["tensors"], "component": d["component"]})
+    plain.reverse()
+    with _af.scratch_cwd():
+        evaluated = _af.Evaluator(arch.build_nodes(system, bits), _af.einsum_of(layer), bits).evaluate([plain])[0]
+    assert evaluated is not None
+    assert evaluated.energy_j == pytest.approx(r.energy_j, rel=1e-6)
+    assert evaluated.latency_s == pytest.approx(r.latency_s, rel=1e-6)
