@@ -199,6 +199,8 @@ def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
     weight turns take one order: with both tiles at the top, or below all weight loops,
     their order changes no count (tiles below the top still pay where a stride skips
     inputs: those are read per position, not as one block)."""
+    from cimco.timeloop.layout import _divisors
+
     weight = [k for k in WEIGHT_RANKS if turns.get(k, 1) > 1]
     pos = [k for k in POSITION_RANKS if positions.get(k, 1) > 1]
     # one weight rank may also take two loops, the outer one first (a block of it at DRAM)
@@ -213,10 +215,6 @@ def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
                 loops = split + tuple((k, inner[k]) for k in wo) + tuple((k, positions[k]) for k in po)
                 out.append(_starts(shape, loops, len(split) + len(wo)))
     return out
-
-
-def _divisors(n: int) -> list[int]:
-    return [f for f in range(1, n + 1) if n % f == 0]
 
 
 def _starts(shape: Shape, loops: tuple, cells: int) -> tuple[tuple, list[int], list[int]]:
