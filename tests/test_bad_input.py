@@ -51,10 +51,27 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     ("kind: [a, b]\n", "kind: expected one of macro, system, workload"),
     ("kind: {a: 1}\n", "kind: expected one of"),
     (MACRO + "rows: 32\n", "rows: duplicate key"),
+    ("kind: macro\n" + "".join(f"k{i}: 1\n" for i in range(300_000)), "refused: about 600,004 YAML values"),
 ])
 def test_unparseable_or_hostile_yaml(tmp_path: Path, capsys, data, words) -> None:
     code, err = _validate(tmp_path, capsys, data)
     assert code == 2 and "spec.yaml" in err and words in err
+
+
+@pytest.mark.parametrize("text", [
+    *(p.read_text() for p in sorted(ROOT.glob("arch_specs/*.yaml")) + sorted(ROOT.glob("workloads/*.yaml"))),
+    "a", "a: b", "{a: [1, 2, {b: c}], d: e}", "- - - a\n  - b\n- ? c\n  : d\n", "a: &x [1, 2]\nb: *x\n",
+    "a: |\n  text: with, marks - inside\nb: >\n  folded\n", "[a, b, {c: d, e: [f]}]", "? [a, b]\n: c\n",
+])
+def test_nodes_bound_is_an_upper_bound(text: str) -> None:
+    """The count that refuses a file before parsing never undercounts what PyYAML builds."""
+    import yaml
+
+    from cimco.spec.load import _Loader, _nodes_bound
+
+    built = sum(isinstance(e, (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent))
+                for e in yaml.parse(text, Loader=_Loader))
+    assert 0 < built <= _nodes_bound(text)
 
 
 @pytest.mark.parametrize("edit, path, words", [

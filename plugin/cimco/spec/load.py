@@ -25,7 +25,7 @@ from cimco.spec.workload import WorkloadSpec
 KINDS = {"macro": MacroSpec, "system": SystemSpec, "workload": WorkloadSpec}
 
 MAX_SPEC_BYTES = 4 * 2**20  # the largest bundled spec is ~30 kB
-MAX_YAML_NODES = 1_000_000  # after alias expansion: a ~1000-layer workload is ~50,000
+MAX_YAML_NODES = 250_000  # after alias expansion: a bundled workload has ~19 per layer (10,000 layers: 190,000)
 MAX_YAML_DEPTH = 32  # the specs nest 4 levels
 MAX_INT_CHARS = 4000  # an integer literal longer is refused before int() (which refuses over 4300 digits)
 
@@ -136,17 +136,29 @@ def _unprintable(text: str, file: str) -> Problem | None:
                              f"allowed in YAML (a spec must be a YAML text file)")
 
 
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# every YAML node but the top one and its first key follows one of these (a key a line start
+# or a flow separator, a value its colon, an item its dash or bracket): their count bounds the nodes
+_NODE_MARKS = ":,-[{?\n"
+
+
 def _bracket_depth(text: str) -> int:
     """Deepest nesting of flow brackets, counted on the raw text (quotes ignored: an upper
     bound, used only to refuse absurd depths before parsing)."""
     depth = deepest = 0
-    for ch in text:
-        if ch in "[{":
+    for ch in text.encode("utf-8").translate(None, _NOT_BRACKETS):
+        if ch in b"[{":
             depth += 1
             deepest = max(deepest, depth)
-        elif ch in "]}":
+        else:
             depth = max(depth - 1, 0)
     return deepest
+
+
+def _nodes_bound(text: str) -> int:
+    """An upper bound on the nodes PyYAML would build, from the raw text (at C speed: building
+    them costs ~10 us each, so a file far over :data:`MAX_YAML_NODES` is refused before)."""
+    return 2 + sum(text.count(mark) for mark in _NODE_MARKS)
 
 
 def parse_yaml(data: bytes, file: str) -> Any:
@@ -160,6 +172,10 @@ def parse_yaml(data: bytes, file: str) -> Any:
         raise SpecError([Problem(file, "", "contains NUL bytes: a spec must be a YAML text file")])
     if _bracket_depth(text) > 4 * MAX_YAML_DEPTH:  # PyYAML would take seconds to find out
         raise SpecError([Problem(file, "", f"refused: nested deeper than {MAX_YAML_DEPTH} levels")])
+    bound = _nodes_bound(text)
+    if bound > MAX_YAML_NODES:
+        raise SpecError([Problem(file, "", f"refused: about {bound:,} YAML values (counted from its separators "
+                                 f"and lines); cimco reads at most {MAX_YAML_NODES:,}")])
     unprintable = _unprintable(text, file)
     if unprintable:
         raise SpecError([unprintable])
