@@ -100,3 +100,30 @@ def test_page_size_does_not_grow_with_layers(tmp_path: Path, big: Path) -> None:
 def test_few_layers_are_all_shown(tmp_path: Path) -> None:
     page = _write(20, tmp_path / "few")
     assert "other (" not in page and all(f">layer{i}<" in page for i in range(20))
+
+
+def test_figures_drawn_before_from_the_same_data_are_reused(tmp_path: Path, monkeypatch) -> None:
+    """A rerun with the same numbers writes the same files without drawing (most of a cached
+    run's time); a changed number is drawn anew, not served stale."""
+    import matplotlib.figure
+
+    import cimco.report.html as html_mod
+
+    cache = tmp_path / "cache"
+    first = {p.name: p.read_bytes() for p in write_all(synthetic_report(12), TABLES, tmp_path / "a", cache)}
+    assert len(list((cache / "figures").iterdir())) == 5  # the PNG and four SVGs
+
+    def refuse(*a, **k):
+        raise AssertionError("drew a figure it had")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", refuse)
+    again = {p.name: p.read_bytes() for p in write_all(synthetic_report(12), TABLES, tmp_path / "b", cache)}
+    assert again == first
+
+    monkeypatch.undo()
+    changed = synthetic_report(12)
+    changed["layers"][3]["latency_s"] *= 2
+    page = html_mod.render(changed, TABLES.art, cache)
+    assert page != first["report.html"].decode()
+    assert page == html_mod.render(changed, TABLES.art)  # the page drawn without a cache
+    assert len(list((cache / "figures").iterdir())) > 5

@@ -79,7 +79,7 @@ def map(system: str | Path | SystemSpec, workload: str | Path | WorkloadSpec, ou
     if out is not None:
         from cimco.report.write import write_all
 
-        write_all(report.data, res.tables, Path(out))
+        write_all(report.data, res.tables, Path(out), cache)
     return report
 
 

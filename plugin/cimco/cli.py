@@ -94,10 +94,11 @@ def cmd_map(args: argparse.Namespace) -> int:
     with _run_in(out, cache) as scratch:
         try:
             res = pipeline.run(system, workload, masks, how, backend, cache, jobs=args.jobs, progress=not args.quiet,
-                               scratch=scratch, limits=limits, isolate=True, workload_file=args.workload)
+                               scratch=scratch, limits=limits, isolate=True, workload_file=args.workload,
+                               checked=True)
         except (MappingError, LimitError) as e:
             raise pipeline.unmappable(e, workload, args.workload, args.system) from None
-        files = [p.name for p in write_all(res.report, res.tables, out)]
+        files = [p.name for p in write_all(res.report, res.tables, out, cache)]
     if not args.quiet:
         print(_table(*summary_rows(res.report)))
         print()
@@ -494,7 +495,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--system", required=True, help="system spec YAML (kind: system)")
     m.add_argument("--workload", required=True, help="workload YAML (kind: workload)")
     m.add_argument("--out", required=True, help="output directory (created if missing)")
-    m.add_argument("--cache-dir", help="mapping cache directory (default: OUT/cache)")
+    m.add_argument("--cache-dir", help="mapping and figure cache directory (default: OUT/cache)")
     m.add_argument("--no-cache", action="store_true", help="map every layer afresh")
     m.add_argument("--jobs", type=_count, default=default_jobs(),
                    help="worker processes mapping distinct layers in parallel (default: CPUs)")

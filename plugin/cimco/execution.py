@@ -96,8 +96,18 @@ def _stages(system: SystemSpec, workload: WorkloadSpec, ert: dict, masks: list) 
 
     if any(x.out_channels * x.reduction > MAX_MASK_WEIGHTS for x in workload.layers):
         return None
-    return [layer_options(system, x, ert, [workload.layer_bits(x).weight], mask, 1)[0]
-            for x, mask in zip(workload.layers, masks)]
+    out, dense = [], {}  # layers alike but for their names and links, without a mask: one option
+    for x, mask in zip(workload.layers, masks):
+        key = None if mask is not None else (x.model_dump_json(exclude={"name", "inputs", "residual"}),
+                                             workload.layer_bits(x))
+        if key not in dense:
+            option = layer_options(system, x, ert, [workload.layer_bits(x).weight], mask, 1)[0]
+            if key is None:
+                out.append(option)
+                continue
+            dense[key] = option
+        out.append(dense[key])
+    return out
 
 
 def _macros_needed(system: SystemSpec, workload: WorkloadSpec, stages: list | None) -> int:

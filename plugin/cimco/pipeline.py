@@ -52,7 +52,7 @@ def check(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarra
 def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray] | None, how: Execution,
         backend: Backend, cache_dir: Path | None, jobs: int = 1, progress: bool = False,
         scratch: Path | None = None, limits: Limits | None = None, isolate: bool = False,
-        workload_file: str = "workload") -> Result:
+        workload_file: str = "workload", checked: bool = False) -> Result:
     """Map ``workload`` on ``system`` with ``backend``, run it as ``how`` says, and report.
 
     ``masks`` are the workload's weight masks by layer (:func:`cimco.sparse.masks.resolve`);
@@ -64,7 +64,8 @@ def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray]
     from cimco.sparse import transform
     from cimco.tables import component_tables
 
-    check(system, workload, masks, how, backend, jobs, workload_file)
+    if not checked:
+        check(system, workload, masks, how, backend, jobs, workload_file)
     runs = map_workload(system, workload, backend, cache_dir, progress=progress, jobs=jobs, masks=masks,
                         scratch=scratch, limits=limits, isolate=isolate)
     tables = component_tables(system, workload, cache_dir)

@@ -11,9 +11,13 @@ and the time to draw it stay bounded (layers.csv and report.json keep every laye
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import html
 import io
+import json
+from collections.abc import Callable
+from pathlib import Path
 
 from cimco.parts import CELL_ARRAY
 
@@ -149,24 +153,54 @@ def _plt():
     return plt
 
 
+def figure(draw: Callable[[dict], str | bytes], data: dict, cache: Path | None) -> str | bytes:
+    """``draw(data)``: a figure drawn from plain ``data`` only, so a figure drawn before from
+    the same data (by the same code and matplotlib) is taken from ``cache`` instead of drawn
+    again (None: always drawn). Drawing is most of a cached run's time."""
+    if cache is None:
+        return draw(data)
+    from importlib.metadata import version
+
+    from cimco.cache import code_hash
+    from cimco.io import write_atomic
+
+    key = hashlib.sha256(json.dumps([draw.__name__, data, code_hash(), version("matplotlib")],
+                                    sort_keys=True).encode()).hexdigest()
+    path = cache / "figures" / key
+    if path.exists():
+        kept = path.read_bytes()
+        return kept[1:] if kept[:1] == b"b" else kept[1:].decode()
+    out = draw(data)
+    write_atomic(path, b"b" + out if isinstance(out, bytes) else b"s" + out.encode())
+    return out
+
+
 def _layer_fig(n: int):
     return _plt().subplots(figsize=(max(7.0, 0.35 * n + 2), 3.6))
 
 
-def _energy_svg(report: dict) -> str:
+def energy_data(report: dict) -> dict:
+    """Per plotted layer (:func:`plot_bars`), its energy by component in uJ, largest component first."""
     layers = plot_bars(report["layers"])
-    names = [x["name"] for x in layers]
     by = report.get("energy_by_component", {})
     comps = [c for c, e in sorted(by.items(), key=lambda kv: -kv[1]) if e > 0]
-    fig, ax = _layer_fig(len(names))
-    bottom = [0.0] * len(names)
-    for c in comps:
-        vals = [x.get("energy_by_component", {}).get(c, 0.0) * 1e6 for x in layers]
-        ax.bar(names, vals, bottom=bottom, label=c)
+    return {"names": [x["name"] for x in layers], "comps": comps,
+            "uj": [[x.get("energy_by_component", {}).get(c, 0.0) * 1e6 for x in layers] for c in comps]}
+
+
+def stacked(ax, d: dict) -> None:
+    bottom = [0.0] * len(d["names"])
+    for c, vals in zip(d["comps"], d["uj"]):
+        ax.bar(d["names"], vals, bottom=bottom, label=c)
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_ylabel("energy (uJ)")
-    ax.set_title("energy by component per layer")
     ax.tick_params(axis="x", labelrotation=75, labelsize=7)
+
+
+def energy_svg(d: dict) -> str:
+    fig, ax = _layer_fig(len(d["names"]))
+    stacked(ax, d)
+    ax.set_title("energy by component per layer")
     ax.legend(fontsize=7, ncols=2)
     fig.tight_layout()
     return _svg(fig)
@@ -178,13 +212,11 @@ def busiest(layer: dict) -> str:
     return max(by, key=by.get) if by else ""
 
 
-def _latency_svg(report: dict) -> str:
-    layers = plot_bars(report["layers"])
-    names = [x["name"] for x in layers]
-    parts = [busiest(x) for x in layers]
+def latency_svg(d: dict) -> str:
+    names, parts = d["names"], d["parts"]
     colours = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(parts))}
     fig, ax = _layer_fig(len(names))
-    ax.bar(names, [x["latency_s"] * 1e6 for x in layers], color=[colours[p] for p in parts])
+    ax.bar(names, d["us"], color=[colours[p] for p in parts])
     for p, c in colours.items():
         ax.bar([names[0]], [0], color=c, label=p or "?")  # legend entries only
     ax.set_ylabel("latency (us)")
@@ -209,26 +241,23 @@ def _ratios(layers: list[dict]) -> dict[str, list[float]]:
     return out
 
 
-def _ratios_svg(report: dict) -> str:
-    layers = top_layers(report["layers"], MAX_LAYERS_PLOTTED)[0]  # fractions do not add up: no "other" point
-    names = [x["name"] for x in layers]
-    fig, ax = _layer_fig(len(names))
-    for i, (k, v) in enumerate(_ratios(layers).items()):
-        ax.plot(names, v, marker="o", markersize=3, label=k, color=f"C{i}")
+def ratios_svg(d: dict) -> str:
+    fig, ax = _layer_fig(len(d["names"]))
+    for i, (k, v) in enumerate(d["series"].items()):
+        ax.plot(d["names"], v, marker="o", markersize=3, label=k, color=f"C{i}")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction")
-    ax.set_title("utilization and densities per layer" + (" (top layers by energy)" if len(layers) < len(
-        report["layers"]) else ""))
+    ax.set_title("utilization and densities per layer" + (" (top layers by energy)" if d["top"] else ""))
     ax.tick_params(axis="x", labelrotation=75, labelsize=7)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _svg(fig)
 
 
-def _area_svg(area_m2: dict[str, float]) -> str:
-    items = sorted(((k, v) for k, v in area_m2.items() if v > 0), key=lambda kv: kv[1])
+def area_svg(d: dict) -> str:
+    items = d["mm2"]
     fig, ax = _plt().subplots(figsize=(7.0, 0.3 * len(items) + 1.2))
-    ax.barh([k for k, _ in items], [v * 1e6 for _, v in items], color="C2")
+    ax.barh([k for k, _ in items], [v for _, v in items], color="C2")
     ax.set_xlabel("area (mm^2)")
     ax.set_title("area by part")
     ax.tick_params(axis="y", labelsize=8)
@@ -268,8 +297,9 @@ def page(title: str, body: list[str]) -> str:
                       f"<style>{_STYLE}</style></head><body>", *body, f"<script>{_SORT}</script></body></html>", ""])
 
 
-def fragment(report: dict, area_m2: dict[str, float] | None = None) -> str:
-    """The report's body: summary, plots and per-layer table (also a notebook's HTML)."""
+def fragment(report: dict, area_m2: dict[str, float] | None = None, cache: Path | None = None) -> str:
+    """The report's body: summary, plots and per-layer table (also a notebook's HTML);
+    figures drawn before from the same data are taken from ``cache`` (see :func:`figure`)."""
     t = report.get("totals", {})
     engine = ", ".join(f"{k} {v}" for k, v in (report.get("engine") or {}).items())
     parts = [f"<h1>{html.escape(str(report.get('workload')))} on {html.escape(str(report.get('system')))}</h1>",
@@ -282,17 +312,25 @@ def fragment(report: dict, area_m2: dict[str, float] | None = None) -> str:
         parts.append(f"<p><b>{html.escape(note)}</b></p>")
     parts.append('<div class="plots">')
     if layers:
-        parts += ["<h2>Energy</h2>", _energy_svg(report), "<h2>Latency</h2>", _latency_svg(report)]
-        if _ratios(top_layers(layers, MAX_LAYERS_PLOTTED)[0]):
-            parts += ["<h2>Utilization and densities</h2>", _ratios_svg(report)]
+        bars = plot_bars(layers)
+        parts += ["<h2>Energy</h2>", figure(energy_svg, energy_data(report), cache),
+                  "<h2>Latency</h2>", figure(latency_svg, {"names": [x["name"] for x in bars],
+                                                           "us": [x["latency_s"] * 1e6 for x in bars],
+                                                           "parts": [busiest(x) for x in bars]}, cache)]
+        top = top_layers(layers, MAX_LAYERS_PLOTTED)[0]  # fractions do not add up: no "other" point
+        if series := _ratios(top):
+            parts += ["<h2>Utilization and densities</h2>",
+                      figure(ratios_svg, {"names": [x["name"] for x in top], "series": series,
+                                          "top": len(top) < len(layers)}, cache)]
     if area and all(_num(v) for v in area.values()):
-        parts += ["<h2>Area by part</h2>", _area_svg(area)]
+        mm2 = sorted(((k, v * 1e6) for k, v in area.items() if v > 0), key=lambda kv: kv[1])
+        parts += ["<h2>Area by part</h2>", figure(area_svg, {"mm2": mm2}, cache)]
     parts.append("</div>")
     if layers:
         parts += [f"<h2>Layers</h2><p>Click a column to sort. {html.escape(note)}</p>", _layer_table(layers)]
     return "\n".join(parts)
 
 
-def render(report: dict, area_m2: dict[str, float] | None = None) -> str:
-    """The report as one self-contained HTML page."""
-    return page(f"cimco: {report.get('workload')} on {report.get('system')}", [fragment(report, area_m2)])
+def render(report: dict, area_m2: dict[str, float] | None = None, cache: Path | None = None) -> str:
+    """The report as one self-contained HTML page (``cache``: see :func:`figure`)."""
+    return page(f"cimco: {report.get('workload')} on {report.get('system')}", [fragment(report, area_m2, cache)])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cimco.io import write_atomic
 from cimco.parts import DRAM
-from cimco.report.html import aggregation_note, plot_bars, tabulated
+from cimco.report.html import aggregation_note, energy_data, figure, stacked, tabulated
 from cimco.report.html import render as render_html
 from cimco.tables import Tables, art_yaml, ert_yaml
 
@@ -96,24 +96,16 @@ def _markdown(report: dict, tables: Tables | None = None) -> str:
     return "\n".join(lines)
 
 
-def _png(report: dict) -> bytes:
+def energy_png(d: dict) -> bytes:
+    """energy_by_component.png: the energy by component of each plotted layer (:func:`energy_data`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    comps = [c for c, e in sorted(report["energy_by_component"].items(), key=lambda kv: -kv[1]) if e > 0]
-    layers = plot_bars(report["layers"])  # at most MAX_LAYERS_PLOTTED bars and "other"
-    names = [x["name"] for x in layers]
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4.5))
-    bottom = [0.0] * len(names)
-    for c in comps:
-        vals = [x["energy_by_component"].get(c, 0.0) * 1e6 for x in layers]
-        ax.bar(names, vals, bottom=bottom, label=c)
-        bottom = [b + v for b, v in zip(bottom, vals)]
-    ax.set_ylabel("energy (uJ)")
-    ax.set_title(f"{report['workload']} on {report['system']}: energy by component")
-    ax.tick_params(axis="x", labelrotation=75, labelsize=7)
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(d["names"]) + 2), 4.5))
+    stacked(ax, d)
+    ax.set_title(d["title"])
     ax.legend(fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -122,16 +114,18 @@ def _png(report: dict) -> bytes:
     return buf.getvalue()
 
 
-def write_all(report: dict, tables: Tables, out: Path) -> list[Path]:
-    """Write the report's seven files into ``out``; their paths."""
+def write_all(report: dict, tables: Tables, out: Path, cache: Path | None = None) -> list[Path]:
+    """Write the report's seven files into ``out``; their paths. Figures drawn before from the
+    same data are taken from ``cache`` (:func:`cimco.report.html.figure`; None: all drawn)."""
+    title = f"{report['workload']} on {report['system']}: energy by component"
     files = {
         "report.json": json.dumps(report, indent=2, allow_nan=False),
         "layers.csv": _csv(report),
         "report.md": _markdown(report, tables),
-        "energy_by_component.png": _png(report),
+        "energy_by_component.png": figure(energy_png, {**energy_data(report), "title": title}, cache),
         "ERT.yaml": ert_yaml(tables.ert, report["system"]),
         "ART.yaml": art_yaml(tables.art, report["system"]),
-        "report.html": render_html(report, tables.art),
+        "report.html": render_html(report, tables.art, cache),
     }
     paths = []
     for name, data in files.items():
