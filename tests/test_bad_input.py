@@ -266,6 +266,25 @@ def test_lrmp_flags(tmp_path: Path, capsys, flags, words) -> None:
     assert e.value.code == 2 and words in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, words", [
+    (["--budget", "4"], "no choice fits 4 macros"),
+    (["--budget", "1"], "the minimal feasible budget is"),
+])
+def test_lrmp_infeasible_budget_is_refused_before_the_component_tables(tmp_path: Path, capsys, monkeypatch,
+                                                                      flags, words) -> None:
+    """The budgets need no component energies, so an infeasible one is refused before their
+    tables (seconds of AccelForge) are computed."""
+    import cimco.tables
+
+    def refuse(*a, **k):
+        raise AssertionError("computed the component tables first")
+
+    monkeypatch.setattr(cimco.tables, "component_tables", refuse)
+    code, err = _run(capsys, "lrmp", "--system", str(ROOT / "arch_specs/mars_system.yaml"), "--workload",
+                     str(ROOT / "workloads/resnet20_cifar.yaml"), "--out", str(tmp_path / "o"), *flags)
+    assert code == 2 and "budget" in err and words in err
+
+
 @pytest.mark.parametrize("csv, words", [
     ("/dev/zero", "not a regular file"),
     ("layer,bits,loss\na,4,nan\n", "finite loss"),

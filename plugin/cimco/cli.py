@@ -398,7 +398,9 @@ def cmd_lrmp(args: argparse.Namespace) -> int:
                                  "throughput floor (inferences per second)")])
     out = Path(args.out)
     with _run_in(out, None):
-        ert = component_tables(system, workload, None).ert
+        def ert() -> dict:  # computed once the budgets are known to be feasible
+            return component_tables(system, workload, None).ert
+
         res = run(system, workload, ert, args.budget_factor, args.objective, sens, masks,
                   args.max_replication, args.budget, args.min_throughput, args.workload)
         write(res, out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,25 +115,44 @@ def check(workload: WorkloadSpec, workload_file: str, sensitivity: dict | None) 
         raise SpecError(problems)
 
 
-def run(system: SystemSpec, workload: WorkloadSpec, ert: dict, budget_factor: float = 2.0,
+def run(system: SystemSpec, workload: WorkloadSpec, ert: dict | Callable[[], dict], budget_factor: float = 2.0,
         objective: str = "throughput", sensitivity: dict[str, dict[int, float]] | None = None,
         masks: dict | None = None, max_replication: int = 64, budget: int | None = None,
         min_throughput: float | None = None, workload_file: str = "workload") -> Result:
-    """The four designs for ``workload``; a SpecError (:func:`check`) before any is laid out."""
+    """The four designs for ``workload``; a SpecError (:func:`check`) before any is laid out.
+
+    ``ert`` may be a function giving the component energies (the component tables, seconds to
+    compute): it is called only once every design is known to fit the macro and accuracy budgets
+    (macros, times and losses do not depend on it), so an infeasible budget is refused at once."""
     check(workload, workload_file, sensitivity)
+
+    def options(energies: dict) -> list[list[Option]]:
+        return [layer_options(system, layer, energies, bits, (masks or {}).get(layer.name), max_replication,
+                              (sensitivity or {}).get(layer.name)) for layer in workload.layers]
+
     m = system.macro
     bits = list(range(m.weight_bits.min, m.weight_bits.max + 1))
-    top = m.weight_bits.max
-    opts = [layer_options(system, layer, ert, bits, (masks or {}).get(layer.name), max_replication,
-                          (sensitivity or {}).get(layer.name)) for layer in workload.layers]
+    if callable(ert):  # every design's budgets first, without energies (throughput or latency objectives)
+        _designs(workload, options({}), m.weight_bits, budget_factor, budget, sensitivity,
+                 "latency" if objective == "energy" else objective, None)
+        ert = ert()
+    return _designs(workload, options(ert), m.weight_bits, budget_factor, budget, sensitivity, objective,
+                    min_throughput)
+
+
+def _designs(workload: WorkloadSpec, opts: list[list[Option]], weight_bits, budget_factor: float,
+             budget: int | None, sensitivity: dict | None, objective: str,
+             min_throughput: float | None) -> Result:
+    """The baseline (the most weight bits, no replication) and the three designs chosen from ``opts``."""
+    top = weight_bits.max
 
     def only(pred) -> list[list[Option]]:
         return [[o for o in os_ if pred(o)] for os_ in opts]
 
     base = Choice(tuple(next(o for o in os_ if o.bits == top and o.replication == 1) for os_ in opts))
     budget = budget if budget is not None else math.ceil(budget_factor * base.macros)
-    # accuracy budget: what uniform (max - 2)-bit precision would lose
-    ref_bits = max(m.weight_bits.min, top - 2)
+    # accuracy budget: what uniform (top - 2)-bit precision would lose
+    ref_bits = max(weight_bits.min, top - 2)
     acc = sum(((sensitivity or {}).get(layer.name) or {}).get(ref_bits, proxy_loss(layer, ref_bits))
               for layer in workload.layers)
     designs = {
