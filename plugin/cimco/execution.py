@@ -96,16 +96,17 @@ def _stages(system: SystemSpec, workload: WorkloadSpec, ert: dict, masks: list) 
 
     if any(x.out_channels * x.reduction > MAX_MASK_WEIGHTS for x in workload.layers):
         return None
+    def option(x, mask):
+        return layer_options(system, x, ert, [workload.layer_bits(x).weight], mask, 1)[0]
+
     out, dense = [], {}  # layers alike but for their names and links, without a mask: one option
     for x, mask in zip(workload.layers, masks):
-        key = None if mask is not None else (x.model_dump_json(exclude={"name", "inputs", "residual"}),
-                                             workload.layer_bits(x))
+        if mask is not None:
+            out.append(option(x, mask))
+            continue
+        key = (x.model_dump_json(exclude={"name", "inputs", "residual"}), workload.layer_bits(x))
         if key not in dense:
-            option = layer_options(system, x, ert, [workload.layer_bits(x).weight], mask, 1)[0]
-            if key is None:
-                out.append(option)
-                continue
-            dense[key] = option
+            dense[key] = option(x, None)
         out.append(dense[key])
     return out
 

@@ -189,6 +189,7 @@ def energy_data(report: dict) -> dict:
 
 
 def stacked(ax, d: dict) -> None:
+    """:func:`energy_data` as stacked bars on ``ax``."""
     bottom = [0.0] * len(d["names"])
     for c, vals in zip(d["comps"], d["uj"]):
         ax.bar(d["names"], vals, bottom=bottom, label=c)
