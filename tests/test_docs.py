@@ -74,8 +74,9 @@ with cimco's hwcomponents models | the reference for every number |
 | cimco | `cimco` | cimco's own search of the CIM mapspace (imperfect factors included), ranked in c\
 losed form; the best few mappings evaluated by AccelForge's model | every number still AccelForge's;\
  within 1% of FFM or a lower energy-delay product on 548 of 550 layer/system pairs, and clearly bett\
-er on small buffers (ResNet-18 `conv1`, 4 macros, 16 KB: 0.36x FFM's energy, 0.63x its latency); 6.3\
-x faster than plain AccelForge on ResNet-50; not the default until checked on every workload ([model\
+er on small buffers (ResNet-18 `conv1`, 4 macros, 16 KB: 0.36x FFM's energy, 0.63x its latency); 5-6\
+x faster than plain AccelForge (ResNet-18 6.4x, ResNet-50 5.0x in the last run);\
+ not the default until checked on every workload ([model\
 s.md](docs/models.md#the-cimco-backend), [benchmarks.md](docs/benchmarks.md#the-cimco-backend-agains\
 t-ffm)) |
 | Classic Timeloop | `timeloop` | `timeloop-mapper` (v3.0.x, optional binary: `--timeloop-bin`, \
