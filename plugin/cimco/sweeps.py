@@ -467,7 +467,7 @@ def _pareto_fig(df):
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("energy (uJ)")
     ax.set_title("energy vs latency per sweep point")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
 

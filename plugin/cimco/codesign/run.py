@@ -206,7 +206,7 @@ def _png(result: Result) -> bytes:
     ax.set_ylabel("stage time (us)")
     ax.set_xticks(list(x), result.layers, rotation=80, fontsize=6)
     ax.set_title(f"{result.workload}: pipeline stage times before/after LRMP")
-    ax.legend()
+    ax.legend(loc="upper right")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

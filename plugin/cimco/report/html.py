@@ -202,7 +202,7 @@ def energy_svg(d: dict) -> str:
     fig, ax = _layer_fig(len(d["names"]))
     stacked(ax, d)
     ax.set_title("energy by component per layer")
-    ax.legend(fontsize=7, ncols=2)
+    ax.legend(fontsize=7, ncols=2, loc="upper right")
     fig.tight_layout()
     return _svg(fig)
 
@@ -223,7 +223,7 @@ def latency_svg(d: dict) -> str:
     ax.set_ylabel("latency (us)")
     ax.set_title("latency per layer, coloured by its busiest part")
     ax.tick_params(axis="x", labelrotation=75, labelsize=7)
-    ax.legend(fontsize=7, title="busiest part", title_fontsize=7)
+    ax.legend(fontsize=7, title="busiest part", title_fontsize=7, loc="upper right")
     fig.tight_layout()
     return _svg(fig)
 
@@ -250,7 +250,7 @@ def ratios_svg(d: dict) -> str:
     ax.set_ylabel("fraction")
     ax.set_title("utilization and densities per layer" + (" (top layers by energy)" if d["top"] else ""))
     ax.tick_params(axis="x", labelrotation=75, labelsize=7)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return _svg(fig)
 

@@ -106,7 +106,7 @@ def energy_png(d: dict) -> bytes:
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(d["names"]) + 2), 4.5))
     stacked(ax, d)
     ax.set_title(d["title"])
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
@@ -117,12 +117,13 @@ def energy_png(d: dict) -> bytes:
 def write_all(report: dict, tables: Tables, out: Path, cache: Path | None = None) -> list[Path]:
     """Write the report's seven files into ``out``; their paths. Figures drawn before from the
     same data are taken from ``cache`` (:func:`cimco.report.html.figure`; None: all drawn)."""
-    title = f"{report['workload']} on {report['system']}: energy by component"
     files = {
-        "report.json": json.dumps(report, indent=2, allow_nan=False),
+        "report.json": json.dumps(report, indent=2, allow_nan=False),  # first: refuses what JSON cannot hold
         "layers.csv": _csv(report),
         "report.md": _markdown(report, tables),
-        "energy_by_component.png": figure(energy_png, {**energy_data(report), "title": title}, cache),
+        "energy_by_component.png": figure(energy_png, {
+            **energy_data(report), "title": f"{report['workload']} on {report['system']}: energy by component"},
+            cache),
         "ERT.yaml": ert_yaml(tables.ert, report["system"]),
         "ART.yaml": art_yaml(tables.art, report["system"]),
         "report.html": render_html(report, tables.art, cache),
