@@ -74,6 +74,29 @@ def test_drawn_layers_agree_with_ffm(family: str, layer: Layer, tmp_path_factory
     _agrees(layer, FAMILIES[family], tmp_path_factory.mktemp("m"))
 
 
+CLOSED_FORM_DRAWN = int(os.environ.get("CIMCO_DRAWN_CLOSED_FORM", "8"))
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@settings(max_examples=CLOSED_FORM_DRAWN, deadline=None, database=None, derandomize=True,
+          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+@given(layer=layers())
+def test_drawn_layers_closed_form_is_the_models(family: str, layer: Layer) -> None:
+    """On layers the closed form was not written for (groups, strides, dilations, padding,
+    linear, sparse masks), the best plans' energy and latency are the model's own."""
+    from cimco import _af, arch
+
+    system = FAMILIES[family]
+    einsum = _af.einsum_of(layer)
+    shape = Shape.of(layer, einsum)
+    model = _af.Evaluator(arch.build_nodes(system, BITS), einsum, BITS)
+    best = ranked(system, layer, einsum, BITS, model.ert)[:3]
+    for (estimate, _), evaluated in zip(best, model.evaluate([mapping_nodes(system, shape, p) for _, p in best])):
+        if evaluated is not None:
+            assert estimate.energy_j == pytest.approx(evaluated.energy_j, rel=1e-5), layer
+            assert estimate.latency_s == pytest.approx(evaluated.latency_s, rel=1e-6), layer
+
+
 @pytest.mark.parametrize("name", ["conv1", "layer1.0.conv1", "layer2.0.conv1", "layer2.0.downsample.0", "fc"])
 def test_bundled_layers_agree_with_ffm(name: str, tmp_path: Path) -> None:
     workload = load(ROOT / "workloads/resnet18_imagenet.yaml")
@@ -103,51 +126,88 @@ def test_every_plan_keeps_the_architecture_rules() -> None:
                     assert used <= fanout
                 covered = {k: 1 for k in shape.dims}
                 for k, n in plan.loops:
-                    covered[k] *= n
+                    covered[k] = covered.get(k, 1) * n
                 for k, n in (*plan.array, *plan.macro, *plan.core):
                     covered[k] = covered.get(k, 1) * n
                 assert all(covered[k] >= v for k, v in shape.dims.items()), (plan, shape.dims)
 
 
-def test_closed_form_dram_traffic_is_accelforges() -> None:
-    """The estimate's DRAM traffic per tensor (what ranks plans on small buffers) against
-    AccelForge's model on the same plans: equal for weights and outputs (partial sums
-    included) everywhere, and for inputs where every rank divides evenly on the MARS system
-    with a 16 KB buffer; else within 5% (a partial last window is counted whole)."""
+def _closed_form(system: SystemSpec, shape: Shape, plan, ert: dict) -> dict[str, float]:
+    """The estimate's counts of one plan (what :func:`cimco.backends.cim._score` prices)."""
     import math
 
+    from cimco.backends.cim import RELEVANT, WEIGHT_RANKS, _Costs, _holders, _Macros, _Nest
+    from cimco.geometry import MacroGeometry
+
+    g = MacroGeometry.of_system(system, BITS)
+    nest = _Nest(shape, plan)
+    macros = _Macros.of(shape, nest, plan, BITS, g)
+    costs = _Costs.of(system, shape, BITS, ert)
+    moved_i, moved_o = (nest.tile(t, _holders(shape, plan))[1] for t in "IO")
+    outputs = math.prod(shape.size(k) for k in RELEVANT["O"])
+    dram_o = (2 * moved_o - outputs) * BITS.output
+    return {"DRAM I": moved_i * BITS.input, "DRAM O": dram_o,
+            "DRAM W": math.prod(shape.size(k) for k in WEIGHT_RANKS) * BITS.weight,
+            "GlobalBuffer": macros.glb_inputs + moved_i * BITS.input + dram_o
+            + (2 * nest.refills[-1] - 1) * outputs * BITS.output,
+            "conversions": macros.conversions, "drives": macros.drives,
+            "cells_s": macros.cell_turns * costs.slices_s,
+            "readouts_s": macros.readouts_per_macro * costs.readout_s,
+            "drives_s": macros.drives_per_macro * costs.drive_s}
+
+
+def test_closed_form_counts_are_accelforges() -> None:
+    """The estimate that ranks the plans, count by count, against AccelForge's model on the
+    same plans: DRAM traffic per tensor, buffer traffic, partial-sum readouts, word-line
+    drives, and the time of the cells, the readouts and the drivers, on the three macro families and on plans
+    whose factors do not divide (imperfect: the model's partial last turns)."""
     from cimco import _af, arch
-    from cimco.backends.cim import RELEVANT, WEIGHT_RANKS, _tile
+    from cimco.parts import ADC, ADDER_TREE, CELL_ARRAY, SHIFT_ADD, WORDLINE_DRIVER
 
     small = SystemSpec.model_validate({**MARS.model_dump(mode="json"), "name": "mars-4m-16KB", "cores": 1,
                                        "macros_per_core": 4, "global_buffer": {
                                            **MARS.model_dump(mode="json")["global_buffer"], "size_bits": 131072}})
     workload = load(ROOT / "workloads/resnet18_imagenet.yaml")
-    exact = 0
-    for system, input_tol in ((small, 1e-6), (FAMILIES["digital_bit_serial"], 0.05)):
-        for name in ("conv1", "layer1.0.conv1", "layer2.0.conv2", "layer3.0.downsample.0", "layer4.0.conv2", "fc"):
+    imperfect = rejected = 0
+    for system in (small, *FAMILIES.values()):
+        for name in ("conv1", "layer1.0.conv1", "layer2.0.conv2", "layer3.0.downsample.0", "layer4.0.conv2"):
             layer = next(x for x in workload.layers if x.name == name)
             einsum = _af.einsum_of(layer)
             shape = Shape.of(layer, einsum)
             model = _af.Evaluator(arch.build_nodes(system, BITS), einsum, BITS)
-            plans = [p for _, p in ranked(system, layer, einsum, BITS, model.ert)[:3]]
-            results = model.evaluate([mapping_nodes(system, shape, p) for p in plans])
-            for plan, evaluated in zip(plans, results):
-                assert evaluated is not None, plan
-                r = evaluated.result()
-                outputs = math.prod(shape.size(k) for k in RELEVANT["O"])
-                ours = {"I": _tile(shape, plan, "I")[1] * BITS.input,
-                        "O": (2 * _tile(shape, plan, "O")[1] - outputs) * BITS.output,
-                        "W": math.prod(shape.size(k) for k in WEIGHT_RANKS) * BITS.weight}
-                theirs = {t: sum(v for (c, u, _), v in r.tensor_actions.items() if c == "DRAM" and u == t)
-                          for t in "IOW"}
-                assert ours["W"] == pytest.approx(theirs["W"], rel=1e-6)
-                assert ours["O"] == pytest.approx(theirs["O"], rel=1e-6), (name, plan)
+            estimate = {p: e for e, p in ranked(system, layer, einsum, BITS, model.ert)}
+            scored = list(estimate)
+
+            def even(p, shape=shape) -> bool:
                 covered = dict.fromkeys(shape.dims, 1)
-                for k, n in (*plan.array, *plan.macro, *plan.core, *plan.loops):
+                for k, n in (*p.array, *p.macro, *p.core, *p.loops):
                     covered[k] = covered.get(k, 1) * n
-                even = all(covered[k] == v for k, v in shape.dims.items())
-                tol = input_tol if even else 0.05  # a partial last tile's halo is counted whole
-                assert ours["I"] == pytest.approx(theirs["I"], rel=tol), (name, plan)
-                exact += tol < 1e-3
-    assert exact >= 4  # the exact case is exercised
+                return all(covered[k] == v for k, v in shape.dims.items())
+
+            plans = [p for p in scored if even(p)][:2] + [p for p in scored if not even(p)][:2]
+            for plan, evaluated in zip(plans, model.evaluate([mapping_nodes(system, shape, p) for p in plans])):
+                if evaluated is None:  # the model refused a tile for a memory's capacity (the backend: next plan)
+                    rejected += 1
+                    continue
+                imperfect += not even(plan)
+                r = evaluated.result()
+                ours = _closed_form(system, shape, plan, model.ert)
+                theirs = {f"DRAM {t}": sum(v for (c, u, _), v in r.tensor_actions.items() if c == "DRAM" and u == t)
+                          for t in "IOW"}
+                theirs["GlobalBuffer"] = sum(v for (c, _), v in r.actions.items() if c == "GlobalBuffer")
+                theirs["conversions"] = r.actions[(SHIFT_ADD, "read")]
+                theirs["drives"] = r.actions[(WORDLINE_DRIVER, "read")]
+                for readout in (ADC, ADDER_TREE):
+                    if (readout, "read") in r.actions:
+                        assert r.actions[(readout, "read")] == theirs["conversions"]
+                readout = ADC if ADC in r.latency_by_component else ADDER_TREE
+                theirs["readouts_s"] = r.latency_by_component.get(readout, r.latency_by_component[SHIFT_ADD])
+                theirs["cells_s"] = r.latency_by_component[CELL_ARRAY]
+                theirs["drives_s"] = r.latency_by_component[WORDLINE_DRIVER]
+                for k, v in ours.items():
+                    assert v == pytest.approx(theirs[k], rel=1e-6), (system.name, name, k, plan)
+                # and the estimate as a whole is the model's energy and latency
+                assert estimate[plan].energy_j == pytest.approx(evaluated.energy_j, rel=1e-5)
+                assert estimate[plan].latency_s == pytest.approx(evaluated.latency_s, rel=1e-6)
+    assert imperfect >= 20  # partial last turns are exercised
+    assert rejected <= 4

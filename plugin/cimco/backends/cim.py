@@ -22,11 +22,14 @@ macro fanouts never split output positions. What remains, and what :func:`plans`
    held lower as AccelForge's model holds them (:meth:`_Nest.tile`), and the cells are
    written under the last weight loop.
 
-Each plan is ranked by a closed-form estimate (:func:`_score`: DRAM and global buffer
-traffic, word-line drives and readouts priced by the ERT, and latency; its DRAM traffic
-is AccelForge's exactly where the ranks divide evenly), and the best few by energy-delay
-product are evaluated by AccelForge's model (:class:`cimco._af.Evaluator`); the one with the
-lowest evaluated energy-delay product is the result. ``scripts/backend_agreement.py``
+Each plan is priced in closed form (:func:`_score`): the counts AccelForge's model gives
+this architecture (DRAM and buffer traffic per tensor, word-line drives, readouts, the
+cells' reads and writes, partial last turns of imperfect factors included) times the ERT,
+and the latency of its slowest part; ``tests/test_cim_backend.py`` checks every count,
+and the energy and latency, against the model on perfect and imperfect plans of the three
+macro families. The plan with the lowest energy-delay product is evaluated by AccelForge's
+model (:class:`cimco._af.Evaluator`), which gives every number reported (the next plan if
+the model rejects one). ``scripts/backend_agreement.py``
 checks it against AccelForge's FFM mapper layer by layer.
 """
 
@@ -47,11 +50,8 @@ from cimco.spec.workload import Bits, Layer
 WEIGHT_RANKS = ("g", "m", "c", "r", "s")
 POSITION_RANKS = ("t", "p", "q")
 RELEVANT = {"I": {"g", "c", "p", "q", "r", "s", "t"}, "O": {"g", "m", "p", "q", "t"}}
-# Plans AccelForge evaluates per layer (see _distinct); more find better mappings on a few
-# layers and cost ~0.05-0.1 s each.
-EVALUATED = 8
-# how far above the best estimate a plan may be and still be evaluated
-WITHIN = 1.5
+# Plans tried in turn while AccelForge's model rejects them (a tile over a memory's capacity)
+TRIES = 8
 
 
 @dataclass(frozen=True)
@@ -242,14 +242,20 @@ def plans(system: SystemSpec, shape: Shape, bits: Bits):
 
 @dataclass(frozen=True)
 class Estimate:
+    """A plan's energy and latency as AccelForge's model gives them, and its latency were every
+    partial last turn (imperfect factors) a whole one, as a macro spends it: the model times
+    such a turn as its share of an activation. Plans are ranked by the latter, so a plan is
+    never preferred for that share alone."""
+
     energy_j: float
     latency_s: float
+    whole_turns_latency_s: float
     glb_bits: float  # the buffer's largest need (input + output tiles)
     conversions: float  # partial sums the macros read out (ADC or adder tree, shift-add)
 
     @property
     def edp(self) -> float:
-        return self.energy_j * self.latency_s
+        return self.energy_j * self.whole_turns_latency_s
 
 
 def _relevance(shape: Shape, tensor: str, rank: str) -> str:
@@ -269,26 +275,73 @@ def _holders(shape: Shape, p: Plan) -> dict[str, tuple[int, int]]:
 
 
 class _Nest:
-    """One loop nest's tiles, precomputed: each rank's extent below every loop, and how the
-    buffer's tiles are held (:meth:`tile`)."""
+    """One plan's loop nest, precomputed: each rank's extent below every loop, how the
+    buffer's tiles are held (:meth:`tile`), and its turns as AccelForge's model counts them.
 
-    def __init__(self, shape: Shape, loops: tuple):
+    Where a weight rank's groups do not fill its last turn (imperfect factors), the model
+    counts that turn as its share of the rank for the data it moves and the cells' time, and
+    for partial sums and readouts as a whole turn where the array's factor leaves a partial
+    row group, else as its share of the macros side by side (both checked against the model:
+    tests/test_cim_backend.py). A buffer's tile is held at its largest (whole turns)."""
+
+    def __init__(self, shape: Shape, p: Plan):
+        loops, array = p.loops, dict(p.array)
         self.loops = loops
         self.rel = {t: [_relevance(shape, t, k) for k, _ in loops] for t in ("I", "O")}
         self.outputs = math.prod(shape.size(k) for k in RELEVANT["O"])
-        ext = dict(shape.dims)
+        spread = {k: array.get(k, 1) * dict(p.macro).get(k, 1) * dict(p.core).get(k, 1) for k in WEIGHT_RANKS}
+        self.share = share = {k: shape.size(k) / spread[k] for k in WEIGHT_RANKS}
+        # a kernel rank's partial last turn counts as its share of the rank; a channel rank's whole
+        partial = {k: k not in ("r", "s") for k in WEIGHT_RANKS}
+        whole = {k: math.ceil(v) if partial[k] else v for k, v in share.items()}
+        innermost = {k: u for u, (k, _) in enumerate(loops)}
+        # each rank's row or column groups a layer's turns cover: all those side by side, each
+        # turn, on a looped rank (the model averages its turns instead), else those that hold one
+        self.groups = {k: whole[k] * spread[k] // array.get(k, 1) if k in innermost
+                       else math.ceil(shape.size(k) / array.get(k, 1)) if partial[k]
+                       else shape.size(k) / array.get(k, 1) for k in WEIGHT_RANKS}
+        self.column_turns = whole["m"] if "m" in innermost else 1  # turns over output channels
+        # a macro's output columns over the turns: their mean where output channels loop (the
+        # model averages turns), else all of its column group (the busiest macro's)
+        self.macro_columns = (shape.size("m") * array.get("m", 1) / spread["m"] if "m" in innermost
+                              else array.get("m", 1))
+        ext, mean = dict(shape.dims), {k: float(v) for k, v in shape.dims.items()}
         self.size: dict[str, list[int]] = {"I": [], "O": []}
-        self.fills, self.refills = [1], [1]  # iterations above an index; those not over outputs
+        self.mean_input: list[float] = []  # the input tile's mean size (partial last turns included)
+        self.fills, self.refills = [1.0], [1.0]  # turns above an index; those not over outputs (partial sums)
+        self.readout_turns = 1.0
+        done: dict[str, int] = {}
         for u in range(len(loops) + 1):
             self.size["I"].append(shape.input_tile(ext))
+            self.mean_input.append(shape.input_tile(mean))
             self.size["O"].append(math.prod(ext.get(k, 1) for k in RELEVANT["O"]))
-            if u < len(loops):
-                k, n = loops[u]
-                ext[k] = _ceil(ext[k], n)
-                self.fills.append(self.fills[-1] * n)
-                self.refills.append(self.refills[-1] * (1 if k in RELEVANT["O"] else n))
+            if u == len(loops):
+                break
+            k, n = loops[u]
+            data = sums = n
+            if k in WEIGHT_RANKS and innermost[k] == u:  # the rank's last loop takes its partial turn
+                data = (share[k] if k in RELEVANT["I"] else whole[k]) / done.get(k, 1)
+                sums = whole[k] / done.get(k, 1)
+            done[k] = done.get(k, 1) * n
+            ext[k] = _ceil(ext[k], n)
+            mean[k] /= data
+            self.fills.append(self.fills[-1] * data)
+            self.refills.append(self.refills[-1] * (1 if k in RELEVANT["O"] else sums))
+            self.readout_turns *= sums
 
-    def tile(self, tensor: str, holders: dict[str, tuple[int, int]]) -> tuple[int, int]:
+    @property
+    def drive_turns(self) -> float:
+        """The drivers' activations: as the cells', but a column turn whole (it drives every row)."""
+        looped = any(k == "m" for k, _ in self.loops)
+        return self.cell_turns * (math.ceil(self.share["m"]) / self.share["m"] if looped else 1)
+
+    @property
+    def cell_turns(self) -> float:
+        """The cells' activations: each weight rank's turns at their share of it."""
+        return math.prod(n for k, n in self.loops if k not in WEIGHT_RANKS) * math.prod(
+            self.share[k] for k in {k for k, _ in self.loops if k in WEIGHT_RANKS})
+
+    def tile(self, tensor: str, holders: dict[str, tuple[int, int]]) -> tuple[int, float]:
         """(tile the buffer holds, values all its fills move) for the buffer's ``tensor``.
 
         As AccelForge's model does, a tile starting above loops over its ranks is held (and
@@ -308,12 +361,12 @@ class _Nest:
         moved_from = j - 1 if slide else j
         if tensor == "O":  # the tiles over the output ranks sum to the outputs, partial last tiles included
             return self.size["O"][j], self.refills[moved_from] * self.outputs
-        return self.size["I"][j], self.fills[moved_from] * self.size["I"][moved_from]
+        return self.size["I"][j], self.fills[moved_from] * self.mean_input[moved_from]
 
 
-def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, int]:
+def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, float]:
     """:meth:`_Nest.tile` of one plan."""
-    return _Nest(shape, p.loops).tile(tensor, _holders(shape, p))
+    return _Nest(shape, p).tile(tensor, _holders(shape, p))
 
 
 @dataclass(frozen=True)
@@ -323,22 +376,32 @@ class _Macros:
     read and written back, and the activations and conversions."""
 
     activations: int
-    glb_per_activation: float  # bits
+    cell_turns: float  # activations as AccelForge's model times the cells (see :class:`_Nest`)
+    readout_turns: float  # and as it counts partial sums read out
+    glb_inputs: float  # inputs the macros read from the buffer, in bits (each row once per column turn)
     conversions: float  # partial sums read out (x the conversions per output)
-    drives: float  # word-line drives (every macro drives its rows, each input slice)
+    drives: float  # word-line drives (every input row, each input slice, once per column group)
+    readouts_per_macro: float  # conversions of one macro, as the model times its readouts
+    drives_per_macro: float  # word-line drives of the busiest macro (its rows, all of them, each turn)
+    whole_readouts: float  # a macro's conversions, and its drives, were every turn whole
+    whole_drives: float
 
     @classmethod
-    def of(cls, p: Plan, bits: Bits, g: MacroGeometry) -> _Macros:
-        a, macro, core = dict(p.array), dict(p.macro), dict(p.core)
-        side = {k: macro.get(k, 1) * core.get(k, 1) for k in WEIGHT_RANKS}
-        rows = math.prod(a.get(k, 1) for k in ("c", "r", "s"))
-        rows_in = rows * math.prod(side[k] for k in ("c", "r", "s", "g"))
-        cols_out = a.get("m", 1) * side["m"] * side["g"]
+    def of(cls, shape: Shape, nest: _Nest, p: Plan, bits: Bits, g: MacroGeometry) -> _Macros:
+        per_channel = math.prod(shape.size(k) for k in shape.dims if k != "m")  # input rows per output channel
+        positions = math.prod(n for k, n in p.loops if k not in WEIGHT_RANKS)
+        # every output channel once per reduction group (partial column groups: their columns)
+        conversions = (positions * math.prod(nest.groups[k] for k in ("c", "r", "s")) * shape.size("m")
+                       * shape.size("g") * g.conversions_per_output)
+        array = dict(p.array)
+        rows = math.prod(array.get(k, 1) for k in ("c", "r", "s"))
         activations = math.prod(n for _, n in p.loops)
-        macros = math.prod(side.values())
-        return cls(activations, rows_in * bits.input + 2 * cols_out * bits.output,
-                   activations * macros * a.get("m", 1) * g.conversions_per_output,
-                   activations * macros * rows * g.input_slices)
+        return cls(activations, nest.cell_turns, nest.readout_turns,
+                   per_channel * nest.column_turns * bits.input,  # macros side by side on m share them
+                   conversions, per_channel * nest.groups["m"] * g.input_slices,
+                   nest.readout_turns / nest.column_turns * nest.macro_columns * g.conversions_per_output,
+                   nest.drive_turns * rows * g.input_slices,
+                   activations * array.get("m", 1) * g.conversions_per_output, activations * rows * g.input_slices)
 
 
 @dataclass(frozen=True)
@@ -350,37 +413,58 @@ class _Costs:
     glb_j: float
     dram_bw: float  # bits per s
     glb_bw: float
-    cycle_s: float  # per activation
+    slices_s: float  # the cells' time per activation (its input slices, and its share of weight writes)
+    readout_s: float  # per conversion (a macro's readout units share them)
+    drive_s: float  # per word-line drive (a macro drives its word lines on at once)
     conversion_j: float  # readout (ADC or adder tree) and shift-add, per partial sum
     drive_j: float  # per word-line drive
+    cells_j: float  # the cells' reads and writes: the layer's, whatever the plan
 
     @classmethod
     def of(cls, system: SystemSpec, shape: Shape, bits: Bits, ert: dict[str, dict[str, float]]) -> _Costs:
         def read(part: str) -> float:
             return ert.get(part, {}).get("read", 0.0)
 
-        return cls(math.prod(shape.size(k) for k in WEIGHT_RANKS) * bits.weight,
+        weights = math.prod(shape.size(k) for k in WEIGHT_RANKS)
+        g = MacroGeometry.of_system(system, bits)
+        slices = g.input_slices * g.weight_slices  # the model scales every cell action by them (issue 21)
+        cell = ert.get(CELL_ARRAY, {})
+        cells_j = slices * (math.prod(shape.dims.values()) * cell.get("read", 0.0) + weights * cell.get("write", 0.0))
+        # the model times the cells' weight writes as it times their reads (scaled alike by the
+        # input slices: issue 21), one write per weight to a read per MAC, unless preloaded
+        writes = weights / math.prod(shape.dims.values()) if system.macro.weights_loaded != "once" else 0.0
+        return cls(weights * bits.weight,
                    system.dram.energy_per_bit_j.value, system.global_buffer.energy_per_bit_j.value,
                    system.dram.bandwidth_bits_per_s, system.global_buffer.bandwidth_bits_per_s,
-                   MacroGeometry.of_system(system, bits).cycle_s,
-                   read(ADC) + read(ADDER_TREE) + read(SHIFT_ADD), read(WORDLINE_DRIVER))
+                   g.input_slices * system.macro.cycle_s * (1 + writes),
+                   system.macro.cycle_s / system.macro.readout_units(),
+                   system.macro.cycle_s / system.macro.wordlines_on,
+                   read(ADC) + read(ADDER_TREE) + read(SHIFT_ADD), read(WORDLINE_DRIVER), cells_j)
 
 
 def _score(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, holders: dict) -> Estimate:
-    """The closed-form estimate of one plan: DRAM traffic (each tile's fills; partial sums
-    written and read back), global buffer traffic (the macros' inputs and partial sums per
-    activation, and the fills), word-line drives and partial-sum readouts, priced by the
-    ERT; the latency is the slowest of macro activations, DRAM and buffer traffic. (The
-    cells' reads and writes are the layer's, whatever the plan.)"""
+    """The closed form of one plan, as AccelForge's model counts it (tests/test_cim_backend.py
+    checks each count): DRAM traffic (each tile's fills; partial sums written and read back),
+    global buffer traffic (the macros' inputs, once a column turn; their partial sums, once a
+    reduction turn; the fills), word-line drives, partial-sum readouts and the cells' reads
+    and writes, priced by the ERT; the latency is the slowest of the cells, the readouts, the
+    word-line drivers, DRAM and buffer traffic."""
     held_i, moved_i = nest.tile("I", holders)
     held_o, moved_o = nest.tile("O", holders)
     dram_i = moved_i * bits.input
     dram_o = (2 * moved_o - nest.outputs) * bits.output
     dram = dram_i + dram_o + c.weight_bits
-    glb = macros.activations * macros.glb_per_activation + dram_i + dram_o
-    latency = max(macros.activations * c.cycle_s, dram / c.dram_bw, glb / c.glb_bw)
-    energy = dram * c.dram_j + glb * c.glb_j + macros.conversions * c.conversion_j + macros.drives * c.drive_j
-    return Estimate(energy, latency, held_i * bits.input + held_o * bits.output, macros.conversions)
+    # the macros' partial sums: written once a turn, read back to add the next, then drained
+    glb = macros.glb_inputs + dram_i + (2 * nest.refills[-1] - 1) * nest.outputs * bits.output + dram_o
+    memories = max(dram / c.dram_bw, glb / c.glb_bw)
+    latency = max(macros.cell_turns * c.slices_s, macros.readouts_per_macro * c.readout_s,
+                  macros.drives_per_macro * c.drive_s, memories)
+    whole = max(macros.activations * c.slices_s, macros.whole_readouts * c.readout_s,
+                macros.whole_drives * c.drive_s, memories)
+    energy = (dram * c.dram_j + glb * c.glb_j + macros.conversions * c.conversion_j + macros.drives * c.drive_j
+              + c.cells_j)
+    return Estimate(energy, latency, max(whole, latency), held_i * bits.input + held_o * bits.output,
+                    macros.conversions)
 
 
 def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
@@ -396,8 +480,9 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
     size = system.global_buffer.size_bits
     scored = []
     for array, macro, core, loops, starts_i, starts_o in plans(system, shape, bits):
-        nest = _Nest(shape, loops)
-        macros = _Macros.of(Plan(array, macro, core, loops, 0, 0), bits, g)
+        plan = Plan(array, macro, core, loops, 0, 0)
+        nest = _Nest(shape, plan)
+        macros = _Macros.of(shape, nest, plan, bits, g)
         for i in starts_i:
             for o in starts_o:
                 p = Plan(array, macro, core, loops, i, o)
@@ -447,11 +532,9 @@ def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
 
 @dataclass(frozen=True)
 class Cim:
-    """The ``cimco`` backend (see the module's docstring); ``evaluated``: most plans a layer
-    has evaluated by AccelForge's model."""
+    """The ``cimco`` backend (see the module's docstring)."""
 
     name: str = "cimco"
-    evaluated: int = EVALUATED
 
     def versions(self) -> dict[str, str]:
         from cimco import _af
@@ -475,35 +558,9 @@ class Cim:
             if not best:
                 raise MappingError(f"no mapping of {layer.name} fits the global buffer "
                                    f"({system.global_buffer.size_bits} bits)", (GLOBAL_BUFFER,))
-            chosen = _distinct(best, self.evaluated)
-            results = model.evaluate([mapping_nodes(system, shape, p) for _, p in chosen])
-        done = [r for r in results if r is not None]
-        if not done:
-            raise MappingError(f"AccelForge's model rejected every mapping of {layer.name} cimco tried")
-        return min(done, key=lambda r: (r.energy_j * r.latency_s, r.latency_s)).result()
-
-
-def _distinct(scored: list[tuple[Estimate, Plan]], n: int) -> list[tuple[Estimate, Plan]]:
-    """Up to ``n`` plans for AccelForge to evaluate: the best of each array and spread whose
-    estimated energy-delay product is within :data:`WITHIN` of the best (measured on 95
-    ResNet-18/20 layers on 5 systems: no evaluated winner's estimate was further off than
-    1.34x), best first, then the next best by the estimate with estimates of their own."""
-    if not scored:
-        return []
-    limit = scored[0][0].edp * WITHIN
-    out, seen, layouts = [], set(), set()
-    for e, p in scored:
-        if e.edp > limit or len(out) == n:
-            break
-        if (p.array, p.macro, p.core) not in layouts:
-            layouts.add((p.array, p.macro, p.core))
-            seen.add((e.energy_j, e.latency_s, e.conversions))
-            out.append((e, p))
-    for e, p in scored:
-        if len(out) >= n or e.edp > limit:
-            break
-        key = (e.energy_j, e.latency_s, e.conversions)
-        if key not in seen:
-            seen.add(key)
-            out.append((e, p))
-    return out
+            for _, plan in best[:TRIES]:
+                evaluated = model.evaluate([mapping_nodes(system, shape, plan)])[0]
+                if evaluated is not None:
+                    return evaluated.result()
+        raise MappingError(f"AccelForge's model rejected the {min(TRIES, len(best))} best mappings of "
+                           f"{layer.name} cimco found")
