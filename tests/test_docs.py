@@ -71,14 +71,13 @@ BACKENDS = """\
 |---|---|---|---|
 | AccelForge | `accelforge` (default) | AccelForge's FFM mapper over its whole mapspace, evaluated by its model \
 with cimco's hwcomponents models | the reference for every number |
-| cimco | `cimco` | cimco's own search of the CIM mapspace (imperfect factors included), ranked in c\
-losed form; the best few mappings evaluated by AccelForge's model | every number still AccelForge's;\
- within 1% of FFM or a lower energy-delay product on 548 of 550 layer/system pairs, and clearly bett\
-er on small buffers (ResNet-18 `conv1`, 4 macros, 16 KB: 0.36x FFM's energy, 0.63x its latency); 5-6\
-x faster than plain AccelForge (ResNet-18 6.4x, ResNet-50 5.0x in the last run);\
- not the default until checked on every workload ([model\
-s.md](docs/models.md#the-cimco-backend), [benchmarks.md](docs/benchmarks.md#the-cimco-backend-agains\
-t-ffm)) |
+| cimco | `cimco` | cimco's own search of the CIM mapspace (imperfect factors included), priced in c\
+losed form as AccelForge's model counts it; the best mapping evaluated by AccelForge's model | every\
+ number still AccelForge's; within 1% of FFM or a lower energy-delay product on 586 of 588 layer/sys\
+tem pairs, and clearly better on small buffers (ResNet-18 `conv1`, 4 macros, 16 KB: 0.36x FFM's ener\
+gy, 0.63x its latency); 10x faster than plain AccelForge on ResNet-50; not the default until checked\
+ on every workload ([models.md](docs/models.md#the-cimco-backend), [benchmarks.md](docs/benchmarks.m\
+d#the-cimco-backend-against-ffm)) |
 | Classic Timeloop | `timeloop` | `timeloop-mapper` (v3.0.x, optional binary: `--timeloop-bin`, \
 `$CIMCO_TIMELOOP_BIN` or PATH) on the files `cimco timeloop export` writes | its counts go through the same \
 sparsity, execution and report |
