@@ -298,7 +298,7 @@ class _Nest:
         # each rank's row or column groups a layer's turns cover: all those side by side, each
         # turn, on a looped rank (the model averages its turns instead), else those in use
         inner = dict(p.macro)  # a channel rank's cores count whole, and all macros of a core in use
-        self.groups = {k: whole[k] * spread[k] // array.get(k, 1) if k in innermost
+        self.groups = {k: whole[k] * (spread[k] // array.get(k, 1)) if k in innermost
                        else _ceil(shape.size(k), array.get(k, 1) * inner.get(k, 1)) * inner.get(k, 1) if partial[k]
                        else shape.size(k) / array.get(k, 1) for k in WEIGHT_RANKS}
         self.column_turns = whole["m"] if "m" in innermost else 1  # turns over output channels
