@@ -57,6 +57,25 @@ def systems():
         yield SystemSpec.model_validate(data)
 
 
+def distinct_layers(n_systems: int, workloads: list[str]):
+    """(system, workload name, layer, bits, einsum) for each distinct layer (shape and bits) of
+    ``workloads`` on each of the first ``n_systems`` systems."""
+    from cimco import _af
+    from cimco.spec import load
+
+    for system in list(systems())[:n_systems]:
+        seen = set()
+        for name in workloads:
+            workload = load(ROOT / f"workloads/{name}.yaml")
+            for layer in workload.layers:
+                bits = workload.layer_bits(layer)
+                einsum = _af.einsum_of(layer)
+                key = (einsum["einsum"], tuple(einsum["iteration_space_shape"]), bits)
+                if key not in seen:
+                    seen.add(key)
+                    yield system, name, layer, bits, einsum
+
+
 def ffm_key(system, einsum: dict, bits, engine: dict) -> str:
     """The key of FFM's result in --cache: the inputs and the engine's versions (not
     cimco's code, which the FFM result does not depend on)."""
@@ -77,11 +96,10 @@ def verdict(ours, ffm, tol: float) -> str:
 
 
 def main() -> int:
-    from cimco import _af, cache
+    from cimco import cache
     from cimco.backends.accelforge import AccelForge
     from cimco.backends.cim import Cim
     from cimco.errors import MappingError
-    from cimco.spec import load
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated bundled workload names")
@@ -96,39 +114,30 @@ def main() -> int:
     counts = {"agree": 0, "better": 0, "worse": 0}
     worst_e = worst_l = 1.0
     t_ours = t_ffm = 0.0
-    for system in list(systems())[:args.systems]:
-        seen = set()
-        for name in args.workloads.split(","):
-            workload = load(ROOT / f"workloads/{name}.yaml")
-            for layer in workload.layers:
-                bits = workload.layer_bits(layer)
-                einsum = _af.einsum_of(layer)
-                k = ffm_key(system, einsum, bits, ffm_engine)
-                if k in seen:
-                    continue
-                seen.add(k)
-                path = store / f"{k}.json"
-                ffm = cache.read(path, cache.result_from_json) if path.exists() else None
-                try:
-                    if ffm is None:
-                        t = time.perf_counter()
-                        ffm = AccelForge().map_layer(system, layer, bits)
-                        t_ffm += time.perf_counter() - t
-                        cache.write(path, cache.result_to_json(ffm))
-                    t = time.perf_counter()
-                    ours = Cim().map_layer(system, layer, bits)
-                    t_ours += time.perf_counter() - t
-                except MappingError as e:
-                    print(f"{system.name} {name}:{layer.name} unmappable: {e}", flush=True)
-                    continue
-                v = verdict(ours, ffm, args.tol)
-                counts[v] += 1
-                e, lat = ours.energy_j / ffm.energy_j, ours.latency_s / ffm.latency_s
-                if v != "agree":
-                    print(f"{v:6s} {system.name} {name}:{layer.name} energy {e:.3f} latency {lat:.3f} "
-                          f"EDP {e * lat:.3f} (FFM {ffm.energy_j:.4g} J {ffm.latency_s:.4g} s)", flush=True)
-                if v != "better":
-                    worst_e, worst_l = max(worst_e, e), max(worst_l, lat)
+    for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(",")):
+        k = ffm_key(system, einsum, bits, ffm_engine)
+        path = store / f"{k}.json"
+        ffm = cache.read(path, cache.result_from_json) if path.exists() else None
+        try:
+            if ffm is None:
+                t = time.perf_counter()
+                ffm = AccelForge().map_layer(system, layer, bits)
+                t_ffm += time.perf_counter() - t
+                cache.write(path, cache.result_to_json(ffm))
+            t = time.perf_counter()
+            ours = Cim().map_layer(system, layer, bits)
+            t_ours += time.perf_counter() - t
+        except MappingError as e:
+            print(f"{system.name} {name}:{layer.name} unmappable: {e}", flush=True)
+            continue
+        v = verdict(ours, ffm, args.tol)
+        counts[v] += 1
+        e, lat = ours.energy_j / ffm.energy_j, ours.latency_s / ffm.latency_s
+        if v != "agree":
+            print(f"{v:6s} {system.name} {name}:{layer.name} energy {e:.3f} latency {lat:.3f} "
+                  f"EDP {e * lat:.3f} (FFM {ffm.energy_j:.4g} J {ffm.latency_s:.4g} s)", flush=True)
+        if v != "better":
+            worst_e, worst_l = max(worst_e, e), max(worst_l, lat)
     total = sum(counts.values())
     print(f"cimco backend {t_ours:.1f} s, FFM (not from cache) {t_ffm:.1f} s")
     print(f"RESULT layers={total} agree={counts['agree']} worst_energy={worst_e:.4f} worst_latency={worst_l:.4f} "

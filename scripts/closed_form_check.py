@@ -26,11 +26,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def main() -> int:
-    from backend_agreement import WORKLOADS, systems
+    from backend_agreement import WORKLOADS, distinct_layers
 
     from cimco import _af, arch
     from cimco.backends.cim import Shape, _Costs, _Nest, mapping_nodes, ranked
-    from cimco.spec import load
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated bundled workload names")
@@ -41,43 +40,32 @@ def main() -> int:
     off: list[tuple] = []
     worst_e = worst_l = 0.0
     partial, whole_turns = 0, 1.0
-    for system in list(systems())[:args.systems]:
-        seen = set()
-        for name in args.workloads.split(","):
-            workload = load(ROOT / f"workloads/{name}.yaml")
-            for layer in workload.layers:
-                bits = workload.layer_bits(layer)
-                einsum = _af.einsum_of(layer)
-                key = (einsum["einsum"], tuple(einsum["iteration_space_shape"]), bits)
-                if key in seen:
-                    continue
-                seen.add(key)
-                model = _af.Evaluator(arch.build_nodes(system, bits), einsum, bits)
-                best = ranked(system, layer, einsum, bits, model.ert)
-                if not best:
-                    continue
-                n += 1
-                estimate, plan = best[0]
-                evaluated = model.evaluate([mapping_nodes(system, Shape.of(layer, einsum), plan)])[0]
-                if evaluated is None:
-                    rejected += 1
-                    print(f"rejected {system.name} {name}:{layer.name}", flush=True)
-                    continue
-                shape = Shape.of(layer, einsum)
-                activations = 1
-                for _, turns in plan.loops:
-                    activations *= turns
-                cells = _Nest(shape, plan).cell_turns
-                if activations > cells * (1 + 1e-9):
-                    partial += 1
-                    slices_s = _Costs.of(system, shape, bits, model.ert).slices_s
-                    whole_turns = max(whole_turns, activations * slices_s / evaluated.latency_s)
-                de = estimate.energy_j / evaluated.energy_j - 1
-                dl = estimate.latency_s / evaluated.latency_s - 1
-                worst_e, worst_l = max(worst_e, abs(de)), max(worst_l, abs(dl))
-                if abs(de) > args.tol or abs(dl) > args.tol:
-                    off.append((system.name, name, layer.name))
-                    print(f"off {system.name} {name}:{layer.name} energy {de:+.4%} latency {dl:+.4%}", flush=True)
+    for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(",")):
+        model = _af.Evaluator(arch.build_nodes(system, bits), einsum, bits)
+        best = ranked(system, layer, einsum, bits, model.ert)
+        if not best:
+            continue
+        n += 1
+        estimate, plan = best[0]
+        shape = Shape.of(layer, einsum)
+        evaluated = model.evaluate([mapping_nodes(system, shape, plan)])[0]
+        if evaluated is None:
+            rejected += 1
+            print(f"rejected {system.name} {name}:{layer.name}", flush=True)
+            continue
+        activations = 1
+        for _, turns in plan.loops:
+            activations *= turns
+        if activations > _Nest(shape, plan).cell_turns * (1 + 1e-9):
+            partial += 1
+            slices_s = _Costs.of(system, shape, bits, model.ert).slices_s
+            whole_turns = max(whole_turns, activations * slices_s / evaluated.latency_s)
+        de = estimate.energy_j / evaluated.energy_j - 1
+        dl = estimate.latency_s / evaluated.latency_s - 1
+        worst_e, worst_l = max(worst_e, abs(de)), max(worst_l, abs(dl))
+        if abs(de) > args.tol or abs(dl) > args.tol:
+            off.append((system.name, name, layer.name))
+            print(f"off {system.name} {name}:{layer.name} energy {de:+.4%} latency {dl:+.4%}", flush=True)
     print(f"RESULT layers={n} off={len(off)} rejected={rejected} worst_energy={worst_e:.5f} "
           f"worst_latency={worst_l:.5f} partial_turns={partial} max_whole_turn_latency={whole_turns:.3f}")
     return 0

@@ -372,13 +372,12 @@ def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, float]:
 
 @dataclass(frozen=True)
 class _Macros:
-    """What a plan's array, spread and loops fix, whatever its tiles: per activation, the
-    inputs sent to the macros (shared by macros on output channels) and the partial sums
-    read and written back, and the activations and conversions."""
+    """What a plan's array, spread and loops fix, whatever its tiles: the macros' inputs from
+    the buffer, their drives and readouts, in all and for one macro (what times it), counted
+    as AccelForge's model counts them (see :class:`_Nest`)."""
 
     activations: int
     cell_turns: float  # activations as AccelForge's model times the cells (see :class:`_Nest`)
-    readout_turns: float  # and as it counts partial sums read out
     glb_inputs: float  # inputs the macros read from the buffer, in bits (each row once per column turn)
     conversions: float  # partial sums read out (x the conversions per output)
     drives: float  # word-line drives (every input row, each input slice, once per column group)
@@ -397,7 +396,7 @@ class _Macros:
         array = dict(p.array)
         rows = math.prod(array.get(k, 1) for k in ("c", "r", "s"))
         activations = math.prod(n for _, n in p.loops)
-        return cls(activations, nest.cell_turns, nest.readout_turns,
+        return cls(activations, nest.cell_turns,
                    per_channel * nest.column_turns * bits.input,  # macros side by side on m share them
                    conversions, per_channel * nest.groups["m"] * g.input_slices,
                    nest.readout_turns / nest.column_turns * nest.macro_columns * g.conversions_per_output,
