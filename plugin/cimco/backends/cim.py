@@ -195,7 +195,7 @@ def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
     positions (each order); each of the buffer's tiles starts at the top, below a loop
     not fully over its ranks or below the cells' start (a tile starting just above a loop
     over its ranks is held below it anyway, unless the cells start in between: see
-    :func:`_tile`). Where the whole input and output fit the buffer (``resident``) the
+    :meth:`_Nest.tile`). Where the whole input and output fit the buffer (``resident``) the
     weight turns take one order: with both tiles at the top, or below all weight loops,
     their order changes no count (tiles below the top still pay where a stride skips
     inputs: those are read per position, not as one block)."""
@@ -269,7 +269,7 @@ def _relevance(shape: Shape, tensor: str, rank: str) -> str:
 def _holders(shape: Shape, p: Plan) -> dict[str, tuple[int, int]]:
     """Where each tile starts: (loop index, order among the nodes at one index). The cells
     come first; of the buffer's two tiles the one that the next loop does not concern
-    comes first, so that it does not stop the other being held lower (see :func:`_tile`)."""
+    comes first, so that it does not stop the other being held lower (see :meth:`_Nest.tile`)."""
     o_first = p.glb_o < len(p.loops) and _relevance(shape, "O", p.loops[p.glb_o][0]) == "none"
     return {"W": (p.weight_loops(), 0), "I": (p.glb_i, 2 if o_first else 1), "O": (p.glb_o, 1 if o_first else 2)}
 
@@ -279,9 +279,9 @@ class _Nest:
     buffer's tiles are held (:meth:`tile`), and its turns as AccelForge's model counts them.
 
     Where a weight rank's groups do not fill its last turn (imperfect factors), the model
-    counts that turn as its share of the rank for the data it moves and the cells' time, and
-    for partial sums and readouts as a whole turn where the array's factor leaves a partial
-    row group, else as its share of the macros side by side (both checked against the model:
+    counts that turn as its share of the rank for the data it moves and the cells' time; for
+    partial sums, readouts and the data of a tensor the rank does not index, as its share of a
+    kernel rank (r, s) but as a whole turn of a channel rank (checked against the model:
     tests/test_cim_backend.py). A buffer's tile is held at its largest (whole turns)."""
 
     def __init__(self, shape: Shape, p: Plan):
@@ -363,11 +363,6 @@ class _Nest:
         if tensor == "O":  # the tiles over the output ranks sum to the outputs, partial last tiles included
             return self.size["O"][j], self.refills[moved_from] * self.outputs
         return self.size["I"][j], self.fills[moved_from] * self.mean_input[moved_from]
-
-
-def _tile(shape: Shape, p: Plan, tensor: str) -> tuple[int, float]:
-    """:meth:`_Nest.tile` of one plan."""
-    return _Nest(shape, p).tile(tensor, _holders(shape, p))
 
 
 @dataclass(frozen=True)
