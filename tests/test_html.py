@@ -94,4 +94,3 @@ def test_screenshot_shows_the_plots(tmp_path: Path) -> None:
     assert len(distinct) >= 8, len(distinct)
     # the same page without its SVGs has next to no colour: the pixels above are the plots
     assert _saturated(shots["plain"]).mean() < 0.002
-

@@ -289,7 +289,8 @@ class _Nest:
         self.loops = loops
         self.rel = {t: [_relevance(shape, t, k) for k, _ in loops] for t in ("I", "O")}
         self.outputs = math.prod(shape.size(k) for k in RELEVANT["O"])
-        spread = {k: array.get(k, 1) * dict(p.macro).get(k, 1) * dict(p.core).get(k, 1) for k in WEIGHT_RANKS}
+        inner, core = dict(p.macro), dict(p.core)
+        spread = {k: array.get(k, 1) * inner.get(k, 1) * core.get(k, 1) for k in WEIGHT_RANKS}
         self.share = share = {k: shape.size(k) / spread[k] for k in WEIGHT_RANKS}
         # a kernel rank's partial last turn counts as its share of the rank; a channel rank's whole
         partial = {k: k not in ("r", "s") for k in WEIGHT_RANKS}
@@ -297,7 +298,7 @@ class _Nest:
         innermost = {k: u for u, (k, _) in enumerate(loops)}
         # each rank's row or column groups a layer's turns cover: all those side by side, each
         # turn, on a looped rank (the model averages its turns instead), else those in use
-        inner = dict(p.macro)  # a channel rank's cores count whole, and all macros of a core in use
+        # (a channel rank's cores count whole, and all macros of a core in use)
         self.groups = {k: whole[k] * (spread[k] // array.get(k, 1)) if k in innermost
                        else _ceil(shape.size(k), array.get(k, 1) * inner.get(k, 1)) * inner.get(k, 1) if partial[k]
                        else shape.size(k) / array.get(k, 1) for k in WEIGHT_RANKS}
