@@ -2,13 +2,14 @@
 
 For every distinct layer of the bundled workloads on the systems of
 ``backend_agreement.py`` (mars_system, its digital variant, the 20-system family), the plan
-the closed form ranks best is evaluated by AccelForge's model and the two compared: the
-closed form's energy and latency over the model's. Lists every layer off by more than
---tol, and the layers whose best plan the model rejected (a tile over a memory's capacity:
-the backend then evaluates the next plan). It also counts the best plans with a partial last
-turn (imperfect factors), which the model times as that turn's share of an activation while
-a macro spends a whole one on it, and the most such a plan's latency would grow if its cells
-took whole turns. Last line:
+the closed form ranks best is evaluated by AccelForge's model and the two results compared
+entry by entry (:meth:`cimco.backends.LayerResult.differences`: totals, every count by part,
+tensor and action, energy by part and action, each part's latency, the loops). Lists every
+layer with an entry off by more than --tol, and the layers whose best plan the model
+rejected (a tile over a memory's capacity that the closed form thought fitted). It also
+counts the best plans with a partial last turn (imperfect factors), which the model times
+as that turn's share of an activation while a macro spends a whole one on it, and the most
+such a plan's latency would grow if its cells took whole turns. Last line:
 RESULT layers=... off=... rejected=... worst_energy=... worst_latency=... partial_turns=... max_whole_turn_latency=...
 (worst: the largest relative difference, either sign).
 
@@ -29,7 +30,7 @@ def main() -> int:
     from backend_agreement import WORKLOADS, distinct_layers
 
     from cimco import _af, arch
-    from cimco.backends.cim import Shape, _Costs, _Nest, mapping_nodes, ranked
+    from cimco.backends.cim import Shape, _Costs, _Nest, evaluate, mapping_nodes, ranked
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated bundled workload names")
@@ -46,7 +47,7 @@ def main() -> int:
         if not best:
             continue
         n += 1
-        estimate, plan = best[0]
+        plan = best[0][1]
         shape = Shape.of(layer, einsum)
         evaluated = model.evaluate([mapping_nodes(system, shape, plan)])[0]
         if evaluated is None:
@@ -60,12 +61,15 @@ def main() -> int:
             partial += 1
             slices_s = _Costs.of(system, shape, bits, model.ert).slices_s
             whole_turns = max(whole_turns, activations * slices_s / evaluated.latency_s)
-        de = estimate.energy_j / evaluated.energy_j - 1
-        dl = estimate.latency_s / evaluated.latency_s - 1
+        theirs = evaluated.result()
+        ours = evaluate(system, shape, bits, plan, model.ert)
+        de = ours.energy_j / theirs.energy_j - 1
+        dl = ours.latency_s / theirs.latency_s - 1
         worst_e, worst_l = max(worst_e, abs(de)), max(worst_l, abs(dl))
-        if abs(de) > args.tol or abs(dl) > args.tol:
+        differences = ours.differences(theirs, args.tol)
+        if differences:
             off.append((system.name, name, layer.name))
-            print(f"off {system.name} {name}:{layer.name} energy {de:+.4%} latency {dl:+.4%}", flush=True)
+            print(f"off {system.name} {name}:{layer.name}: {'; '.join(differences)[:400]}", flush=True)
     print(f"RESULT layers={n} off={len(off)} rejected={rejected} worst_energy={worst_e:.5f} "
           f"worst_latency={worst_l:.5f} partial_turns={partial} max_whole_turn_latency={whole_turns:.3f}")
     return 0

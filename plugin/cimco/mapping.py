@@ -58,8 +58,8 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, backend: Backend, c
 
     With ``jobs > 1`` (or ``isolate``, as the CLI does, so that ``limits.memory_bytes``
     applies) distinct layers are mapped in that many worker processes, the largest layers
-    first so the workers finish together. A layer that fails raises MappingError or
-    LimitError with its name in ``.layer``.
+    first so the workers finish together, unless the backend maps ``in_process``. A layer
+    that fails raises MappingError or LimitError with its name in ``.layer``.
     """
     from tqdm import tqdm
 
@@ -98,7 +98,7 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, backend: Backend, c
     limits = limits or Limits()
     tasks = {k: (backend, system, *plan[k], scratch, limits.timeout_s) for k in todo}
     try:
-        if tasks and (isolate or (jobs > 1 and len(tasks) > 1)):
+        if tasks and not backend.in_process and (isolate or (jobs > 1 and len(tasks) > 1)):
             run_in_pool(_map, tasks, done, jobs, limits.memory_bytes, lambda k: plan[k][0].name)
         else:
             for k, task in tasks.items():

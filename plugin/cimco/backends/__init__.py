@@ -7,6 +7,8 @@ cache, sparsity, whole-network execution, the report) is one pipeline
 (:func:`cimco.pipeline.run`) whatever the backend, so the report has the same keys for all.
 
 ==============  ==========================================================================
+``cimco``       cimco's own search of the CIM mapspace, the best mapping's counts in closed
+                form, equal entry by entry to AccelForge's model (:mod:`cimco.backends.cim`)
 ``accelforge``  AccelForge's FFM mapper (exhaustive over its mapspace), evaluated by its
                 model with cimco's hwcomponents models (the reference for every number)
 ``timeloop``    classic Timeloop v0.4's ``timeloop-mapper`` on the files
@@ -45,6 +47,22 @@ class LayerResult:
     # memories the mapper was given less of than the spec has (see cimco._af): name -> bits
     budget_bits: dict[str, float] = dataclasses.field(default_factory=dict)
 
+    def differences(self, other: LayerResult, rel: float) -> list[str]:
+        """Where ``other`` differs from this result: a total, or an entry of a count, energy or
+        latency table, off by more than ``rel`` of its value (zeros: of the table's largest),
+        an entry only one has, or other loops. Empty when they agree."""
+        out = [f"{f} {getattr(self, f):.6g} vs {getattr(other, f):.6g}" for f in ("energy_j", "latency_s", "computes")
+               if abs(getattr(self, f) - getattr(other, f)) > rel * abs(getattr(other, f))]
+        for f in ("energy", "actions", "tensor_actions", "latency_by_component"):
+            a, b = getattr(self, f), getattr(other, f)
+            scale = max(b.values(), default=0.0)
+            out += [f"{f} {k}: only in one" for k in set(a) ^ set(b)]
+            out += [f"{f} {k}: {a[k]:.6g} vs {v:.6g}" for k, v in b.items()
+                    if k in a and abs(a[k] - v) > max(rel * abs(v), 1e-9 * scale)]
+        if self.loops != other.loops:
+            out.append(f"loops {self.loops} vs {other.loops}")
+        return out
+
     def of_tensor(self, tensor: str) -> dict[Key, float]:
         """The part of ``actions`` that moves ``tensor`` ("I", "W" or "O"), by (part, action)."""
         return {(c, a): v for (c, t, a), v in self.tensor_actions.items() if t == tensor}
@@ -55,6 +73,9 @@ class Backend(Protocol):
     to worker processes with each layer)."""
 
     name: str
+    # maps a layer quickly in little memory: the pipeline then maps in the calling process,
+    # without worker processes (which would each start the engine), whatever --jobs says
+    in_process: bool
 
     def versions(self) -> dict[str, str]:
         """The engine and its version(s): in report.json and in every cache key."""

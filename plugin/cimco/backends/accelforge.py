@@ -17,6 +17,7 @@ from cimco.workers import deadline
 @dataclasses.dataclass(frozen=True)
 class AccelForge:
     name: str = "accelforge"
+    in_process: bool = False
 
     def versions(self) -> dict[str, str]:
         return _af.versions()

@@ -1,6 +1,6 @@
-"""The ``cimco`` backend: a search of cimco's own over the CIM mapspace, its best mappings
-evaluated by AccelForge's model (so every number it reports still comes from AccelForge
-and hwcomponents).
+"""The ``cimco`` backend: a search of cimco's own over the CIM mapspace, its best mapping's
+counts in closed form, each equal to what AccelForge's model gives for that mapping (checked
+entry by entry in tests), priced by the component models through AccelForge (the ERT).
 
 The CIM mapspace is small because the architecture fixes most of a mapping (see
 :mod:`cimco.arch`): weights stay in the cell arrays (each written once), the columns take
@@ -25,12 +25,14 @@ macro fanouts never split output positions. What remains, and what :func:`plans`
 Each plan is priced in closed form (:func:`_score`): the counts AccelForge's model gives
 this architecture (DRAM and buffer traffic per tensor, word-line drives, readouts, the
 cells' reads and writes, partial last turns of imperfect factors included) times the ERT,
-and the latency of its slowest part; ``tests/test_cim_backend.py`` checks every count,
-and the energy and latency, against the model on perfect and imperfect plans of the three
-macro families. The plan with the lowest energy-delay product is evaluated by AccelForge's
-model (:class:`cimco._af.Evaluator`), which gives every number reported (the next plan if
-the model rejects one). ``scripts/backend_agreement.py``
-checks it against AccelForge's FFM mapper layer by layer.
+and the latency of its slowest part. The plan with the lowest energy-delay product is the
+mapping, and :func:`evaluate` gives its full result from the same counts: reads and writes
+per part and tensor, energy per part and action, each part's latency, the loops.
+``tests/test_cim_backend.py`` checks every entry of that result against AccelForge's model
+evaluating the same mapping, on perfect and imperfect plans of the three macro families and
+on drawn layers, and that the model accepts every plan whose tiles the closed form fits;
+``scripts/closed_form_check.py`` checks the best plan of every bundled layer on 22 systems;
+``scripts/backend_agreement.py`` checks the search against AccelForge's FFM mapper.
 """
 
 from __future__ import annotations
@@ -50,8 +52,6 @@ from cimco.spec.workload import Bits, Layer
 WEIGHT_RANKS = ("g", "m", "c", "r", "s")
 POSITION_RANKS = ("t", "p", "q")
 RELEVANT = {"I": {"g", "c", "p", "q", "r", "s", "t"}, "O": {"g", "m", "p", "q", "t"}}
-# Plans tried in turn while AccelForge's model rejects them (a tile over a memory's capacity)
-TRIES = 8
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ class _Nest:
     counts that turn as its share of the rank for the data it moves and the cells' time; for
     partial sums, readouts and the data of a tensor the rank does not index, as its share of a
     kernel rank (r, s) but as a whole turn of a channel rank (checked against the model:
-    tests/test_cim_backend.py). A buffer's tile is held at its largest (whole turns)."""
+    tests/test_cim_backend.py). A buffer's tile is held at its largest: a loop's tile shape."""
 
     def __init__(self, shape: Shape, p: Plan):
         loops, array = p.loops, dict(p.array)
@@ -325,7 +325,9 @@ class _Nest:
                 data = (share[k] if k in RELEVANT["I"] else whole[k]) / done.get(k, 1)
                 sums = whole[k] / done.get(k, 1)
             done[k] = done.get(k, 1) * n
-            ext[k] = _ceil(ext[k], n)
+            # below the loop a tile spans its tile shape (whole turns), not ceil(extent / n)
+            ext[k] = min(ext[k], (spread[k] if k in WEIGHT_RANKS else 1)
+                         * math.prod(m for r, m in loops[u + 1:] if r == k))
             mean[k] /= data
             self.fills.append(self.fills[-1] * data)
             self.refills.append(self.refills[-1] * (1 if k in RELEVANT["O"] else sums))
@@ -438,6 +440,38 @@ class _Costs:
                    read(ADC) + read(ADDER_TREE) + read(SHIFT_ADD), read(WORDLINE_DRIVER), cells_j)
 
 
+@dataclass(frozen=True)
+class _Traffic:
+    """A plan's data movement in bits, as AccelForge's model counts it (see :func:`_score`)."""
+
+    inputs_in: float  # inputs DRAM -> buffer (each tile's fills)
+    outputs_out: float  # outputs and partial sums buffer -> DRAM
+    sums_back: float  # partial sums DRAM -> buffer (read back to add the next)
+    sums_in: float  # the macros' partial sums -> buffer, once a reduction turn
+    sums_added: float  # partial sums buffer -> macros' adders (each turn but the first)
+    macro_inputs: float  # inputs buffer -> macros, once a column turn
+    weights: float  # DRAM -> cells
+    held: float  # the buffer's largest need (its input and output tiles)
+
+    @classmethod
+    def of(cls, c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, holders: dict) -> _Traffic:
+        held_i, moved_i = nest.tile("I", holders)
+        held_o, moved_o = nest.tile("O", holders)
+        sums = nest.refills[-1] * nest.outputs * bits.output
+        return cls(moved_i * bits.input, moved_o * bits.output, (moved_o - nest.outputs) * bits.output,
+                   sums, sums - nest.outputs * bits.output, macros.glb_inputs, c.weight_bits,
+                   held_i * bits.input + held_o * bits.output)
+
+    @property
+    def dram(self) -> float:
+        return self.inputs_in + self.outputs_out + self.sums_back + self.weights
+
+    @property
+    def glb(self) -> float:
+        return (self.macro_inputs + self.inputs_in + self.sums_in + self.sums_added + self.sums_back
+                + self.outputs_out)
+
+
 def _score(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, holders: dict) -> Estimate:
     """The closed form of one plan, as AccelForge's model counts it (tests/test_cim_backend.py
     checks each count): DRAM traffic (each tile's fills; partial sums written and read back),
@@ -445,22 +479,90 @@ def _score(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, holders: dict) -
     reduction turn; the fills), word-line drives, partial-sum readouts and the cells' reads
     and writes, priced by the ERT; the latency is the slowest of the cells, the readouts, the
     word-line drivers, DRAM and buffer traffic."""
-    held_i, moved_i = nest.tile("I", holders)
-    held_o, moved_o = nest.tile("O", holders)
-    dram_i = moved_i * bits.input
-    dram_o = (2 * moved_o - nest.outputs) * bits.output
-    dram = dram_i + dram_o + c.weight_bits
-    # the macros' partial sums: written once a turn, read back to add the next, then drained
-    glb = macros.glb_inputs + dram_i + (2 * nest.refills[-1] - 1) * nest.outputs * bits.output + dram_o
-    memories = max(dram / c.dram_bw, glb / c.glb_bw)
+    t = _Traffic.of(c, bits, nest, macros, holders)
+    memories = max(t.dram / c.dram_bw, t.glb / c.glb_bw)
     latency = max(macros.cell_turns * c.slices_s, macros.readouts_per_macro * c.readout_s,
                   macros.drives_per_macro * c.drive_s, memories)
     whole = max(macros.activations * c.slices_s, macros.whole_readouts * c.readout_s,
                 macros.whole_drives * c.drive_s, memories)
-    energy = (dram * c.dram_j + glb * c.glb_j + macros.conversions * c.conversion_j + macros.drives * c.drive_j
-              + c.cells_j)
-    return Estimate(energy, latency, max(whole, latency), held_i * bits.input + held_o * bits.output,
-                    macros.conversions)
+    energy = (t.dram * c.dram_j + t.glb * c.glb_j + macros.conversions * c.conversion_j
+              + macros.drives * c.drive_j + c.cells_j)
+    return Estimate(energy, latency, max(whole, latency), t.held, macros.conversions)
+
+
+def evaluate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, ert: dict[str, dict[str, float]]) -> LayerResult:
+    """The plan's full result in closed form, every count as AccelForge's model gives it for
+    this architecture (``tests/test_cim_backend.py`` checks each entry against the model):
+    reads and writes per part and tensor, energy per part and action (the ERT's), and each
+    part's latency."""
+    g = MacroGeometry.of_system(system, bits)
+    c = _Costs.of(system, shape, bits, ert)
+    nest = _Nest(shape, p)
+    macros = _Macros.of(shape, nest, p, bits, g)
+    t = _Traffic.of(c, bits, nest, macros, _holders(shape, p))
+    computes = float(math.prod(shape.dims.values()))
+    slices = g.input_slices * g.weight_slices
+    readouts = [r for r in (ADC, ADDER_TREE) if r in ert] + [SHIFT_ADD]
+    moved = {(DRAM, "I", "read"): t.inputs_in, (DRAM, "I", "write"): 0.0,
+             (DRAM, "O", "read"): t.sums_back, (DRAM, "O", "write"): t.outputs_out,
+             (DRAM, "W", "read"): t.weights, (DRAM, "W", "write"): 0.0,
+             (GLOBAL_BUFFER, "I", "read"): t.macro_inputs, (GLOBAL_BUFFER, "I", "write"): t.inputs_in,
+             (GLOBAL_BUFFER, "O", "read"): t.sums_added + t.outputs_out,
+             (GLOBAL_BUFFER, "O", "write"): t.sums_in + t.sums_back,
+             (CELL_ARRAY, "W", "read"): computes * slices,
+             (CELL_ARRAY, "W", "write"): math.prod(shape.size(k) for k in WEIGHT_RANKS) * slices,
+             (WORDLINE_DRIVER, "I", "read"): macros.drives, (WORDLINE_DRIVER, "I", "write"): 0.0}
+    for r in readouts:
+        moved |= {(r, "O", "read"): macros.conversions, (r, "O", "write"): 0.0}
+    actions: dict[tuple[str, str], float] = {(COMPUTE, "compute"): computes}
+    for (part, _, action), n in moved.items():
+        actions[part, action] = actions.get((part, action), 0.0) + n
+    energy = {(part, a): actions[part, a] * e for part, acts in ert.items() for a, e in acts.items()}
+    energy |= {(part, "leak"): 0.0 for part in ert}  # cimco's models leak nothing
+    latency = {DRAM: t.dram / c.dram_bw, GLOBAL_BUFFER: t.glb / c.glb_bw, COMPUTE: 0.0,
+               CELL_ARRAY: macros.cell_turns * c.slices_s, WORDLINE_DRIVER: macros.drives_per_macro * c.drive_s,
+               **dict.fromkeys(readouts, macros.readouts_per_macro * c.readout_s)}
+    # as AccelForge shows a mapping: no loop whose tile is all of its rank above it, one storage
+    # node per level
+    nodes: list[dict] = []
+    ext = dict(shape.dims)
+    for n in mapping_nodes(system, shape, p):
+        if "rank" in n:
+            k = n["rank"]
+            if n["tile"] == ext[k]:
+                continue
+            ext[k] = min(ext[k], n["tile"])
+        if n["node"] == "storage" and nodes and nodes[-1]["node"] == "storage" \
+                and nodes[-1]["component"] == n["component"]:
+            nodes[-1] = {**nodes[-1], "tensors": [*nodes[-1]["tensors"], *n["tensors"]]}
+        else:
+            nodes.append(n)
+    return LayerResult(energy_j=sum(energy.values()), latency_s=max(latency.values()), computes=computes,
+                       energy=energy, actions=actions, tensor_actions=moved, latency_by_component=latency,
+                       mapping=" ".join(_text(n) for n in nodes), loops=[_loop(n) for n in nodes])
+
+
+def _text(n: dict) -> str:
+    """One mapping node as text, in the style of AccelForge's compact mapping string."""
+    if n["node"] in ("storage", "toll"):
+        return f"[{','.join(n['tensors'])} in {n['component']}]"
+    if n["node"] == "temporal":
+        return f"T-{n['rank']} in [0..{n['bound']}) shape={n['tile']}"
+    if n["node"] == "spatial":
+        return f"S-{n['name']}-{n['rank']} in [0..{n['bound']}) shape={n['tile']}"
+    return f"{n['component']} computes O"
+
+
+def _loop(n: dict) -> dict:
+    """One mapping node as the data of :attr:`cimco.backends.LayerResult.loops`."""
+    d = {"node": n["node"]}
+    if n["node"] in ("spatial", "temporal"):
+        d |= {"rank": n["rank"], "bound": n["bound"]}
+    if n["node"] != "temporal":
+        d["component"] = n["name"] if n["node"] == "spatial" else n["component"]
+    if "tensors" in n:
+        d["tensors"] = list(n["tensors"])
+    return d
 
 
 def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
@@ -491,7 +593,8 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
 
 
 def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
-    """The plan as AccelForge mapping nodes (plain dicts, top to bottom)."""
+    """The plan as AccelForge mapping nodes (plain dicts, top to bottom; a loop's ``bound``
+    is its iterations, or instances for a spatial one)."""
     a, macro, core = dict(p.array), dict(p.macro), dict(p.core)
     # tile shapes top-down per rank: temporal loop -> macros -> cores -> array -> 1
     below_temporal = {k: a.get(k, 1) * macro.get(k, 1) * core.get(k, 1) for k in shape.dims}
@@ -503,16 +606,17 @@ def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
             component = CELL_ARRAY if tensor == "W" else GLOBAL_BUFFER
             nodes.append({"node": "storage", "tensors": [tensor], "component": component})
         if idx < len(p.loops):
-            k, _ = p.loops[idx]
+            k, n = p.loops[idx]
             # a rank in two loops: the outer one's tile spans the inner one's iterations
             inner = math.prod(n for r, n in p.loops[idx + 1:] if r == k)
             tile = (below_temporal[k] if k in WEIGHT_RANKS else 1) * inner
-            nodes.append({"node": "temporal", "rank": k, "tile": tile})
+            nodes.append({"node": "temporal", "rank": k, "tile": tile, "bound": n})
     for k in macro:
-        nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1) * core.get(k, 1), "name": "macro",
-                      "component": "Macro"})
+        nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1) * core.get(k, 1), "bound": macro[k],
+                      "name": "macro", "component": "Macro"})
     for k in core:
-        nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1), "name": "core", "component": "Core"})
+        nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1), "bound": core[k], "name": "core",
+                      "component": "Core"})
     nodes.append({"node": "toll", "tensors": ["I"], "component": WORDLINE_DRIVER})
     for readout in (ADC, ADDER_TREE):
         if readout in system.macro.parts:
@@ -520,8 +624,9 @@ def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
     nodes.append({"node": "toll", "tensors": ["O"], "component": SHIFT_ADD})
     for k in ("s", "r", "c"):
         if a.get(k, 1) > 1:
-            nodes.append({"node": "spatial", "rank": k, "tile": 1, "name": "row", "component": "Row"})
-    nodes.append({"node": "spatial", "rank": "m", "tile": 1, "name": "column", "component": "Column"})
+            nodes.append({"node": "spatial", "rank": k, "tile": 1, "bound": a[k], "name": "row", "component": "Row"})
+    nodes.append({"node": "spatial", "rank": "m", "tile": 1, "bound": a.get("m", 1), "name": "column",
+                  "component": "Column"})
     nodes.append({"node": "compute", "component": COMPUTE})
     return nodes
 
@@ -531,6 +636,7 @@ class Cim:
     """The ``cimco`` backend (see the module's docstring)."""
 
     name: str = "cimco"
+    in_process: bool = True
 
     def versions(self) -> dict[str, str]:
         from cimco import _af
@@ -542,21 +648,30 @@ class Cim:
 
     def map_layer(self, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None = None,
                   timeout_s: float | None = None) -> LayerResult:
-        from cimco import _af, arch
+        from cimco import _af
         from cimco.errors import MappingError
         from cimco.workers import deadline
 
         einsum = _af.einsum_of(layer)
-        shape = Shape.of(layer, einsum)
-        with deadline(timeout_s), _af.scratch_cwd(scratch):
-            model = _af.Evaluator(arch.build_nodes(system, bits), einsum, bits)
-            best = ranked(system, layer, einsum, bits, model.ert)
+        with deadline(timeout_s):
+            ert = _ert(system, bits, einsum, scratch)
+            best = ranked(system, layer, einsum, bits, ert)
             if not best:
                 raise MappingError(f"no mapping of {layer.name} fits the global buffer "
                                    f"({system.global_buffer.size_bits} bits)", (GLOBAL_BUFFER,))
-            for _, plan in best[:TRIES]:
-                evaluated = model.evaluate([mapping_nodes(system, shape, plan)])[0]
-                if evaluated is not None:
-                    return evaluated.result()
-        raise MappingError(f"AccelForge's model rejected the {min(TRIES, len(best))} best mappings of "
-                           f"{layer.name} cimco found")
+            return evaluate(system, Shape.of(layer, einsum), bits, best[0][1], ert)
+
+
+_ERTS: dict[tuple[str, Bits], dict[str, dict[str, float]]] = {}
+
+
+def _ert(system: SystemSpec, bits: Bits, einsum: dict, scratch: Path | None) -> dict[str, dict[str, float]]:
+    """The component models' energy per action on ``system`` at ``bits``, computed once per
+    process (AccelForge's component costs do not depend on the layer: tests/test_cim_backend.py)."""
+    from cimco import _af, arch
+
+    key = (system.model_dump_json(), bits)
+    if key not in _ERTS:
+        with _af.scratch_cwd(scratch):
+            _ERTS[key] = _af.component_costs(arch.build_nodes(system, bits), einsum, bits)[0]
+    return _ERTS[key]

@@ -198,6 +198,7 @@ class Timeloop:
     binary: str
     out: Path | None = None
     name: str = "timeloop"
+    in_process: bool = False
 
     @classmethod
     def find(cls, given: str | None, out: Path | None) -> Timeloop:
