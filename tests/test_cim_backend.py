@@ -77,10 +77,11 @@ def test_drawn_layers_agree_with_ffm(family: str, layer: Layer, tmp_path_factory
 @pytest.mark.parametrize("system_name, workload, name", [
     ("mars_macro_28nm-16m-1024KB", "resnet18_imagenet", "conv1"),  # a looped kernel rank spread over macros
     ("chih_isscc_2021-64m-16KB", "mobilenetv2_imagenet", "features.12.conv.6"),  # input channels over cores
+    ("mars_system", "mobilenetv2_imagenet", "features.4.conv.3"),  # depthwise, groups looped imperfectly
 ])
 def test_closed_form_of_layers_it_once_missed(system_name: str, workload: str, name: str) -> None:
     """Layers of scripts/closed_form_check.py whose best plan the closed form once priced off
-    the model (by 0.6% and 0.3% in energy)."""
+    the model (by 0.6% and 0.3% in energy; the third by 11% in its readouts' time)."""
     from backend_agreement import systems
 
     from cimco import _af, arch
@@ -198,16 +199,17 @@ def test_closed_form_counts_are_accelforges() -> None:
 
 
 def test_component_costs_do_not_depend_on_the_layer() -> None:
-    """The backend computes the ERT once per system and bits (``cim._ert``): AccelForge's
-    component costs must not change with the layer's shape (conv, grouped conv, linear)."""
+    """A process computes the ERT and ART once per system and bits
+    (:func:`cimco.tables.component_costs`): AccelForge's component costs must not change with
+    the layer's shape (conv, grouped conv, linear)."""
     from cimco import _af, arch
 
     shapes = [Layer(name="c", type="conv", in_channels=16, out_channels=64, input_hw=(14, 14), kernel=3, padding=1),
               Layer(name="g", type="conv", in_channels=32, out_channels=32, input_hw=(7, 9), kernel=3, groups=32),
               Layer(name="l", type="linear", in_channels=300, out_channels=10)]
     for system in FAMILIES.values():
-        erts = [_af.component_costs(arch.build_nodes(system, BITS), _af.einsum_of(x), BITS)[0] for x in shapes]
-        assert erts[0] and erts[1] == erts[0] and erts[2] == erts[0], system.name
+        costs = [_af.component_costs(arch.build_nodes(system, BITS), _af.einsum_of(x), BITS) for x in shapes]
+        assert costs[0][0] and costs[0][1] and costs[1] == costs[0] and costs[2] == costs[0], system.name
 
 
 def test_differences_finds_each_kind_of_difference() -> None:

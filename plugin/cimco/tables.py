@@ -14,7 +14,7 @@ import yaml
 from cimco import cache
 from cimco.parts import INDEX_MEMORY
 from cimco.spec.system import SystemSpec
-from cimco.spec.workload import WorkloadSpec
+from cimco.spec.workload import Bits, WorkloadSpec
 
 
 @dataclass
@@ -29,9 +29,30 @@ class Tables:
         return self.ert.get(part, {}).get(action, 0.0)
 
 
+_COSTS: dict[tuple[str, Bits], tuple[dict, dict]] = {}
+_KEPT = 64  # systems x bits whose costs a process keeps (a sweep worker sees one per point)
+
+
+def component_costs(system: SystemSpec, bits: Bits, einsum: dict,
+                    scratch: Path | None = None) -> tuple[dict[str, dict[str, float]], dict[str, dict]]:
+    """ERT and ART of ``system`` at ``bits`` (:func:`cimco._af.component_costs`), computed once
+    per process: the costs do not depend on the layer, whose ``einsum`` only completes the spec
+    (tests/test_cim_backend.py checks that)."""
+    from cimco import _af, arch
+
+    key = (system.model_dump_json(), bits)
+    if key not in _COSTS:
+        with _af.scratch_cwd(scratch):
+            costs = _af.component_costs(arch.build_nodes(system, bits), einsum, bits)
+        if len(_COSTS) >= _KEPT:
+            del _COSTS[next(iter(_COSTS))]
+        _COSTS[key] = costs
+    return _COSTS[key]
+
+
 def component_tables(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | None) -> Tables:
     """ERT and ART from the component models (cached like mappings, same key rules)."""
-    from cimco import _af, arch
+    from cimco import _af
 
     layer = workload.layers[0]
     bits = workload.layer_bits(layer)
@@ -41,9 +62,8 @@ def component_tables(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path
         cached = cache.read(path, _from_json)
         if cached is not None:
             return cached
-    with _af.scratch_cwd(cache_dir / ".scratch" if cache_dir else None):
-        ert, art = _af.component_costs(arch.build_nodes(system, bits), einsum, bits)
-    tables = Tables(ert=ert, art={c: v["total_area_m2"] for c, v in art.items()})
+    ert, art = component_costs(system, bits, einsum, cache_dir / ".scratch" if cache_dir else None)
+    tables = Tables(ert={c: dict(a) for c, a in ert.items()}, art={c: v["total_area_m2"] for c, v in art.items()})
     im = system.index_memory
     if im is not None:  # outside the AccelForge arch (a per-macro memory slows its mapper 20-60x)
         from cimco.models import CimcoIndexMemory

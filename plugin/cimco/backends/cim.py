@@ -281,8 +281,8 @@ class _Nest:
     Where a weight rank's groups do not fill its last turn (imperfect factors), the model
     counts that turn as its share of the rank for the data it moves and the cells' time; for
     partial sums, readouts and the data of a tensor the rank does not index, as its share of a
-    kernel rank (r, s) but as a whole turn of a channel rank (checked against the model:
-    tests/test_cim_backend.py). A buffer's tile is held at its largest: a loop's tile shape."""
+    kernel or group rank (r, s, g) but as a whole turn of a channel rank (c, m; checked against
+    the model: tests/test_cim_backend.py). A buffer's tile is held at its largest: a loop's tile shape."""
 
     def __init__(self, shape: Shape, p: Plan):
         loops, array = p.loops, dict(p.array)
@@ -292,8 +292,9 @@ class _Nest:
         inner, core = dict(p.macro), dict(p.core)
         spread = {k: array.get(k, 1) * inner.get(k, 1) * core.get(k, 1) for k in WEIGHT_RANKS}
         self.share = share = {k: shape.size(k) / spread[k] for k in WEIGHT_RANKS}
-        # a kernel rank's partial last turn counts as its share of the rank; a channel rank's whole
-        partial = {k: k not in ("r", "s") for k in WEIGHT_RANKS}
+        # a kernel or group rank's partial last turn counts as its share of the rank; a channel
+        # rank's (input or output channels) as a whole turn
+        partial = {k: k in ("m", "c") for k in WEIGHT_RANKS}
         whole = {k: math.ceil(v) if partial[k] else v for k, v in share.items()}
         innermost = {k: u for u, (k, _) in enumerate(loops)}
         # each rank's row or column groups a layer's turns cover: all those side by side, each
@@ -650,28 +651,14 @@ class Cim:
                   timeout_s: float | None = None) -> LayerResult:
         from cimco import _af
         from cimco.errors import MappingError
+        from cimco.tables import component_costs
         from cimco.workers import deadline
 
         einsum = _af.einsum_of(layer)
         with deadline(timeout_s):
-            ert = _ert(system, bits, einsum, scratch)
+            ert = component_costs(system, bits, einsum, scratch)[0]
             best = ranked(system, layer, einsum, bits, ert)
             if not best:
                 raise MappingError(f"no mapping of {layer.name} fits the global buffer "
                                    f"({system.global_buffer.size_bits} bits)", (GLOBAL_BUFFER,))
             return evaluate(system, Shape.of(layer, einsum), bits, best[0][1], ert)
-
-
-_ERTS: dict[tuple[str, Bits], dict[str, dict[str, float]]] = {}
-
-
-def _ert(system: SystemSpec, bits: Bits, einsum: dict, scratch: Path | None) -> dict[str, dict[str, float]]:
-    """The component models' energy per action on ``system`` at ``bits``, computed once per
-    process (AccelForge's component costs do not depend on the layer: tests/test_cim_backend.py)."""
-    from cimco import _af, arch
-
-    key = (system.model_dump_json(), bits)
-    if key not in _ERTS:
-        with _af.scratch_cwd(scratch):
-            _ERTS[key] = _af.component_costs(arch.build_nodes(system, bits), einsum, bits)[0]
-    return _ERTS[key]
