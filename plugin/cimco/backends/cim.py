@@ -227,7 +227,7 @@ def _starts(shape: Shape, loops: tuple, cells: int) -> tuple[tuple, list[int], l
 
 
 def plans(system: SystemSpec, shape: Shape, bits: Bits):
-    """Every (array, macro spread, core spread, loops, input tile starts, output tile starts)."""
+    """Every (array, macro spread, core spread, [(loops, input tile starts, output tile starts)])."""
     g = MacroGeometry.of_system(system, bits)
     positions = {k: shape.size(k) for k in POSITION_RANKS}
     whole = shape.input_tile(shape.dims) * bits.input + math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
@@ -236,8 +236,7 @@ def plans(system: SystemSpec, shape: Shape, bits: Bits):
         groups = {k: _ceil(shape.size(k), a.get(k, 1)) for k in WEIGHT_RANKS}
         for macro, core in spreads(groups, system.cores, system.macros_per_core):
             turns = {k: _ceil(groups[k], macro.get(k, 1) * core.get(k, 1)) for k in WEIGHT_RANKS}
-            for loops, starts_i, starts_o in nests(shape, turns, positions, resident):
-                yield tuple(a.items()), tuple(macro.items()), tuple(core.items()), loops, starts_i, starts_o
+            yield tuple(a.items()), tuple(macro.items()), tuple(core.items()), nests(shape, turns, positions, resident)
 
 
 @dataclass(frozen=True)
@@ -371,7 +370,7 @@ class _Nest:
 
 @dataclass(frozen=True)
 class _Macros:
-    """What a plan's array, spread and loops fix, whatever its tiles: the macros' inputs from
+    """What a plan's array and spread fix, whatever its loop order and tiles: the macros' inputs from
     the buffer, their drives and readouts, in all and for one macro (what times it), counted
     as AccelForge's model counts them (see :class:`_Nest`)."""
 
@@ -566,9 +565,29 @@ def _loop(n: dict) -> dict:
     return d
 
 
+def _bound(c: _Costs, bits: Bits, shape: Shape, nest: _Nest, macros: _Macros) -> float:
+    """A lower bound on the energy-delay product (:attr:`Estimate.edp`) of every plan with this
+    array and spread, whatever its loop order and tiles: the macros' energy and time (the
+    same for every order), the weights and outputs moved once, the buffer's traffic to and
+    from the macros, and each input an output position reads at its kernel's first tap
+    brought from DRAM once (distinct inputs: every tile's fills move at least those)."""
+    outputs = nest.outputs * bits.output
+    sums = nest.refills[-1] * outputs
+    inputs = math.prod(shape.size(k) for k in ("g", "c", "t", "p", "q")) * bits.input
+    dram = c.weight_bits + outputs + inputs
+    glb = macros.glb_inputs + 2 * sums + inputs  # partial sums in and back out, outputs out, inputs in
+    energy = (dram * c.dram_j + glb * c.glb_j + macros.conversions * c.conversion_j + macros.drives * c.drive_j
+              + c.cells_j)
+    return energy * max(macros.activations * c.slices_s, macros.whole_readouts * c.readout_s,
+                        macros.whole_drives * c.drive_s, dram / c.dram_bw, glb / c.glb_bw)
+
+
 def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
            ert: dict[str, dict[str, float]]) -> list[tuple[Estimate, Plan]]:
-    """The plans whose buffer tiles fit, best estimated energy-delay product first. For each
+    """The plans whose buffer tiles fit, best estimated energy-delay product first (ties: fewer
+    conversions, lower latency, then the order of :func:`plans`), leaving out the array
+    and spread choices whose lower bound (:func:`_bound`) is above the best plan found: their
+    plans cannot come first. The spreads are scored in the order of their bounds. For each
     input tile start only the highest output tile start that fits is kept: an output tile
     held higher is filled no more often and moves no more data (the input tile can be held
     differently then, where one starts below the other: the estimate of the plan kept
@@ -577,20 +596,29 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
     costs = _Costs.of(system, shape, bits, ert)
     g = MacroGeometry.of_system(system, bits)
     size = system.global_buffer.size_bits
-    scored = []
-    for array, macro, core, loops, starts_i, starts_o in plans(system, shape, bits):
-        plan = Plan(array, macro, core, loops, 0, 0)
-        nest = _Nest(shape, plan)
-        macros = _Macros.of(shape, nest, plan, bits, g)
-        for i in starts_i:
-            for o in starts_o:
-                p = Plan(array, macro, core, loops, i, o)
-                e = _score(costs, bits, nest, macros, _holders(shape, p))
-                if e.glb_bits <= size:
-                    scored.append((e, p))
-                    break
-    scored.sort(key=lambda x: (x[0].edp, x[0].conversions, x[0].latency_s))
-    return scored
+    spread = []
+    for n, (array, macro, core, nested) in enumerate(plans(system, shape, bits)):
+        first = Plan(array, macro, core, nested[0][0], 0, 0)
+        nest = _Nest(shape, first)
+        macros = _Macros.of(shape, nest, first, bits, g)  # the same for every loop order (see _Macros)
+        spread.append((_bound(costs, bits, shape, nest, macros), n, array, macro, core, macros, nested))
+    spread.sort(key=lambda x: x[:2])
+    scored, best = [], math.inf
+    for bound, n, array, macro, core, macros, nested in spread:
+        if bound > best:
+            break
+        for j, (loops, starts_i, starts_o) in enumerate(nested):
+            nest = _Nest(shape, Plan(array, macro, core, loops, 0, 0))
+            for i in starts_i:
+                for o in starts_o:
+                    p = Plan(array, macro, core, loops, i, o)
+                    e = _score(costs, bits, nest, macros, _holders(shape, p))
+                    if e.glb_bits <= size:
+                        scored.append((e.edp, e.conversions, e.latency_s, (n, j, i), e, p))
+                        best = min(best, e.edp)
+                        break
+    scored.sort(key=lambda x: x[:4])
+    return [x[4:] for x in scored]
 
 
 def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
