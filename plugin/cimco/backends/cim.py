@@ -176,16 +176,14 @@ def spreads(groups: dict[str, int], cores: int, per_core: int) -> list[tuple[dic
                 for rest in grow(i + 1, budget // s):
                     yield (s, *rest)
 
-    fitting = []
-    for combo in grow(0, n):
-        split = _split(dict(zip(ranks, combo)), cores, per_core)
-        if split is not None:
-            fitting.append((tuple(_ceil(groups[k], s) for k, s in zip(ranks, combo)), split))
-    fitting.sort(key=lambda x: sum(x[0]))
+    combos = [(tuple(_ceil(groups[k], s) for k, s in zip(ranks, combo)), combo) for combo in grow(0, n)]
+    combos.sort(key=lambda x: sum(x[0]))
     kept: list[tuple[tuple, tuple]] = []
-    for turns, split in fitting:  # a dominating spread has a smaller turn sum: it came first
+    for turns, combo in combos:  # a dominating spread has a smaller turn sum: it came first
         if not any(all(a <= b for a, b in zip(t, turns)) for t, _ in kept):
-            kept.append((turns, split))
+            split = _split(dict(zip(ranks, combo)), cores, per_core)
+            if split is not None:
+                kept.append((turns, split))
     return [split for _, split in kept]
 
 
