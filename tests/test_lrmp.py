@@ -127,3 +127,47 @@ def test_cli_energy_objective_needs_a_floor(tmp_path: Path, capsys) -> None:
             str(ROOT / "workloads/resnet20_cifar.yaml"), "--out", str(tmp_path), "--objective", "energy"]
     assert main(argv) == 2 and "--min-throughput" in capsys.readouterr().err
     assert main([*argv, "--min-throughput", "10000"]) == 0
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_mapper_costs_agree_with_the_spatial_model(bits: int) -> None:
+    """``--costs mapper``: each option's stage time and energy from the cimco backend's mapping
+    of the layer on its own macros, against the spatial model (time within 10%, as the model is
+    held to AccelForge above; energy within 5%), dense and with a pruned mask; replication
+    divides the positions exactly."""
+    from cimco.backends.cim import Cim
+    from cimco.codesign.spatial import layer_options
+    from cimco.spec import load
+    from cimco.spec.workload import Bits, Layer, WorkloadSpec
+    from cimco.tables import component_tables
+
+    system = load(ROOT / "arch_specs/mars_system.yaml")
+    rng = np.random.default_rng(0)
+    for layer in (Layer(name="a", type="conv", in_channels=64, out_channels=64, input_hw=(32, 32), kernel=3, padding=1),
+                  Layer(name="b", type="conv", in_channels=16, out_channels=32, input_hw=(16, 16), kernel=3,
+                        padding=1, stride=2)):
+        ert = component_tables(system, WorkloadSpec(name="x", source="t", bits=Bits(input=bits, weight=bits),
+                                                    layers=[layer]), None).ert
+        for mask in (None, rng.random((layer.out_channels, layer.in_channels, 3, 3)) < 0.5):
+            spatial = layer_options(system, layer, ert, [bits], mask, max_replication=8)
+            mapped = layer_options(system, layer, ert, [bits], mask, max_replication=8, backend=Cim())
+            assert [(o.bits, o.replication, o.macros) for o in mapped] == \
+                [(o.bits, o.replication, o.macros) for o in spatial]
+            one = mapped[0]
+            for s, m in zip(spatial, mapped):
+                assert m.time_s == pytest.approx(s.time_s, rel=0.10), (layer.name, m, s)
+                assert m.energy_j == pytest.approx(s.energy_j, rel=0.05), (layer.name, m, s)
+                positions = layer.positions
+                assert m.time_s == pytest.approx(one.time_s * math.ceil(positions / m.replication) / positions)
+                assert m.energy_j == one.energy_j
+
+
+def test_cli_lrmp_costs_mapper(tmp_path: Path, capsys) -> None:
+    code = main(["lrmp", "--system", str(ROOT / "arch_specs/mars_system.yaml"), "--workload",
+                 str(ROOT / "workloads/resnet20_cifar.yaml"), "--out", str(tmp_path), "--costs", "mapper",
+                 "--backend", "cimco", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "the cimco backend's mapping of each layer on its macros" in out
+    budget = int(out.split("macro budget ")[1].split(";")[0])
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("| ") and "x |" in line]
+    assert len(rows) == 4 and all(int(r[2]) <= budget for r in rows)

@@ -387,6 +387,7 @@ def cmd_timeloop_export(args: argparse.Namespace) -> int:
 
 
 def cmd_lrmp(args: argparse.Namespace) -> int:
+    from cimco import backends
     from cimco.codesign.run import check, read_sensitivity, run, write
     from cimco.tables import component_tables
 
@@ -401,8 +402,10 @@ def cmd_lrmp(args: argparse.Namespace) -> int:
         def ert() -> dict:  # computed once the budgets are known to be feasible
             return component_tables(system, workload, None).ert
 
+        mapper = backends.get(args.backend) if args.costs == "mapper" else None
         res = run(system, workload, ert, args.budget_factor, args.objective, sens, masks,
-                  args.max_replication, args.budget, args.min_throughput, args.workload)
+                  args.max_replication, args.budget, args.min_throughput, args.workload, mapper,
+                  progress=not args.quiet)
         write(res, out)
     print((out / "lrmp.md").read_text())
     return 0
@@ -516,8 +519,9 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--layer-memory-gb", type=_positive, default=8.0, metavar="GB",
                    help="most memory (address space) one mapping worker may use (default 8)")
     m.add_argument("--backend", choices=NAMES, default=DEFAULT,
-                   help=f"mapper (default {DEFAULT}): cimco (cimco's search of the CIM mapspace, its best mappings "
-                   "evaluated by AccelForge's model), accelforge (AccelForge's FFM mapper and model) or timeloop "
+                   help=f"mapper (default {DEFAULT}): cimco (cimco's search of the CIM mapspace, the best "
+                   "mapping's counts in closed form, equal entry by entry to AccelForge's model), accelforge "
+                   "(AccelForge's FFM mapper and model) or timeloop "
                    "(classic Timeloop's timeloop-mapper on the files `cimco timeloop export` writes, into "
                    "OUT/timeloop; exit 2 if the binary is absent). All go through the same sparsity, execution "
                    "and report")
@@ -575,6 +579,13 @@ def parser() -> argparse.ArgumentParser:
                     help="with --objective energy: every stage at most 1/this seconds")
     lr.add_argument("--max-replication", type=_count, default=64,
                     help="most copies of one layer (default 64)")
+    lr.add_argument("--costs", choices=["spatial", "mapper"], default="spatial",
+                    help="where each option's stage time and energy come from: spatial (cimco's spatial model, "
+                    "default) or mapper (the --backend's mapping of the layer on its own macros, weights resident, "
+                    "memories free: one mapping per layer and precision)")
+    lr.add_argument("--backend", choices=SWEEP_NAMES, default=DEFAULT,
+                    help=f"with --costs mapper: cimco or accelforge, as for `cimco map` (default {DEFAULT})")
+    lr.add_argument("--quiet", action="store_true", help="no progress bar")
     lr.set_defaults(func=cmd_lrmp)
 
     s = sub.add_parser("specs", help="validate or list spec files")

@@ -9,6 +9,7 @@ macro budget. Gains are baseline / design.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from collections.abc import Callable
@@ -30,6 +31,7 @@ class Result:
     accuracy_budget: float
     designs: dict[str, Choice]
     layers: list[str]
+    costs: str = "spatial"  # where stage times and energies come from: "spatial" or the mapping backend's name
 
     def gain(self, name: str) -> tuple[float, float]:
         """(latency gain, throughput gain) of a design over the baseline."""
@@ -118,26 +120,39 @@ def check(workload: WorkloadSpec, workload_file: str, sensitivity: dict | None) 
 def run(system: SystemSpec, workload: WorkloadSpec, ert: dict | Callable[[], dict], budget_factor: float = 2.0,
         objective: str = "throughput", sensitivity: dict[str, dict[int, float]] | None = None,
         masks: dict | None = None, max_replication: int = 64, budget: int | None = None,
-        min_throughput: float | None = None, workload_file: str = "workload") -> Result:
+        min_throughput: float | None = None, workload_file: str = "workload", backend=None,
+        progress: bool = False) -> Result:
     """The four designs for ``workload``; a SpecError (:func:`check`) before any is laid out.
 
     ``ert`` may be a function giving the component energies (the component tables, seconds to
     compute): it is called only once every design is known to fit the macro and accuracy budgets
-    (macros, times and losses do not depend on it), so an infeasible budget is refused at once."""
+    (macros, times and losses do not depend on it), so an infeasible budget is refused at once.
+    With a mapping ``backend`` (``--costs mapper``) each option's stage time and energy come from
+    that backend's mapping of the layer on its macros (:func:`cimco.codesign.spatial.mapped_costs`),
+    after the same budget check."""
+    from tqdm import tqdm
+
     check(workload, workload_file, sensitivity)
 
-    def options(energies: dict) -> list[list[Option]]:
+    def options(energies: dict, mapper=None) -> list[list[Option]]:
+        layers = tqdm(workload.layers, desc="mapping options", unit="layer", disable=not progress or mapper is None,
+                      dynamic_ncols=True)
         return [layer_options(system, layer, energies, bits, (masks or {}).get(layer.name), max_replication,
-                              (sensitivity or {}).get(layer.name)) for layer in workload.layers]
+                              (sensitivity or {}).get(layer.name), mapper, workload.layer_bits(layer).output)
+                for layer in layers]
 
     m = system.macro
     bits = list(range(m.weight_bits.min, m.weight_bits.max + 1))
-    if callable(ert):  # every design's budgets first, without energies (throughput or latency objectives)
+    if callable(ert) or backend is not None:  # every design's budgets first, without energies
         _designs(workload, options({}), m.weight_bits, budget_factor, budget, sensitivity,
                  "latency" if objective == "energy" else objective, None)
+    if backend is not None:
+        ert = {}  # the mapper's energies are its own
+    elif callable(ert):
         ert = ert()
-    return _designs(workload, options(ert), m.weight_bits, budget_factor, budget, sensitivity, objective,
-                    min_throughput)
+    res = _designs(workload, options(ert, backend), m.weight_bits, budget_factor, budget, sensitivity, objective,
+                   min_throughput)
+    return res if backend is None else dataclasses.replace(res, costs=backend.name)
 
 
 def _designs(workload: WorkloadSpec, opts: list[list[Option]], weight_bits, budget_factor: float,
@@ -169,6 +184,10 @@ def _designs(workload: WorkloadSpec, opts: list[list[Option]], weight_bits, budg
 def write(result: Result, out: Path) -> None:
     lines = [f"# LRMP: {result.workload}", "",
              f"macro budget {result.budget}; accuracy budget {result.accuracy_budget:.4g}", "",
+             "stage times and energies: " + ("the spatial model" if result.costs == "spatial" else
+                                             f"the {result.costs} backend's mapping of each layer on its macros")
+             + " (the macros' compute and index codes only: buffers, DRAM and the transfers between stages "
+               "are not counted)", "",
              "| design | macros | bottleneck (us) | latency (us) | energy (uJ) | latency gain | throughput gain |",
              "|---|---|---|---|---|---|---|"]
     for name, ch in result.designs.items():

@@ -39,9 +39,41 @@ def too_large(workload: WorkloadSpec, file: str) -> list[Problem]:
             for i, x in enumerate(workload.layers) if x.out_channels * x.reduction > MAX_MASK_WEIGHTS]
 
 
+def mapped_costs(system: SystemSpec, layer: Layer, bits: int, macros: int, mask: np.ndarray | None,
+                 backend, output_bits: int = 8) -> tuple[float, float]:
+    """(time per output position, energy per run) of ``layer`` at ``bits`` (weights and inputs)
+    mapped by ``backend`` on its own ``macros`` with weights resident, behind a free, unbounded
+    memory (in spatial mode activations come from the neighbouring stage, which is not
+    modeled): the macros' time and the energy of their compute actions and index codes, the
+    layer's mask applied by the pipeline's sparsity step."""
+    from cimco import mapping
+    from cimco.calibrate import is_macro_compute, macro_only_system
+    from cimco.sparse import transform
+    from cimco.spec.workload import Bits, WorkloadSpec
+    from cimco.tables import component_tables
+
+    alone = macro_only_system(system.macro.model_copy(update={"weights_loaded": "once"}))
+    sub = alone.model_copy(update={"name": f"{system.name}-{macros}m", "macros_per_core": macros,
+                                   "index_memory": system.index_memory})
+    b = Bits(input=bits, weight=bits, output=output_bits)
+    one = WorkloadSpec.model_construct(name=layer.name, source="cimco lrmp", bits=b,
+                                       layers=[layer.model_copy(update={"bits": None, "repeat": 1})])
+    runs = mapping.map_workload(sub, one, backend, None, progress=False, masks={layer.name: mask} if mask is not None
+                                else None)
+    run = transform.apply(sub, runs)[0]
+    ert = component_tables(sub, one, None).ert
+    energy = sum(n * ert.get(c, {}).get(a, 0.0) for (c, a), n in run.actions.items()
+                 if is_macro_compute(c, a) or c == INDEX_MEMORY)
+    return run.latency_s / layer.positions, energy
+
+
 def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: list[int],
                   mask: np.ndarray | None = None, max_replication: int = 64,
-                  loss: dict[int, float] | None = None) -> list[Option]:
+                  loss: dict[int, float] | None = None, backend=None, output_bits: int = 8) -> list[Option]:
+    """Each (weight precision, replication) of ``layer`` in spatial mode: its macros (from the
+    block occupancy of its mask), stage time and energy from the spatial model, or, with a
+    mapping ``backend``, from that backend's mapping of the layer on its macros
+    (:func:`mapped_costs`)."""
     m = system.macro
     if mask is not None and mask.shape != weight_shape(layer):
         raise ValueError(f"mask of {layer.name} has shape {mask.shape}")
@@ -64,9 +96,13 @@ def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: lis
                       + occ.executed_macs * in_sl * w_sl * e["cell"]
                       + (occ.kept_blocks * e["idx"] if occ.kept_blocks < occ.blocks else 0.0))
         energy = per_vector * layer.positions * layer.repeat
+        per_position_s = busy * in_sl * adc_cycles * m.cycle_s
+        if backend is not None and tiles:
+            per_position_s, energy = mapped_costs(system, layer, b, tiles, mask, backend, output_bits)
+            energy *= layer.repeat
         r = 1
         while r <= max_replication and r <= layer.positions:
-            t = math.ceil(layer.positions / r) * busy * in_sl * adc_cycles * m.cycle_s * layer.repeat
+            t = math.ceil(layer.positions / r) * per_position_s * layer.repeat
             out.append(Option(bits=b, replication=r, macros=r * tiles, time_s=t, energy_j=energy,
                               loss=(loss or {}).get(b, proxy_loss(layer, b))))
             r *= 2
