@@ -53,7 +53,7 @@ def main() -> int:
             for n in ("resnet20_cifar", "vgg16_cifar", "resnet18_cifar")]
     nets.append(("digits_cnn", *digits_workload()))
     for name, w, sens in nets:
-        ert = component_tables(system, w, None).ert
+        ert = component_tables(system, w).ert
         r = run(system, w, ert, 2.0, "throughput", sens)
         lg, tg = r.gain("joint")
         j = r.designs["joint"]
@@ -62,7 +62,7 @@ def main() -> int:
               f"{lg:.2f}x | {tg:.2f}x | {r.gain('replication')[1]:.2f}x | {r.gain('precision')[1]:.2f}x |")
         results[name] = (lg, tg)
     w = load(ROOT / "workloads/resnet50_imagenet.yaml")
-    ert = component_tables(system, w, None).ert
+    ert = component_tables(system, w).ert
     t = time.perf_counter()
     opts = [layer_options(system, layer, ert, [4, 5, 6, 7, 8]) for layer in w.layers]
     build = time.perf_counter() - t

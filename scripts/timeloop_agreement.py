@@ -86,7 +86,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for system in list(systems())[:args.systems]:
             tables = component_tables(system, WorkloadSpec(name="w", source="s", bits=bits,
-                                                           layers=[by_name[LAYERS[-1]]]), None)
+                                                           layers=[by_name[LAYERS[-1]]]))
             for name in args.layers.split(","):
                 layer = by_name[name]
                 t0 = time.perf_counter()

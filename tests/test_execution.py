@@ -79,7 +79,7 @@ def mapped():
 
     system = load(SYSTEM)
     runs = map_workload(system, SKIP, AccelForge(), None, progress=False)
-    return system, runs, component_tables(system, SKIP, None)
+    return system, runs, component_tables(system, SKIP)
 
 
 def _count(run, comp: str, act: str) -> float:

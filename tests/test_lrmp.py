@@ -107,7 +107,7 @@ def test_stage_time_agrees_with_accelforge_on_own_macros(bits: int) -> None:
         run = map_workload(own, w, AccelForge(), None, progress=False)[0]
         mapped = max(v for c, v in run.latency_by_component.items()
                      if c in ("WordlineDriver", "ADC", "ShiftAdd", "CellArray"))
-        ert = component_tables(own, w, None).ert
+        ert = component_tables(own, w).ert
         model = next(o for o in layer_options(own, layer, ert, [bits]) if o.replication == 1)
         assert model.macros == tiles
         assert model.time_s == pytest.approx(mapped, rel=0.10), layer.name
@@ -147,7 +147,7 @@ def test_mapper_costs_agree_with_the_spatial_model(bits: int) -> None:
                   Layer(name="b", type="conv", in_channels=16, out_channels=32, input_hw=(16, 16), kernel=3,
                         padding=1, stride=2)):
         ert = component_tables(system, WorkloadSpec(name="x", source="t", bits=Bits(input=bits, weight=bits),
-                                                    layers=[layer]), None).ert
+                                                    layers=[layer])).ert
         for mask in (None, rng.random((layer.out_channels, layer.in_channels, 3, 3)) < 0.5):
             spatial = layer_options(system, layer, ert, [bits], mask, max_replication=8)
             mapped = layer_options(system, layer, ert, [bits], mask, max_replication=8, backend=Cim())

@@ -140,7 +140,7 @@ def test_measured_area_is_used_on_the_component_path(tmp_path: Path, area) -> No
                                      "bits": {"input": 4, "weight": 4, "output": 8},
                                      "layers": [{"name": "fc", "type": "linear", "in_channels": 32,
                                                  "out_channels": 8}]})
-    art = component_tables(system, w, None).art
+    art = component_tables(system, w).art
     parts = system.macro.parts
     assert sum(art[p] for p in parts) == pytest.approx(2e-9, rel=1e-9)
     if "CellArray" in area:

@@ -27,7 +27,7 @@ layers:
 
 
 def _mapping_files(cache: Path) -> list[Path]:
-    return [p for p in cache.glob("*.json") if not p.name.endswith(".tables.json")]
+    return list(cache.glob("*.json"))
 
 
 @pytest.fixture(scope="module")

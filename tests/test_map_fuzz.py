@@ -44,7 +44,7 @@ def test_any_small_layer_maps_exactly(layer: Layer, tmp_path_factory) -> None:
     weights = layer.out_channels * layer.reduction
     dram_w = sum(v for (c, t, a), v in r.tensor_actions.items() if c == "DRAM" and t == "W" and a == "read")
     assert dram_w >= weights * BITS.weight * (1 - 1e-9)  # AccelForge sums floats
-    ert = component_tables(SYSTEM, WorkloadSpec(name="w", source="t", bits=BITS, layers=[layer]), None).ert
+    ert = component_tables(SYSTEM, WorkloadSpec(name="w", source="t", bits=BITS, layers=[layer])).ert
     # actions without an ERT entry cost nothing, as in the report (cimco.report.build_report)
     total = sum(ert.get(c, {}).get(a, 0.0) * k for (c, a), k in r.actions.items())
     assert total == pytest.approx(r.energy_j, rel=1e-9)

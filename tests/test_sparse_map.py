@@ -55,7 +55,7 @@ def ert():
 
     system = load(SYSTEM)
     w = load(ROOT / "workloads/resnet20_cifar.yaml")
-    return component_tables(system, w, None).ert
+    return component_tables(system, w).ert
 
 
 def test_density_one_is_exactly_dense(resnet_conv) -> None:

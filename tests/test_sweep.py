@@ -118,7 +118,7 @@ def _lines(path: Path) -> int:
 
 
 def _mappings(cache: Path) -> set[str]:
-    return {p.name for p in cache.glob("*.json") if not p.name.endswith(".tables.json")}
+    return {p.name for p in cache.glob("*.json")}
 
 
 def _cmd(spec: Path, out: Path, *extra: str) -> list[str]:

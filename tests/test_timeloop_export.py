@@ -98,7 +98,7 @@ def _tables():
 
     system = load(ROOT / "arch_specs/mars_system.yaml")
     return component_tables(system, WorkloadSpec.model_validate({"name": "w", "source": "test",
-                                                                 "layers": LAYERS[:1]}), None)
+                                                                 "layers": LAYERS[:1]}))
 
 
 def _export(tmp_path: Path, layers=LAYERS):

@@ -172,7 +172,7 @@ def test_residency_model_agrees_with_accelforge_fusion(fused_chain) -> None:
         {"name": "a", "type": "linear", "in_channels": 64, "out_channels": 32},
         {"name": "b", "type": "linear", "in_channels": 32, "out_channels": 16}])
     runs = [LayerRun.of(layer, workload.bits, r, False, None) for layer, r in zip(workload.layers, singles)]
-    out, plan = apply(system, workload, runs, component_tables(system, workload, None).ert,
+    out, plan = apply(system, workload, runs, component_tables(system, workload).ert,
                       how=Execution(weights="reload"))  # the fused mapping reads weights once too
     assert plan.output_on_chip == [True, False]
     ours = sum(v for run in out for (c, _), v in run.actions.items() if c == "DRAM")
@@ -260,6 +260,37 @@ def test_component_costs_need_no_search_of_installed_models(monkeypatch) -> None
         with monkeypatch.context() as m:
             m.setattr(_af, "make_spec", searching)
             assert _af.component_costs(nodes, None, bits) == ours
+
+
+def test_component_tables_are_accelforges_component_costs() -> None:
+    """cimco prices its parts without AccelForge (:func:`cimco.tables.component_costs`: each
+    part's model called with the attributes the architecture gives it, areas times the
+    containers' fanouts above it): every ERT and ART entry must be AccelForge's own, on the
+    three macro families and the systems of scripts/backend_agreement.py, at several
+    precisions, whatever layer completes AccelForge's spec (conv, grouped, linear)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from backend_agreement import systems
+
+    from cimco import arch
+    from cimco.spec.workload import Bits, Layer
+    from cimco.tables import component_costs
+
+    layers = [Layer(name="c", type="conv", in_channels=16, out_channels=64, input_hw=(14, 14), kernel=3, padding=1),
+              Layer(name="g", type="conv", in_channels=32, out_channels=32, input_hw=(7, 9), kernel=3, groups=32),
+              Layer(name="l", type="linear", in_channels=300, out_channels=10)]
+    checked = 0
+    for i, system in enumerate(systems()):
+        for bits in (Bits(input=8, weight=8, output=8), Bits(input=4, weight=4, output=8),
+                     Bits(input=8, weight=4, output=16)):
+            layer = layers[(i + bits.weight) % 3]
+            ert, art = _af.component_costs(arch.build_nodes(system, bits), _af.einsum_of(layer), bits)
+            ours_ert, ours_art = component_costs(system, bits)
+            flat = {(c, a): e for c, acts in ert.items() for a, e in acts.items()}
+            assert {(c, a): e for c, acts in ours_ert.items() for a, e in acts.items()} == \
+                pytest.approx(flat, rel=1e-12), (system.name, bits)
+            assert ours_art == pytest.approx({k: v["total_area_m2"] for k, v in art.items()}, rel=1e-12)
+            checked += 1
+    assert checked == 66
 
 
 def test_a_hand_built_mapping_evaluates_as_the_mapper_found_it(small_map) -> None:

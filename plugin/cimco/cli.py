@@ -379,7 +379,7 @@ def cmd_timeloop_export(args: argparse.Namespace) -> int:
     system, workload, masks = _load(args)
     out = Path(args.out)
     with _run_in(out, None):
-        done = export_system(system, workload, component_tables(system, workload, None), out, masks)
+        done = export_system(system, workload, component_tables(system, workload), out, masks)
     n = sum(x.compressed is not None for x in done)
     print(f"wrote Timeloop v0.4 inputs for {len(done)} layers ({n} pruned, as compressed dense equivalents) "
           f"and index.yaml to {out}")
@@ -400,7 +400,7 @@ def cmd_lrmp(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with _run_in(out, None):
         def ert() -> dict:  # computed once the budgets are known to be feasible
-            return component_tables(system, workload, None).ert
+            return component_tables(system, workload).ert
 
         mapper = backends.get(args.backend) if args.costs == "mapper" else None
         res = run(system, workload, ert, args.budget_factor, args.objective, sens, masks,

@@ -68,7 +68,7 @@ def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray]
         check(system, workload, masks, how, backend, jobs, workload_file)
     runs = map_workload(system, workload, backend, cache_dir, progress=progress, jobs=jobs, masks=masks,
                         scratch=scratch, limits=limits, isolate=isolate)
-    tables = component_tables(system, workload, cache_dir)
+    tables = component_tables(system, workload)
     runs = transform.apply(system, runs)
     runs, plan = execution.apply(system, workload, runs, tables.ert, how)
     mapped = len({id(r.result) for r in runs if not r.cached})

@@ -5,13 +5,11 @@ tables times the backends' action counts, and the Timeloop export writes them fo
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import math
+from dataclasses import dataclass
 
 import yaml
 
-from cimco import cache
 from cimco.parts import INDEX_MEMORY
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, WorkloadSpec
@@ -29,41 +27,47 @@ class Tables:
         return self.ert.get(part, {}).get(action, 0.0)
 
 
-_COSTS: dict[tuple[str, Bits], tuple[dict, dict]] = {}
-_KEPT = 64  # systems x bits whose costs a process keeps (a sweep worker sees one per point)
+def component_costs(system: SystemSpec, bits: Bits) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Energy per action (ERT: {part: {action: J}}) and area of all instances (ART: {part: m^2})
+    of every part of ``system``'s architecture at ``bits`` (:func:`cimco.arch.build_nodes`),
+    from cimco's hwcomponents models, priced as AccelForge prices the architecture: each part's
+    model built from the attributes the architecture gives it, a memory charged ``read`` and
+    ``write``, a toll ``read``, the compute unit nothing; its area times the instances the
+    containers above it fan out to. ``tests/test_upstream.py`` checks every entry against
+    AccelForge's own component costs (:func:`cimco._af.component_costs`) on each macro family
+    at several precisions, so an upgrade of either that changes one fails loudly."""
+    import inspect
+
+    from cimco import arch
+    from cimco.models import MODELS
+
+    classes = {m.__name__: m for m in MODELS}
+    ert: dict[str, dict[str, float]] = {}
+    art: dict[str, float] = {}
+    instances = 1
+    for node in arch.build_nodes(system, bits):
+        name, kind = node["name"], node["kind"]
+        if kind == "Container":
+            instances *= math.prod(s["fanout"] for s in node["spatial"])
+            continue
+        if kind == "Compute":
+            ert[name], art[name] = {"compute": 0.0}, 0.0
+            continue
+        cls = classes[node["component_class"]]
+        given = node.get("extra_attributes_for_component_model", {})
+        model = cls(**{k: v for k, v in given.items() if k in inspect.signature(cls).parameters})
+        actions = ("read", "write") if kind == "Memory" else ("read",)
+        ert[name] = {a: float(getattr(model, a)().energy) for a in actions}
+        art[name] = float(model.area) * instances
+    return ert, art
 
 
-def component_costs(system: SystemSpec, bits: Bits, einsum: dict,
-                    scratch: Path | None = None) -> tuple[dict[str, dict[str, float]], dict[str, dict]]:
-    """ERT and ART of ``system`` at ``bits`` (:func:`cimco._af.component_costs`), computed once
-    per process: the costs do not depend on the layer, whose ``einsum`` only completes the spec
-    (tests/test_cim_backend.py checks that)."""
-    from cimco import _af, arch
-
-    key = (system.model_dump_json(), bits)
-    if key not in _COSTS:
-        with _af.scratch_cwd(scratch):
-            costs = _af.component_costs(arch.build_nodes(system, bits), einsum, bits)
-        if len(_COSTS) >= _KEPT:
-            del _COSTS[next(iter(_COSTS))]
-        _COSTS[key] = costs
-    return _COSTS[key]
-
-
-def component_tables(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path | None) -> Tables:
-    """ERT and ART from the component models (cached like mappings, same key rules)."""
-    from cimco import _af
-
-    layer = workload.layers[0]
-    bits = workload.layer_bits(layer)
-    einsum = _af.einsum_of(layer)
-    path = cache_dir / f"{cache.key(system, einsum, bits, _af.versions())}.tables.json" if cache_dir else None
-    if path and path.exists():
-        cached = cache.read(path, _from_json)
-        if cached is not None:
-            return cached
-    ert, art = component_costs(system, bits, einsum, cache_dir / ".scratch" if cache_dir else None)
-    tables = Tables(ert={c: dict(a) for c, a in ert.items()}, art={c: v["total_area_m2"] for c, v in art.items()})
+def component_tables(system: SystemSpec, workload: WorkloadSpec) -> Tables:
+    """ERT and ART of ``system`` at the bits of the workload's first layer
+    (:func:`component_costs`), with the index memory beside them."""
+    bits = workload.layer_bits(workload.layers[0])
+    ert, art = component_costs(system, bits)
+    tables = Tables(ert=ert, art=art)
     im = system.index_memory
     if im is not None:  # outside the AccelForge arch (a per-macro memory slows its mapper 20-60x)
         from cimco.models import CimcoIndexMemory
@@ -72,25 +76,7 @@ def component_tables(system: SystemSpec, workload: WorkloadSpec, cache_dir: Path
                                  index_area=im.area_m2.value)
         tables.ert[INDEX_MEMORY] = {"read": model.read().energy}
         tables.art[INDEX_MEMORY] = model.area * system.n_macros
-    if path:
-        cache.write(path, json.dumps(asdict(tables)))
     return tables
-
-
-def _from_json(text: str) -> Tables:
-    """A cached Tables, checked: anything else raises ValueError (and is remapped)."""
-    d = json.loads(text)
-
-    def ok(x: object) -> bool:
-        return isinstance(x, float) and x >= 0 and x != float("inf")
-
-    good = (isinstance(d, dict) and set(d) == {"ert", "art"} and isinstance(d["ert"], dict)
-            and isinstance(d["art"], dict)
-            and all(isinstance(a, dict) and all(ok(e) for e in a.values()) for a in d["ert"].values())
-            and all(ok(v) for v in d["art"].values()))
-    if not good:
-        raise ValueError("not the component tables cimco writes")
-    return Tables(**d)
 
 
 def ert_yaml(ert: dict[str, dict[str, float]], system: str) -> str:

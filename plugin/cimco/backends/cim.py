@@ -1,6 +1,7 @@
 """The ``cimco`` backend: a search of cimco's own over the CIM mapspace, its best mapping's
 counts in closed form, each equal to what AccelForge's model gives for that mapping (checked
-entry by entry in tests), priced by the component models through AccelForge (the ERT).
+entry by entry in tests), priced by cimco's component models (:func:`cimco.tables.component_costs`,
+equal to AccelForge's component costs): no AccelForge call at run time.
 
 The CIM mapspace is small because the architecture fixes most of a mapping (see
 :mod:`cimco.arch`): weights stay in the cell arrays (each written once), the columns take
@@ -682,7 +683,7 @@ class Cim:
 
         einsum = _af.einsum_of(layer)
         with deadline(timeout_s):
-            ert = component_costs(system, bits, einsum, scratch)[0]
+            ert = component_costs(system, bits)[0]
             best = ranked(system, layer, einsum, bits, ert)
             if not best:
                 raise MappingError(f"no mapping of {layer.name} fits the global buffer "

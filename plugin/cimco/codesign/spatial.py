@@ -61,7 +61,7 @@ def mapped_costs(system: SystemSpec, layer: Layer, bits: int, macros: int, mask:
     runs = mapping.map_workload(sub, one, backend, None, progress=False, masks={layer.name: mask} if mask is not None
                                 else None)
     run = transform.apply(sub, runs)[0]
-    ert = component_tables(sub, one, None).ert
+    ert = component_tables(sub, one).ert
     energy = sum(n * ert.get(c, {}).get(a, 0.0) for (c, a), n in run.actions.items()
                  if is_macro_compute(c, a) or c == INDEX_MEMORY)
     return run.latency_s / layer.positions, energy

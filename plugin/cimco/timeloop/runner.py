@@ -117,7 +117,7 @@ def _tables(system_json: str, bits_json: str) -> Tables:
     system, bits = SystemSpec.model_validate_json(system_json), Bits.model_validate_json(bits_json)
     probe = WorkloadSpec(name="probe", source="cimco", bits=bits,
                          layers=[Layer(name="probe", type="linear", in_channels=1, out_channels=1)])
-    return component_tables(system, probe, None)
+    return component_tables(system, probe)
 
 
 def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerResult:
