@@ -27,7 +27,22 @@ class Tables:
         return self.ert.get(part, {}).get(action, 0.0)
 
 
+_PRICED: dict[tuple[str, Bits], tuple[dict, dict]] = {}
+
+
 def component_costs(system: SystemSpec, bits: Bits) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """:func:`priced`, once per process for a system and precision (the ADC's model reads its
+    survey each time it is built; the last 64 kept); copies, so that a caller may add to them."""
+    key = (system.model_dump_json(), bits)
+    if key not in _PRICED:
+        if len(_PRICED) >= 64:
+            del _PRICED[next(iter(_PRICED))]
+        _PRICED[key] = priced(system, bits)
+    ert, art = _PRICED[key]
+    return {c: dict(a) for c, a in ert.items()}, dict(art)
+
+
+def priced(system: SystemSpec, bits: Bits) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """Energy per action (ERT: {part: {action: J}}) and area of all instances (ART: {part: m^2})
     of every part of ``system``'s architecture at ``bits`` (:func:`cimco.arch.build_nodes`),
     from cimco's hwcomponents models, priced as AccelForge prices the architecture: each part's
