@@ -30,7 +30,7 @@ from cimco.tables import component_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from backend_agreement import verdict  # noqa: E402
+from backend_agreement import overfull, verdict  # noqa: E402
 
 MARS = load(ROOT / "arch_specs/mars_system.yaml")
 FAMILIES = {
@@ -56,7 +56,8 @@ def _agrees(layer: Layer, system: SystemSpec, scratch: Path) -> None:
     ours = Cim().map_layer(system, layer, BITS, scratch=scratch)
     assert ours.computes == layer.macs
     e, lat = ours.energy_j / ffm.energy_j, ours.latency_s / ffm.latency_s
-    assert verdict(ours, ffm, 0.01) != "worse", (
+    assert not overfull(ours, system), layer
+    assert verdict(ours, ffm, 0.01, system) != "worse", (
         f"{layer}: cimco/FFM energy {e:.4f} latency {lat:.4f}\nFFM  {ffm.mapping}\nours {ours.mapping}")
     # every number is AccelForge's: energy is the counts times the ERT
     ert = component_tables(system, WorkloadSpec(name="w", source="t", bits=BITS, layers=[layer])).ert
