@@ -43,7 +43,7 @@ def test_one_place_assembles_a_report() -> None:
     assert _calls(r"execution\.apply") == ["pipeline.py"]
     assert _calls(r"transform\.apply") == ["pipeline.py"]
     # and the pipeline's callers are the entry points
-    assert _calls(r"pipeline\.run") == ["api.py", "cli.py", "sweeps.py"]
+    assert _calls(r"pipeline\.run") == ["api.py", "cli.py", "codesign/spatial.py", "sweeps.py"]
 
 
 def _keys(x, prefix: str = "") -> set[str]:

@@ -261,7 +261,8 @@ def _start(tmp_path: Path, out: Path, jobs: int = 2) -> subprocess.Popen:
     (tmp_path / "slow.yaml").write_text(SLOW)
     with open(tmp_path / "stderr.txt", "w") as err:
         return subprocess.Popen([sys.executable, "-m", "cimco.cli", "map", "--system", SYSTEM, "--workload",
-                                 str(tmp_path / "slow.yaml"), "--out", str(out), "--quiet", "--jobs", str(jobs)],
+                                 str(tmp_path / "slow.yaml"), "--out", str(out), "--quiet", "--jobs", str(jobs),
+                                 "--backend", "accelforge"],  # worker processes (the cimco backend has none)
                                 env=_env(tmp_path), start_new_session=True, stderr=err)
 
 

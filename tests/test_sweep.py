@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cimco import _af, cache, sweeps
+from cimco import _af, backends, cache, sweeps
 from cimco.cli import main
 from cimco.errors import SpecError
 
@@ -166,7 +166,8 @@ def test_killed_sweep_resumes_without_recomputing(r20: dict) -> None:
     after = _mappings(r20["out"] / "cache")
     assert mapped == len(after - r20["mapped_before"])
     _, points = sweeps.load(r20["spec"])
-    engine = {"backend": "accelforge", **_af.versions()}
+    backend = backends.get(backends.DEFAULT)
+    engine = {"backend": backend.name, **backend.versions()}
     keys = {f"{cache.key(p.system, _af.einsum_of(x), p.workload.layer_bits(x), engine)}.json"
             for p in points for x in p.workload.layers}
     assert len(keys) == 2 * 7 and keys <= after  # ResNet-20: 7 distinct layer shapes, two weight precisions

@@ -503,7 +503,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--cache-dir", help="mapping and figure cache directory (default: OUT/cache)")
     m.add_argument("--no-cache", action="store_true", help="map every layer afresh")
     m.add_argument("--jobs", type=_count, default=default_jobs(),
-                   help="worker processes mapping distinct layers in parallel (default: CPUs)")
+                   help="worker processes mapping distinct layers in parallel, with --backend accelforge or timeloop "
+                   "(the cimco backend maps in this process; default: CPUs)")
     m.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     m.add_argument("--mode", choices=MODES, default="sequential",
                    help="sequential: layers one after another on all macros; pipelined: every layer "
@@ -515,9 +516,10 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--batch", type=_count, default=1,
                    help="inputs per weight load with --weights reload (default 1)")
     m.add_argument("--layer-timeout", type=_positive, default=1800.0, metavar="SECONDS",
-                   help="most wall time AccelForge may take to map one layer (default 1800)")
+                   help="most wall time the backend may take to map one layer (default 1800)")
     m.add_argument("--layer-memory-gb", type=_positive, default=8.0, metavar="GB",
-                   help="most memory (address space) one mapping worker may use (default 8)")
+                   help="most memory (address space) one mapping worker may use, with --backend accelforge or "
+                   "timeloop (the cimco backend maps in this process; default 8)")
     m.add_argument("--backend", choices=NAMES, default=DEFAULT,
                    help=f"mapper (default {DEFAULT}): cimco (cimco's search of the CIM mapspace, the best "
                    "mapping's counts in closed form, equal entry by entry to AccelForge's model), accelforge "

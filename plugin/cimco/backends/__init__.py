@@ -95,7 +95,7 @@ class Backend(Protocol):
 
 NAMES = ("cimco", "accelforge", "timeloop")
 # what `cimco map`, `cimco sweep`, cimco.map and cimco.sweep use unless told
-DEFAULT = "accelforge"
+DEFAULT = "cimco"
 # the backends a sweep may use (timeloop writes files per point)
 SWEEP_NAMES = ("cimco", "accelforge")
 

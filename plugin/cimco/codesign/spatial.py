@@ -44,27 +44,25 @@ def mapped_costs(system: SystemSpec, layer: Layer, bits: int, macros: int, mask:
     """(time per output position, energy per run) of ``layer`` at ``bits`` (weights and inputs)
     mapped by ``backend`` on its own ``macros`` with weights resident, behind a free, unbounded
     memory (in spatial mode activations come from the neighbouring stage, which is not
-    modeled): the macros' time and the energy of their compute actions and index codes, the
-    layer's mask applied by the pipeline's sparsity step."""
-    from cimco import mapping
+    modeled): the layer run alone through :func:`cimco.pipeline.run`, its mask applied, and
+    the macros' time and the energy of their compute actions and index codes taken from it."""
+    from cimco import pipeline
     from cimco.calibrate import is_macro_compute, macro_only_system
-    from cimco.sparse import transform
+    from cimco.execution import Execution
     from cimco.spec.workload import Bits, WorkloadSpec
-    from cimco.tables import component_tables
 
     alone = macro_only_system(system.macro.model_copy(update={"weights_loaded": "once"}))
     sub = alone.model_copy(update={"name": f"{system.name}-{macros}m", "macros_per_core": macros,
                                    "index_memory": system.index_memory})
-    b = Bits(input=bits, weight=bits, output=output_bits)
-    one = WorkloadSpec.model_construct(name=layer.name, source="cimco lrmp", bits=b,
-                                       layers=[layer.model_copy(update={"bits": None, "repeat": 1})])
-    runs = mapping.map_workload(sub, one, backend, None, progress=False, masks={layer.name: mask} if mask is not None
-                                else None)
-    run = transform.apply(sub, runs)[0]
-    ert = component_tables(sub, one).ert
-    energy = sum(n * ert.get(c, {}).get(a, 0.0) for (c, a), n in run.actions.items()
+    alone_layer = layer.model_copy(update={"bits": None, "repeat": 1, "residual": [], "inputs": None})
+    one = WorkloadSpec.model_construct(name=layer.name, source="cimco lrmp",
+                                       bits=Bits(input=bits, weight=bits, output=output_bits), layers=[alone_layer])
+    res = pipeline.run(sub, one, {layer.name: mask} if mask is not None else None, Execution(), backend, None)
+    row, ert = res.report["layers"][0], res.tables.ert
+    counts = {tuple(k.split(".", 1)): n for k, n in row["action_counts"].items()}
+    energy = sum(n * ert.get(c, {}).get(a, 0.0) for (c, a), n in counts.items()
                  if is_macro_compute(c, a) or c == INDEX_MEMORY)
-    return run.latency_s / layer.positions, energy
+    return row["latency_s"] / layer.positions, energy
 
 
 def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: list[int],
