@@ -15,8 +15,7 @@ macro fanouts never split output positions. What remains, and what :func:`plans`
    Where a rank does not divide, one partial group (imperfect factorization) too.
 2. **Spread over macros and cores** (:func:`spreads`): for each weight rank, how many of
    its row/column groups run side by side (imperfect ``ceil`` splits included): every
-   spread that fits the cores and macros and that no other such spread beats on every
-   rank's turns (more turns, same traffic: dominated).
+   spread that fits the cores and macros.
 3. **Loops above the macros** (:func:`nests`): the weight turns that remain, in every
    order (one rank may take two loops), then the output positions; the global buffer's
    input and output tiles may start above any loop (what is above them runs at DRAM),
@@ -162,8 +161,10 @@ def _split(f: dict[str, int], cores: int, per_core: int) -> tuple[dict, dict] | 
 
 
 def spreads(groups: dict[str, int], cores: int, per_core: int) -> list[tuple[dict, dict]]:
-    """(macro factors, core factors) per weight rank: every spread over cores x macros
-    that fits them and that no other such spread beats on every rank's turns."""
+    """(macro factors, core factors) per weight rank: every spread over cores x macros that
+    fits them (for each rank, the fewest side by side for each number of turns: :func:`_spans`).
+    None is left out for having more turns than another: a looped rank changes the tiles
+    the buffer holds, and fewer groups side by side can waste fewer partial ones."""
     ranks = [k for k in WEIGHT_RANKS if groups.get(k, 1) > 1]
     n = cores * per_core
     options = [[s for s in _spans(groups[k]) if s <= n] for k in ranks]
@@ -177,15 +178,12 @@ def spreads(groups: dict[str, int], cores: int, per_core: int) -> list[tuple[dic
                 for rest in grow(i + 1, budget // s):
                     yield (s, *rest)
 
-    combos = [(tuple(_ceil(groups[k], s) for k, s in zip(ranks, combo)), combo) for combo in grow(0, n)]
-    combos.sort(key=lambda x: sum(x[0]))
-    kept: list[tuple[tuple, tuple]] = []
-    for turns, combo in combos:  # a dominating spread has a smaller turn sum: it came first
-        if not any(all(a <= b for a, b in zip(t, turns)) for t, _ in kept):
-            split = _split(dict(zip(ranks, combo)), cores, per_core)
-            if split is not None:
-                kept.append((turns, split))
-    return [split for _, split in kept]
+    out = []
+    for combo in grow(0, n):
+        split = _split(dict(zip(ranks, combo)), cores, per_core)
+        if split is not None:
+            out.append(split)
+    return out
 
 
 def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
@@ -226,16 +224,20 @@ def _starts(shape: Shape, loops: tuple, cells: int) -> tuple[tuple, list[int], l
 
 
 def plans(system: SystemSpec, shape: Shape, bits: Bits):
-    """Every (array, macro spread, core spread, [(loops, input tile starts, output tile starts)])."""
+    """Every (array, macro spread, core spread, turns per weight rank); the loops and tiles of
+    each are :func:`nests` of its turns."""
     g = MacroGeometry.of_system(system, bits)
-    positions = {k: shape.size(k) for k in POSITION_RANKS}
-    whole = shape.input_tile(shape.dims) * bits.input + math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
-    resident = whole <= system.global_buffer.size_bits
     for a in arrays(shape, g, bits, system.global_buffer.size_bits):
         groups = {k: _ceil(shape.size(k), a.get(k, 1)) for k in WEIGHT_RANKS}
         for macro, core in spreads(groups, system.cores, system.macros_per_core):
             turns = {k: _ceil(groups[k], macro.get(k, 1) * core.get(k, 1)) for k in WEIGHT_RANKS}
-            yield tuple(a.items()), tuple(macro.items()), tuple(core.items()), nests(shape, turns, positions, resident)
+            yield tuple(a.items()), tuple(macro.items()), tuple(core.items()), turns
+
+
+def resident(system: SystemSpec, shape: Shape, bits: Bits) -> bool:
+    """Whether the whole input and output fit the buffer together (:func:`nests`)."""
+    whole = shape.input_tile(shape.dims) * bits.input + math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
+    return whole <= system.global_buffer.size_bits
 
 
 @dataclass(frozen=True)
@@ -564,6 +566,26 @@ def _loop(n: dict) -> dict:
     return d
 
 
+def _floor(c: _Costs, bits: Bits, shape: Shape, array: dict[str, int], g: MacroGeometry) -> tuple[float, float, float]:
+    """(energy, DRAM bits, buffer bits) no plan with this array goes below, whatever its spread,
+    loops and tiles: the cells' reads and writes; the weights, outputs and each input an
+    output position reads at its kernel's first tap (distinct inputs: every tile's fills move
+    at least those) moved once; the macros' inputs, partial sums and outputs through the
+    buffer once; and each row group's partial sums read out, each input row driven, once
+    per column group (a rank's groups are at least its size over its array factor)."""
+    outputs = math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
+    inputs = math.prod(shape.size(k) for k in ("g", "c", "t", "p", "q")) * bits.input
+    per_channel = math.prod(shape.size(k) for k in shape.dims if k != "m")  # input rows per output channel
+    positions = math.prod(shape.size(k) for k in POSITION_RANKS)
+    conversions = (positions * math.prod(shape.size(k) / array.get(k, 1) for k in ("c", "r", "s"))
+                   * shape.size("m") * shape.size("g") * g.conversions_per_output)
+    drives = per_channel * shape.size("m") / array.get("m", 1) * g.input_slices
+    dram = c.weight_bits + outputs + inputs
+    glb = per_channel * bits.input + inputs + 2 * outputs
+    return (c.cells_j + dram * c.dram_j + glb * c.glb_j + conversions * c.conversion_j + drives * c.drive_j,
+            dram, glb)
+
+
 def _bound(c: _Costs, bits: Bits, shape: Shape, nest: _Nest, macros: _Macros) -> float:
     """A lower bound on the energy-delay product (:attr:`Estimate.edp`) of every plan with this
     array and spread, whatever its loop order and tiles: the macros' energy and time (the
@@ -585,8 +607,10 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
            ert: dict[str, dict[str, float]]) -> list[tuple[Estimate, Plan]]:
     """The plans whose buffer tiles fit, best estimated energy-delay product first (ties: fewer
     conversions, lower latency, then the order of :func:`plans`), leaving out the array
-    and spread choices whose lower bound (:func:`_bound`) is above the best plan found: their
-    plans cannot come first. The spreads are scored in the order of their bounds. For each
+    and spread choices whose lower bounds are above the best plan found: their plans cannot
+    come first. Choices are taken in the order of a quick bound (the array's :func:`_floor`
+    and the cells' time for the spread's turns), then checked against a closer one
+    (:func:`_bound`) before their loops and tiles are priced. For each
     input tile start only the highest output tile start that fits is kept: an output tile
     held higher is filled no more often and moves no more data (the input tile can be held
     differently then, where one starts below the other: the estimate of the plan kept
@@ -595,17 +619,27 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
     costs = _Costs.of(system, shape, bits, ert)
     g = MacroGeometry.of_system(system, bits)
     size = system.global_buffer.size_bits
-    spread = []
-    for n, (array, macro, core, nested) in enumerate(plans(system, shape, bits)):
-        first = Plan(array, macro, core, nested[0][0], 0, 0)
-        nest = _Nest(shape, first)
-        macros = _Macros.of(shape, nest, first, bits, g)  # the same for every loop order (see _Macros)
-        spread.append((_bound(costs, bits, shape, nest, macros), n, array, macro, core, macros, nested))
-    spread.sort(key=lambda x: x[:2])
+    positions = {k: shape.size(k) for k in POSITION_RANKS}
+    held = resident(system, shape, bits)
+    floors: dict[tuple, tuple[float, float, float]] = {}
+    choices = []
+    for n, (array, macro, core, turns) in enumerate(plans(system, shape, bits)):
+        if array not in floors:
+            floors[array] = _floor(costs, bits, shape, dict(array), g)
+        energy, dram, glb = floors[array]
+        activations = math.prod(turns.values()) * math.prod(positions.values())
+        quick = energy * max(activations * costs.slices_s, dram / costs.dram_bw, glb / costs.glb_bw)
+        choices.append((quick, n, array, macro, core, turns))
+    choices.sort(key=lambda x: x[:2])
     scored, best = [], math.inf
-    for bound, n, array, macro, core, macros, nested in spread:
-        if bound > best:
+    for quick, n, array, macro, core, turns in choices:
+        if quick > best:  # every later choice's floor is higher still
             break
+        nested = nests(shape, turns, positions, held)
+        first = Plan(array, macro, core, nested[0][0], 0, 0)
+        macros = _Macros.of(shape, _Nest(shape, first), first, bits, g)  # the same for every loop order
+        if _bound(costs, bits, shape, _Nest(shape, first), macros) > best:
+            continue
         for j, (loops, starts_i, starts_o) in enumerate(nested):
             nest = _Nest(shape, Plan(array, macro, core, loops, 0, 0))
             for i in starts_i:
