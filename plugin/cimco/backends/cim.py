@@ -637,11 +637,13 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
             break
         nested = nests(shape, turns, positions, held)
         first = Plan(array, macro, core, nested[0][0], 0, 0)
-        macros = _Macros.of(shape, _Nest(shape, first), first, bits, g)  # the same for every loop order
-        if _bound(costs, bits, shape, _Nest(shape, first), macros) > best:
+        nest = _Nest(shape, first)
+        macros = _Macros.of(shape, nest, first, bits, g)  # the same for every loop order
+        if _bound(costs, bits, shape, nest, macros) > best:
             continue
         for j, (loops, starts_i, starts_o) in enumerate(nested):
-            nest = _Nest(shape, Plan(array, macro, core, loops, 0, 0))
+            if j:
+                nest = _Nest(shape, Plan(array, macro, core, loops, 0, 0))
             for i in starts_i:
                 for o in starts_o:
                     p = Plan(array, macro, core, loops, i, o)
