@@ -2,9 +2,10 @@
 
 In one run, each in a fresh subprocess, for each network:
   cim       `cimco map --backend cimco` with an empty cache (cimco's own search, the best
-            plans evaluated by AccelForge's model; each distinct layer once, one worker
-            process per CPU), process start included
-  cold      the same with `--backend accelforge` (AccelForge's FFM mapper)
+            mapping's result in closed form; each distinct layer once, in the one process),
+            process start included
+  cold      the same with `--backend accelforge` (AccelForge's FFM mapper, one worker process
+            per CPU)
   plain_af  every layer mapped by AccelForge's own `Spec.map_workload_to_arch` on the same
             architecture, one layer at a time, no dedup, no cache (its `mapping.svg`
             render is stubbed out since graphviz is not installed; both sides use 1 job)
