@@ -37,6 +37,7 @@ on drawn layers, and that the model accepts every plan whose tiles the closed fo
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -165,7 +166,14 @@ def spreads(groups: dict[str, int], cores: int, per_core: int) -> list[tuple[dic
     fits them (for each rank, the fewest side by side for each number of turns: :func:`_spans`).
     None is left out for having more turns than another: a looped rank changes the tiles
     the buffer holds, and fewer groups side by side can waste fewer partial ones."""
-    ranks = [k for k in WEIGHT_RANKS if groups.get(k, 1) > 1]
+    found = _spreads(tuple((k, groups[k]) for k in WEIGHT_RANKS if groups.get(k, 1) > 1), cores, per_core)
+    return [(dict(macro), dict(core)) for macro, core in found]
+
+
+@functools.lru_cache(maxsize=4096)  # layers and sweep points share them
+def _spreads(groups: tuple[tuple[str, int], ...], cores: int, per_core: int) -> tuple:
+    ranks = [k for k, _ in groups]
+    groups = dict(groups)
     n = cores * per_core
     options = [[s for s in _spans(groups[k]) if s <= n] for k in ranks]
 
@@ -182,8 +190,8 @@ def spreads(groups: dict[str, int], cores: int, per_core: int) -> list[tuple[dic
     for combo in grow(0, n):
         split = _split(dict(zip(ranks, combo)), cores, per_core)
         if split is not None:
-            out.append(split)
-    return out
+            out.append((tuple(split[0].items()), tuple(split[1].items())))
+    return tuple(out)
 
 
 def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
