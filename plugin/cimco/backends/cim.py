@@ -116,7 +116,8 @@ def arrays(shape: Shape, g: MacroGeometry, bits: Bits, buffer_bits: int) -> list
     m = shape.size("m")
     positions = math.prod(shape.size(k) for k in POSITION_RANKS) * shape.size("g")
     up = {k.upper(): shape.size(k) for k in ("c", "r", "s")}
-    rows_options = [_rows(up, g.wordlines_on, g.n_macros, whole)[0] for whole in (True, False)]
+    # a partial group's rank may loop here, so its groups need not fit the macros side by side
+    rows_options = [_rows(up, g.wordlines_on, math.inf, whole)[0] for whole in (True, False)]
     # the kernel, or one of its dimensions, whole on the rows with as many channels as fit:
     # inputs are then reused inside the array rather than fetched per kernel turn
     for r, s_ in ((up["R"], up["S"]), (up["R"], 1), (1, up["S"])):
