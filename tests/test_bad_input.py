@@ -273,7 +273,7 @@ def test_lrmp_flags(tmp_path: Path, capsys, flags, words) -> None:
 def test_lrmp_infeasible_budget_is_refused_before_the_component_tables(tmp_path: Path, capsys, monkeypatch,
                                                                       flags, words) -> None:
     """The budgets need no component energies, so an infeasible one is refused before their
-    tables (seconds of AccelForge) are computed."""
+    tables are computed."""
     import cimco.tables
 
     def refuse(*a, **k):

@@ -124,9 +124,9 @@ def run(system: SystemSpec, workload: WorkloadSpec, ert: dict | Callable[[], dic
         progress: bool = False) -> Result:
     """The four designs for ``workload``; a SpecError (:func:`check`) before any is laid out.
 
-    ``ert`` may be a function giving the component energies (the component tables, seconds to
-    compute): it is called only once every design is known to fit the macro and accuracy budgets
-    (macros, times and losses do not depend on it), so an infeasible budget is refused at once.
+    ``ert`` may be a function giving the component energies (the component tables): it is
+    called only once every design is known to fit the macro and accuracy budgets (macros,
+    times and losses do not depend on it), so an infeasible budget is refused first.
     With a mapping ``backend`` (``--costs mapper``) each option's stage time and energy come from
     that backend's mapping of the layer on its macros (:func:`cimco.codesign.spatial.mapped_costs`),
     after the same budget check."""
