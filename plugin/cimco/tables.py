@@ -31,8 +31,8 @@ _PRICED: dict[tuple[str, Bits], tuple[dict, dict]] = {}
 
 
 def component_costs(system: SystemSpec, bits: Bits) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """:func:`priced`, once per process for a system and precision (the ADC's model reads its
-    survey each time it is built; the last 64 kept); copies, so that a caller may add to them."""
+    """:func:`priced`, once per process for a system and precision (milliseconds, asked once a
+    layer; the last 64 kept); copies, so that a caller may add to them."""
     key = (system.model_dump_json(), bits)
     if key not in _PRICED:
         if len(_PRICED) >= 64:

@@ -16,6 +16,8 @@ and the calibration tests check predictions at operating points *not* used to fi
 
 from __future__ import annotations
 
+import functools
+
 from hwcomponents import ActionCost, ComponentModel, action
 from hwcomponents.scaling import tech_node_energy
 
@@ -119,23 +121,30 @@ class CimcoAdc(ComponentModel):
 
     def __init__(self, tech_node: float, voltage: float, reference_voltage: float, adc_bits: int,
                  adcs: int, cycle_s: float, adc_scale: float = 1.0, area_scale: float = 1.0):
-        from hwcomponents_adc import ADC
-
         self.voltage, self.vref, self.scale = voltage, reference_voltage, adc_scale
         self.adcs, self.cycle_s = adcs, cycle_s
         # The survey model covers >= 4 bits; a smaller ADC (or sense amp) is costed as 4 bits.
-        self._adc = ADC(n_bits=max(adc_bits, 4), tech_node=tech_node,
-                        throughput=adcs / cycle_s, n_adcs=adcs)
-        super().__init__(area=self._adc.area * area_scale, leak_power=0.0)
+        area, self._energy = _adc_survey(max(adc_bits, 4), tech_node, adcs / cycle_s, adcs)
+        super().__init__(area=area * area_scale, leak_power=0.0)
 
     @action
     def read(self) -> ActionCost:
-        e = self._adc.get_energy() * (self.voltage / self.vref) ** 2 * self.scale
+        e = self._energy * (self.voltage / self.vref) ** 2 * self.scale
         return ActionCost(energy=e, latency=0.0, throughput=self.adcs / self.cycle_s)
 
     @action
     def write(self) -> ActionCost:
         return ActionCost(energy=0.0, latency=0.0, throughput=float("inf"))
+
+
+@functools.lru_cache(maxsize=256)
+def _adc_survey(n_bits: int, tech_node: float, throughput: float, n_adcs: int) -> tuple[float, float]:
+    """(area, energy per conversion) of hwcomponents-adc's survey model, kept per process (the
+    model reads its survey each time it is built)."""
+    from hwcomponents_adc import ADC
+
+    adc = ADC(n_bits=n_bits, tech_node=tech_node, throughput=throughput, n_adcs=n_adcs)
+    return adc.area, adc.get_energy()
 
 
 class CimcoShiftAdd(ComponentModel):
