@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -39,7 +40,13 @@ PINNED = {"accelforge": "1.0.467", "hwcomponents": "1.0.114"}
 
 
 def versions() -> dict[str, str]:
-    return {name: version(name) for name in PINNED}
+    """The installed versions of the pinned packages (in every cache key)."""
+    return dict(_installed())
+
+
+@functools.cache  # package metadata lookups take milliseconds; a sweep asks per point
+def _installed() -> tuple[tuple[str, str], ...]:
+    return tuple((name, version(name)) for name in PINNED)
 
 
 def einsum_of(layer: Layer) -> dict:
