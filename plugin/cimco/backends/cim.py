@@ -43,6 +43,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cimco.backends import LayerResult
 from cimco.geometry import MacroGeometry
@@ -575,11 +576,20 @@ def _loop(n: dict) -> dict:
     return d
 
 
-def _floor(c: _Costs, bits: Bits, shape: Shape, array: dict[str, int], g: MacroGeometry) -> tuple[float, float, float]:
-    """(energy, DRAM bits, buffer bits) no plan with this array goes below, whatever its spread,
-    loops and tiles: the cells' reads and writes; the weights, outputs and each input an
-    output position reads at its kernel's first tap (distinct inputs: every tile's fills move
-    at least those) moved once; the macros' inputs, partial sums and outputs through the
+class _Floor(NamedTuple):
+    """What no plan with a given array goes below (:func:`_floor`)."""
+
+    energy_j: float
+    dram_bits: float
+    glb_bits: float
+    inputs_bits: float  # each input an output position reads at its kernel's first tap
+
+
+def _floor(c: _Costs, bits: Bits, shape: Shape, array: dict[str, int], g: MacroGeometry) -> _Floor:
+    """The energy, DRAM and buffer traffic no plan with this array goes below, whatever its
+    spread, loops and tiles: the cells' reads and writes; the weights, outputs and each input
+    an output position reads at its kernel's first tap (distinct inputs: every tile's fills
+    move at least those) moved once; the macros' inputs, partial sums and outputs through the
     buffer once; and each row group's partial sums read out, each input row driven, once
     per column group (a rank's groups are at least its size over its array factor)."""
     outputs = math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
@@ -591,25 +601,21 @@ def _floor(c: _Costs, bits: Bits, shape: Shape, array: dict[str, int], g: MacroG
     drives = per_channel * shape.size("m") / array.get("m", 1) * g.input_slices
     dram = c.weight_bits + outputs + inputs
     glb = per_channel * bits.input + inputs + 2 * outputs
-    return (c.cells_j + dram * c.dram_j + glb * c.glb_j + conversions * c.conversion_j + drives * c.drive_j,
-            dram, glb)
+    return _Floor(c.cells_j + dram * c.dram_j + glb * c.glb_j + conversions * c.conversion_j + drives * c.drive_j,
+                  dram, glb, inputs)
 
 
-def _bound(c: _Costs, bits: Bits, shape: Shape, nest: _Nest, macros: _Macros) -> float:
+def _bound(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, floor: _Floor) -> float:
     """A lower bound on the energy-delay product (:attr:`Estimate.edp`) of every plan with this
     array and spread, whatever its loop order and tiles: the macros' energy and time (the
-    same for every order), the weights and outputs moved once, the buffer's traffic to and
-    from the macros, and each input an output position reads at its kernel's first tap
-    brought from DRAM once (distinct inputs: every tile's fills move at least those)."""
-    outputs = nest.outputs * bits.output
-    sums = nest.refills[-1] * outputs
-    inputs = math.prod(shape.size(k) for k in ("g", "c", "t", "p", "q")) * bits.input
-    dram = c.weight_bits + outputs + inputs
-    glb = macros.glb_inputs + 2 * sums + inputs  # partial sums in and back out, outputs out, inputs in
-    energy = (dram * c.dram_j + glb * c.glb_j + macros.conversions * c.conversion_j + macros.drives * c.drive_j
-              + c.cells_j)
+    same for every order), the floor's DRAM traffic (weights, outputs and inputs moved once),
+    and the buffer's traffic to and from the macros with the floor's inputs."""
+    sums = nest.refills[-1] * nest.outputs * bits.output
+    glb = macros.glb_inputs + 2 * sums + floor.inputs_bits  # partial sums in and back out, outputs out, inputs in
+    energy = (floor.dram_bits * c.dram_j + glb * c.glb_j + macros.conversions * c.conversion_j
+              + macros.drives * c.drive_j + c.cells_j)
     return energy * max(macros.activations * c.slices_s, macros.whole_readouts * c.readout_s,
-                        macros.whole_drives * c.drive_s, dram / c.dram_bw, glb / c.glb_bw)
+                        macros.whole_drives * c.drive_s, floor.dram_bits / c.dram_bw, glb / c.glb_bw)
 
 
 def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
@@ -630,14 +636,14 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
     size = system.global_buffer.size_bits
     positions = {k: shape.size(k) for k in POSITION_RANKS}
     held = resident(system, shape, bits)
-    floors: dict[tuple, tuple[float, float, float]] = {}
+    floors: dict[tuple, _Floor] = {}
     choices = []
     for n, (array, macro, core, turns) in enumerate(plans(system, shape, bits)):
         if array not in floors:
             floors[array] = _floor(costs, bits, shape, dict(array), g)
-        energy, dram, glb = floors[array]
+        f = floors[array]
         activations = math.prod(turns.values()) * math.prod(positions.values())
-        quick = energy * max(activations * costs.slices_s, dram / costs.dram_bw, glb / costs.glb_bw)
+        quick = f.energy_j * max(activations * costs.slices_s, f.dram_bits / costs.dram_bw, f.glb_bits / costs.glb_bw)
         choices.append((quick, n, array, macro, core, turns))
     choices.sort(key=lambda x: x[:2])
     scored, best = [], math.inf
@@ -648,7 +654,7 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
         first = Plan(array, macro, core, nested[0][0], 0, 0)
         nest = _Nest(shape, first)
         macros = _Macros.of(shape, nest, first, bits, g)  # the same for every loop order
-        if _bound(costs, bits, shape, nest, macros) > best:
+        if _bound(costs, bits, nest, macros, floors[array]) > best:
             continue
         for j, (loops, starts_i, starts_o) in enumerate(nested):
             if j:
