@@ -28,20 +28,24 @@ and ``sweep.html``, each atomically, in point order (identical whatever the exec
 
 from __future__ import annotations
 
+import collections
 import difflib
+import functools
 import hashlib
 import io
 import itertools
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from cimco import backends
 from cimco.backends import DEFAULT
 from cimco.errors import LimitError, MappingError, Problem, SpecError
 from cimco.pipeline import unmappable
@@ -250,7 +254,7 @@ def load(path: str | Path, max_points: int = MAX_POINTS, backend: str = DEFAULT)
 def _hash(p: Point, backend: str) -> None:
     """The point's identity (its full specs, the workload's dir for mask files, cimco's
     version, the backend) and its mapping signature (the cache keys of its layers)."""
-    from cimco import __version__, _af, backends, cache
+    from cimco import __version__, _af, cache
 
     b = backends.get(backend)
     engine = {"backend": b.name, **b.versions()}
@@ -268,7 +272,12 @@ def run_point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, ca
     its report's summary and the number of layers mapped (cache misses). Writes only under
     ``cache_dir``."""
     os.environ.setdefault("MPLCONFIGDIR", str(Path(cache_dir, "matplotlib")))
-    from cimco import backends, pipeline
+    return _point(system, workload, workload_path, cache_dir, backend)
+
+
+def _point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, cache_dir: str,
+           backend: str) -> tuple[dict, int]:
+    from cimco import pipeline
     from cimco.execution import Execution
     from cimco.sparse.masks import resolve
 
@@ -348,6 +357,66 @@ class _Dask:
         self.client.close()
 
 
+class _Local:
+    """Points in spawned workers (:class:`cimco.workers.Pool`). With an in-process backend
+    (:attr:`cimco.backends.Backend.in_process`) this process maps points too, one at a time
+    while it waits, beside ``jobs - 1`` workers: it has everything imported already, where a
+    worker takes about 0.4 s to start (docs/benchmarks.md)."""
+
+    def __init__(self, jobs: int, in_process: bool):
+        from cimco.workers import Pool
+
+        workers = jobs - 1 if in_process else jobs
+        self.pool = Pool(workers) if workers else None
+        self.ahead = 2 * workers  # points given to the workers at a time; the rest wait here
+        self.queue: collections.deque = collections.deque()
+        self.running: set[Future] = set()
+        self.inline = in_process
+
+    def submit(self, fn: Callable, *args) -> Future:
+        if not self.inline:
+            return self.pool.submit(fn, *args)
+        f = Future()
+        self.queue.append((f, args))
+        return f
+
+    def _give(self) -> None:
+        """Hand queued points to the workers, up to :attr:`ahead` in flight."""
+        self.running = {f for f in self.running if not f.done()}
+        while self.queue and len(self.running) < self.ahead:
+            f, args = self.queue.popleft()
+            self.running.add(f)
+            self.pool.submit(run_point, *args).add_done_callback(functools.partial(_copy, f))
+
+    def wait(self, futures: list[Future]) -> set[Future]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        if self.inline:
+            self._give()
+            done = {f for f in futures if f.done()}
+            if not done and self.queue:
+                f, args = self.queue.popleft()
+                try:
+                    f.set_result(_point(*args))
+                except Exception as e:  # as a worker's would: raised by result()
+                    f.set_exception(e)
+                return {f for f in futures if f.done()}
+            if done:
+                return done
+        return wait(futures, return_when=FIRST_COMPLETED).done
+
+    def close(self, failed: bool) -> None:
+        if self.pool:
+            self.pool.close(failed)
+
+
+def _copy(to: Future, src: Future) -> None:
+    if src.exception() is not None:
+        to.set_exception(src.exception())
+    else:
+        to.set_result(src.result())
+
+
 def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: str | None = None,
         jobs: int = 1, cache_dir: str | Path | None = None, progress: bool = True,
         max_points: int | None = None, backend: str = DEFAULT):
@@ -379,9 +448,7 @@ def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: s
             raise SpecError([Problem("cimco sweep", "--scheduler", "--executor dask needs a scheduler address")])
         ex = _Dask(scheduler)
     else:
-        from cimco.workers import Pool
-
-        ex = Pool(max(1, min(jobs, len(todo) or 1)))
+        ex = _Local(max(1, min(jobs, len(todo) or 1)), backends.get(backend).in_process)
     bar = tqdm(total=stats.distinct, initial=stats.done_before, desc="sweep", unit="point",
                disable=not progress, dynamic_ncols=True)
     failed = True
@@ -417,7 +484,7 @@ def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: s
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     files = {"results.parquet": buf.getvalue(), "results.csv": df.to_csv(index=False),
-             "pareto.png": pareto_png(df), "sweep.html": html(spec.name, df)}
+             **pages(spec.name, df)}
     for name, data in files.items():
         write_atomic(out / name, data)
     stats.files = [out / n for n in files]
@@ -472,23 +539,18 @@ def _pareto_fig(df):
     return fig
 
 
-def pareto_png(df) -> bytes:
-    import matplotlib.pyplot as plt
+def pages(name: str, df) -> dict[str, bytes | str]:
+    """``pareto.png`` and ``sweep.html`` (the same figure, drawn once, and the points' table)."""
+    from cimco.report import html as h
 
     fig = _pareto_fig(df)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def html(name: str, df) -> str:
-    from cimco.report import html as h
-
+    fig.savefig(buf, format="png", dpi=120)  # before _svg closes the figure
     front = set(pareto(df))
     cols = [c for c in df.columns if c != "hash"]
     rows = [[*(None if isinstance(v, float) and v != v else v for v in r.values()), "yes" if i in front else ""]
             for i, r in enumerate(df[cols].to_dict("records"))]
-    return h.page(f"cimco sweep {name}", [f"<h1>Sweep {name}: {len(df)} points</h1>", '<div class="plots">',
-                                          h._svg(_pareto_fig(df)), "</div>", "<h2>Points</h2>",
+    page = h.page(f"cimco sweep {name}", [f"<h1>Sweep {name}: {len(df)} points</h1>", '<div class="plots">',
+                                          h._svg(fig), "</div>", "<h2>Points</h2>",
                                           "<p>Click a column to sort.</p>", h.table([*cols, "pareto"], rows)])
+    return {"pareto.png": buf.getvalue(), "sweep.html": page}

@@ -5,6 +5,7 @@ tables times the backends' action counts, and the Timeloop export writes them fo
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -51,8 +52,6 @@ def priced(system: SystemSpec, bits: Bits) -> tuple[dict[str, dict[str, float]],
     containers above it fan out to. ``tests/test_upstream.py`` checks every entry against
     AccelForge's own component costs (:func:`cimco._af.component_costs`) on each macro family
     at several precisions, so an upgrade of either that changes one fails loudly."""
-    import inspect
-
     from cimco import arch
     from cimco.models import MODELS
 
@@ -70,11 +69,18 @@ def priced(system: SystemSpec, bits: Bits) -> tuple[dict[str, dict[str, float]],
             continue
         cls = classes[node["component_class"]]
         given = node.get("extra_attributes_for_component_model", {})
-        model = cls(**{k: v for k, v in given.items() if k in inspect.signature(cls).parameters})
+        model = cls(**{k: v for k, v in given.items() if k in _parameters(cls)})
         actions = ("read", "write") if kind == "Memory" else ("read",)
         ert[name] = {a: float(getattr(model, a)().energy) for a in actions}
         art[name] = float(model.area) * instances
     return ert, art
+
+
+@functools.cache
+def _parameters(cls: type) -> frozenset[str]:
+    import inspect
+
+    return frozenset(inspect.signature(cls).parameters)
 
 
 def component_tables(system: SystemSpec, workload: WorkloadSpec) -> Tables:

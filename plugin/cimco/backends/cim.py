@@ -107,36 +107,42 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def arrays(shape: Shape, g: MacroGeometry, bits: Bits, buffer_bits: int) -> list[dict[str, int]]:
-    """Column and row factors: whole factors, at most one partial group per direction
-    (where a rank does not divide), the kernel or one of its dimensions whole on the rows;
-    and fewer columns where that lets a block of output
-    channels over all positions fit the buffer (partial sums then stay there)."""
+def arrays(shape: Shape, g: MacroGeometry, bits: Bits, buffer_bits: int) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """Column and row factors (as (rank, factor) tuples): whole factors, at most one partial
+    group per direction (where a rank does not divide), the kernel or one of its dimensions
+    whole on the rows; and fewer columns where that lets a block of output channels over all
+    positions fit the buffer (partial sums then stay there)."""
+    positions = math.prod(shape.size(k) for k in POSITION_RANKS) * shape.size("g")
+    return _arrays(shape.size("m"), tuple(shape.size(k) for k in ("c", "r", "s")), g.wordlines_on,
+                   g.outputs_per_macro, buffer_bits // (bits.output * positions))
+
+
+@functools.lru_cache(maxsize=4096)  # layers and sweep points share them
+def _arrays(m: int, crs: tuple[int, int, int], wordlines: int, outputs_per_macro: int,
+            fitting_columns: int) -> tuple:  # fitting_columns: output channels whose outputs fit the buffer
     from cimco.timeloop.layout import _rows
 
-    m = shape.size("m")
-    positions = math.prod(shape.size(k) for k in POSITION_RANKS) * shape.size("g")
-    up = {k.upper(): shape.size(k) for k in ("c", "r", "s")}
+    up = dict(zip("CRS", crs))
     # a partial group's rank may loop here, so its groups need not fit the macros side by side
-    rows_options = [_rows(up, g.wordlines_on, math.inf, whole)[0] for whole in (True, False)]
+    rows_options = [_rows(up, wordlines, math.inf, whole)[0] for whole in (True, False)]
     # the kernel, or one of its dimensions, whole on the rows with as many channels as fit:
     # inputs are then reused inside the array rather than fetched per kernel turn
     for r, s_ in ((up["R"], up["S"]), (up["R"], 1), (1, up["S"])):
-        if 1 < r * s_ <= g.wordlines_on:
-            rows = {"C": min(up["C"], g.wordlines_on // (r * s_)), "R": r, "S": s_}
+        if 1 < r * s_ <= wordlines:
+            rows = {"C": min(up["C"], wordlines // (r * s_)), "R": r, "S": s_}
             if rows not in rows_options:
                 rows_options.append(rows)
     out = []
     for whole, rows in zip((True, False, False, False, False), rows_options):
-        most = min(m, g.outputs_per_macro)
+        most = min(m, outputs_per_macro)
         if whole and m % most:
             most = max(f for f in range(1, most + 1) if m % f == 0)
-        fit = [c for c in _spans(m) if c < most and c * positions * bits.output <= buffer_bits]
+        fit = [c for c in _spans(m) if c < most and c <= fitting_columns]
         for cols in [most, *fit[-1:]]:
-            a = {"m": cols, **{k.lower(): v for k, v in rows.items()}}
+            a = tuple({"m": cols, **{k.lower(): v for k, v in rows.items()}}.items())
             if a not in out:
                 out.append(a)
-    return out
+    return tuple(out)
 
 
 def _spans(n: int) -> list[int]:
@@ -163,13 +169,13 @@ def _split(f: dict[str, int], cores: int, per_core: int) -> tuple[dict, dict] | 
     return {k: a for k, (a, _) in zip(ranks, best[1])}, {k: b for k, (_, b) in zip(ranks, best[1])}
 
 
-def spreads(groups: dict[str, int], cores: int, per_core: int) -> list[tuple[dict, dict]]:
-    """(macro factors, core factors) per weight rank: every spread over cores x macros that
-    fits them (for each rank, the fewest side by side for each number of turns: :func:`_spans`).
-    None is left out for having more turns than another: a looped rank changes the tiles
-    the buffer holds, and fewer groups side by side can waste fewer partial ones."""
-    found = _spreads(tuple((k, groups[k]) for k in WEIGHT_RANKS if groups.get(k, 1) > 1), cores, per_core)
-    return [(dict(macro), dict(core)) for macro, core in found]
+def spreads(groups: dict[str, int], cores: int, per_core: int) -> tuple:
+    """(macro factors, core factors) per weight rank, as (rank, factor) tuples: every spread
+    over cores x macros that fits them (for each rank, the fewest side by side for each
+    number of turns: :func:`_spans`). None is left out for having more turns than another:
+    a looped rank changes the tiles the buffer holds, and fewer groups side by side can
+    waste fewer partial ones."""
+    return _spreads(tuple((k, groups[k]) for k in WEIGHT_RANKS if groups.get(k, 1) > 1), cores, per_core)
 
 
 @functools.lru_cache(maxsize=4096)  # layers and sweep points share them
@@ -237,11 +243,14 @@ def plans(system: SystemSpec, shape: Shape, bits: Bits):
     """Every (array, macro spread, core spread, turns per weight rank); the loops and tiles of
     each are :func:`nests` of its turns."""
     g = MacroGeometry.of_system(system, bits)
-    for a in arrays(shape, g, bits, system.global_buffer.size_bits):
+    for array in arrays(shape, g, bits, system.global_buffer.size_bits):
+        a = dict(array)
         groups = {k: _ceil(shape.size(k), a.get(k, 1)) for k in WEIGHT_RANKS}
         for macro, core in spreads(groups, system.cores, system.macros_per_core):
-            turns = {k: _ceil(groups[k], macro.get(k, 1) * core.get(k, 1)) for k in WEIGHT_RANKS}
-            yield tuple(a.items()), tuple(macro.items()), tuple(core.items()), turns
+            turns = dict(groups)
+            for k, n in macro + core:
+                turns[k] = _ceil(turns[k], n)
+            yield array, macro, core, turns
 
 
 def resident(system: SystemSpec, shape: Shape, bits: Bits) -> bool:
@@ -326,7 +335,7 @@ class _Nest:
         done: dict[str, int] = {}
         for u in range(len(loops) + 1):
             self.size["I"].append(shape.input_tile(ext))
-            self.mean_input.append(shape.input_tile(mean))
+            self.mean_input.append(self.size["I"][-1] if mean == ext else shape.input_tile(mean))
             self.size["O"].append(math.prod(ext.get(k, 1) for k in RELEVANT["O"]))
             if u == len(loops):
                 break
