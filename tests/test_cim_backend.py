@@ -30,7 +30,7 @@ from cimco.tables import component_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from backend_agreement import overfull, verdict  # noqa: E402
+from backend_agreement import overfull, undercounted, verdict  # noqa: E402
 
 MARS = load(ROOT / "arch_specs/mars_system.yaml")
 FAMILIES = {
@@ -49,6 +49,8 @@ set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "cimco-hypothesis")
 
 
 def _agrees(layer: Layer, system: SystemSpec, scratch: Path) -> None:
+    from cimco import _af
+
     try:
         ffm = AccelForge().map_layer(system, layer, BITS, scratch=scratch)
     except MappingError:
@@ -56,8 +58,9 @@ def _agrees(layer: Layer, system: SystemSpec, scratch: Path) -> None:
     ours = Cim().map_layer(system, layer, BITS, scratch=scratch)
     assert ours.computes == layer.macs
     e, lat = ours.energy_j / ffm.energy_j, ours.latency_s / ffm.latency_s
-    assert not overfull(ours, system), layer
-    assert verdict(ours, ffm, 0.01, system) != "worse", (
+    einsum = _af.einsum_of(layer)
+    assert not overfull(ours, system) and not undercounted(ours, system, layer, BITS, einsum), layer
+    assert verdict(ours, ffm, 0.01, system, layer, BITS, einsum) != "worse", (
         f"{layer}: cimco/FFM energy {e:.4f} latency {lat:.4f}\nFFM  {ffm.mapping}\nours {ours.mapping}")
     # every number is AccelForge's: energy is the counts times the ERT
     ert = component_tables(system, WorkloadSpec(name="w", source="t", bits=BITS, layers=[layer])).ert
