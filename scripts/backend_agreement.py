@@ -9,13 +9,15 @@ energy-delay product (listed with both). A pair that does neither while FFM's ma
 more tiles side by side than a core has macros or the system cores (AccelForge's model counts
 an imperfect spatial loop's use of a fanout as its mean occupancy) is counted apart as
 ``ffm_overfull``: FFM's mapping does not fit the hardware; and one where the model counts
-FFM's mapping fewer readouts than any mapping on the macro's rows has (the same mean occupancy,
-of a rank split imperfectly at two levels) as ``ffm_undercounted``. FFM results are kept in --cache
+FFM's mapping, and not cimco's, fewer readouts than any mapping on the macro's rows has (the
+same mean occupancy, e.g. of a rank split imperfectly at two levels) as ``ffm_undercounted``;
+``ours_undercounted`` counts cimco's mappings the model counts so (a kernel rank's partial last
+turn, counted as its share of a readout). FFM results are kept in --cache
 (keyed as `cimco map`'s cache is) so a rerun maps only what is new.
 
 Prints one line per pair that does not agree, then the worst ratios, and ends
 RESULT layers=... agree=... worst_energy=... worst_latency=... better_edp=... ffm_overfull=...
-ffm_undercounted=... worse=...
+ffm_undercounted=... worse=... ours_undercounted=...
 (worst_*: largest cimco/FFM ratio over the pairs that agree or are worse).
 """
 
@@ -126,8 +128,8 @@ def undercounted(result, system, layer, bits, einsum: dict) -> bool:
 def verdict(ours, ffm, tol: float, system, layer, bits, einsum: dict) -> str:
     """"agree", "better" (lower energy-delay product), or, where neither: "overfull" (FFM's
     mapping uses more macros or cores than ``system`` has: :func:`overfull`),
-    "undercounted" (the model counts FFM's mapping fewer readouts than any mapping has:
-    :func:`undercounted`) or "worse"."""
+    "undercounted" (the model counts FFM's mapping, not ours, fewer readouts than any
+    mapping has: :func:`undercounted`) or "worse"."""
     e, lat = ours.energy_j / ffm.energy_j, ours.latency_s / ffm.latency_s
     if abs(e - 1) <= tol and abs(lat - 1) <= tol:
         return "agree"
@@ -135,7 +137,9 @@ def verdict(ours, ffm, tol: float, system, layer, bits, einsum: dict) -> str:
         return "better"
     if overfull(ffm, system):
         return "overfull"
-    return "undercounted" if undercounted(ffm, system, layer, bits, einsum) else "worse"
+    if undercounted(ffm, system, layer, bits, einsum) and not undercounted(ours, system, layer, bits, einsum):
+        return "undercounted"
+    return "worse"
 
 
 def main() -> int:
@@ -156,6 +160,7 @@ def main() -> int:
     ffm_engine = {"backend": "accelforge", **AccelForge().versions()}
     counts = {"agree": 0, "better": 0, "overfull": 0, "undercounted": 0, "worse": 0}
     worst_e = worst_l = 1.0
+    ours_under = 0  # cimco's mappings the model counts below the readouts any mapping has
     t_ours = t_ffm = 0.0
     for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(",")):
         k = ffm_key(system, einsum, bits, ffm_engine)
@@ -173,8 +178,8 @@ def main() -> int:
         except MappingError as e:
             print(f"{system.name} {name}:{layer.name} unmappable: {e}", flush=True)
             continue
-        assert not overfull(ours, system) and not undercounted(ours, system, layer, bits, einsum), \
-            (system.name, layer.name)
+        assert not overfull(ours, system), (system.name, layer.name)
+        ours_under += undercounted(ours, system, layer, bits, einsum)
         v = verdict(ours, ffm, args.tol, system, layer, bits, einsum)
         counts[v] += 1
         e, lat = ours.energy_j / ffm.energy_j, ours.latency_s / ffm.latency_s
@@ -187,7 +192,7 @@ def main() -> int:
     print(f"cimco backend {t_ours:.1f} s, FFM (not from cache) {t_ffm:.1f} s")
     print(f"RESULT layers={total} agree={counts['agree']} worst_energy={worst_e:.4f} worst_latency={worst_l:.4f} "
           f"better_edp={counts['better']} ffm_overfull={counts['overfull']} "
-          f"ffm_undercounted={counts['undercounted']} worse={counts['worse']}")
+          f"ffm_undercounted={counts['undercounted']} worse={counts['worse']} ours_undercounted={ours_under}")
     return 0
 
 

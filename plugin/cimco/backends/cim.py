@@ -592,6 +592,7 @@ class _Floor(NamedTuple):
     dram_bits: float
     glb_bits: float
     inputs_bits: float  # each input an output position reads at its kernel's first tap
+    activation_s: float  # an activation's time, were every turn whole (the cells', readouts' or drives')
 
 
 def _floor(c: _Costs, bits: Bits, shape: Shape, array: dict[str, int], g: MacroGeometry) -> _Floor:
@@ -610,8 +611,10 @@ def _floor(c: _Costs, bits: Bits, shape: Shape, array: dict[str, int], g: MacroG
     drives = per_channel * shape.size("m") / array.get("m", 1) * g.input_slices
     dram = c.weight_bits + outputs + inputs
     glb = per_channel * bits.input + inputs + 2 * outputs
+    rows = math.prod(array.get(k, 1) for k in ("c", "r", "s"))
     return _Floor(c.cells_j + dram * c.dram_j + glb * c.glb_j + conversions * c.conversion_j + drives * c.drive_j,
-                  dram, glb, inputs)
+                  dram, glb, inputs, max(c.slices_s, array.get("m", 1) * g.conversions_per_output * c.readout_s,
+                                         rows * g.input_slices * c.drive_s))
 
 
 def _bound(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, floor: _Floor) -> float:
@@ -633,7 +636,7 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
     conversions, lower latency, then the order of :func:`plans`), leaving out the array
     and spread choices whose lower bounds are above the best plan found: their plans cannot
     come first. Choices are taken in the order of a quick bound (the array's :func:`_floor`
-    and the cells' time for the spread's turns), then checked against a closer one
+    and its activations' time for the spread's turns), then checked against a closer one
     (:func:`_bound`) before their loops and tiles are priced. For each
     input tile start only the highest output tile start that fits is kept: an output tile
     held higher is filled no more often and moves no more data (the input tile can be held
@@ -652,7 +655,7 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
             floors[array] = _floor(costs, bits, shape, dict(array), g)
         f = floors[array]
         activations = math.prod(turns.values()) * math.prod(positions.values())
-        quick = f.energy_j * max(activations * costs.slices_s, f.dram_bits / costs.dram_bw, f.glb_bits / costs.glb_bw)
+        quick = f.energy_j * max(activations * f.activation_s, f.dram_bits / costs.dram_bw, f.glb_bits / costs.glb_bw)
         choices.append((quick, n, array, macro, core, turns))
     choices.sort(key=lambda x: x[:2])
     scored, best = [], math.inf
