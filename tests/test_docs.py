@@ -73,10 +73,11 @@ BACKENDS = """\
 he best mapping's counts, energies and latencies in closed form, each equal to AccelForge's model's \
 for that mapping (tested entry by entry; 1,870 layer/system pairs checked) | no AccelForge call at r\
 un time: ResNet-50 in 4.5 s from a cold start (0.05x plain AccelForge); within 1% of FFM or a lower \
-energy-delay product on 1,848 of 1,870 layer/system pairs (21 others: FFM's mapping uses more macros\
- than a core has; one: +1.1% energy), clearly better on small buffers (ResNet-18 `conv1`, 4 macros, \
-16 KB: 0.36x FFM's energy, 0.63x its latency) ([models.md](docs/models.md#the-cimco-backend), [bench\
-marks.md](docs/benchmarks.md#the-cimco-backend-against-ffm)) |
+energy-delay product on 1,848 of 1,870 layer/system pairs, none worse (21 others: FFM's mapping uses\
+ more macros than a core has; one: FFM's 1.1% lower energy is the model counting fewer readouts than\
+ any mapping has), clearly better on small buffers (ResNet-18 `conv1`, 4 macros, 16 KB: 0.36x FFM's \
+energy, 0.63x its latency) ([models.md](docs/models.md#the-cimco-backend), [benchmarks.md](docs/benc\
+hmarks.md#the-cimco-backend-against-ffm)) |
 | AccelForge | `accelforge` | AccelForge's FFM mapper over its whole mapspace, evaluated by its mode\
 l with cimco's hwcomponents models | the reference for every number; may use more macros than a core\
  has (imperfect spatial loops counted at their mean) |

@@ -613,7 +613,8 @@ def parser() -> argparse.ArgumentParser:
                     help="local process pool (default) or a dask.distributed cluster")
     sw.add_argument("--scheduler", help="with --executor dask: the scheduler, e.g. tcp://HOST:8786")
     sw.add_argument("--jobs", type=_count, default=default_jobs(),
-                    help="local worker processes, each mapping one point (default: CPUs)")
+                    help="local processes mapping points, one point each at a time (default: CPUs; with the "
+                         "cimco backend this process is one of them)")
     sw.add_argument("--cache-dir", help="mapping cache directory (default: OUT/cache)")
     sw.add_argument("--max-points", type=_count, default=None, metavar="N",
                     help="refuse a sweep of more than N points, counted before any is built (default 10000)")
