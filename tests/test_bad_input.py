@@ -52,6 +52,11 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     ("kind: {a: 1}\n", "kind: expected one of"),
     (MACRO + "rows: 32\n", "rows: duplicate key"),
     ("kind: macro\n" + "".join(f"k{i}: 1\n" for i in range(300_000)), "refused: about 600,004 YAML values"),
+    # a system of 100,000 unknown keys (2.4 MB) took ~4 s to parse and refuse: a spec's cap is lower
+    ("kind: system\n" + "".join(f"unknown_{i}: {i}\n" for i in range(100_000)),
+     "refused: about 200,004 YAML values (counted from its separators and lines); cimco reads at most 20,000 "
+     "in a system spec"),
+    ("kind: 'workload'\n" + "x: 1\n" * 100_001, "cimco reads at most 200,000 in a workload spec"),
 ])
 def test_unparseable_or_hostile_yaml(tmp_path: Path, capsys, data, words) -> None:
     code, err = _validate(tmp_path, capsys, data)
@@ -72,6 +77,27 @@ def test_nodes_bound_is_an_upper_bound(text: str) -> None:
     built = sum(isinstance(e, (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent))
                 for e in yaml.parse(text, Loader=_Loader))
     assert 0 < built <= _nodes_bound(text)
+
+
+def test_scalar_tags_are_pyyamls() -> None:
+    """The loader's scalar tags, found once per distinct text, are those of PyYAML's resolver."""
+    import yaml
+
+    from cimco.spec.load import _Loader
+
+    class Plain(yaml.SafeLoader):  # the same resolvers (YAML 1.2 floats added), PyYAML's resolve
+        yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+    words = ["yes", "No", "on", "OFF", "~", "null", "Null", "", "1e-15", "1.0e11", "0x1F", "0o17", "1_000", ".inf",
+             "-.Inf", ".NaN", "2001-12-14", "true", "True", "FALSE", "a", "unknown_1", "16", "+7", "-0.5",
+             "1:30", "0b101", "12e", "e12", "'16'", '"yes"', "1.", ".5"]
+    text = "\n".join(f"k{i}: {w}" for i, w in enumerate(words)) + "\nl: [" + ", ".join(w for w in words if w) + "]\n"
+
+    def tags(loader) -> list[str]:
+        node = loader(text).get_single_node()
+        return [v.tag for _, v in node.value[:-1]] + [v.tag for v in node.value[-1][1].value]
+
+    assert tags(_Loader) == tags(Plain)
+    assert yaml.load(text, Loader=_Loader) == yaml.load(text, Loader=Plain)
 
 
 @pytest.mark.parametrize("edit, path, words", [

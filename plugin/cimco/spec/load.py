@@ -25,7 +25,10 @@ from cimco.spec.workload import WorkloadSpec
 KINDS = {"macro": MacroSpec, "system": SystemSpec, "workload": WorkloadSpec}
 
 MAX_SPEC_BYTES = 4 * 2**20  # the largest bundled spec is ~30 kB
-MAX_YAML_NODES = 250_000  # after alias expansion: a bundled workload has ~19 per layer (10,000 layers: 190,000)
+# values (YAML nodes) read, after alias expansion: parsing takes ~8 us a value, so a file at a cap
+# is refused in about 2 s at most; a file declaring another kind than a workload takes the lower one
+MAX_YAML_NODES = 200_000  # a workload: a bundled one has ~19 per layer (10,000 layers: 190,000)
+MAX_SPEC_NODES = 20_000  # a macro, system or sweep (the largest bundled spec has 172)
 MAX_YAML_DEPTH = 32  # the specs nest 4 levels
 MAX_INT_CHARS = 4000  # an integer literal longer is refused before int() (which refuses over 4300 digits)
 
@@ -57,7 +60,7 @@ def read_regular(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
     return data
 
 
-def _node_problems(root: yaml.Node, file: str) -> list[Problem]:
+def _node_problems(root: yaml.Node, file: str, limit: int = MAX_YAML_NODES) -> list[Problem]:
     """Bound the document before building it: expanded size (alias bombs), depth, integer
     literals (Python's int() refuses over 4300 digits), and duplicate keys (PyYAML keeps the
     last silently)."""
@@ -93,8 +96,8 @@ def _node_problems(root: yaml.Node, file: str) -> list[Problem]:
                 n += walk(k, depth + 1, sub) + walk(v, depth + 1, sub)
         open_.discard(id(node))
         size[id(node)] = n
-        if n > MAX_YAML_NODES:
-            raise _Bound(f"expands to over {MAX_YAML_NODES:,} values (YAML aliases?)")
+        if n > limit:
+            raise _Bound(f"expands to over {limit:,} values (YAML aliases?)")
         return n
 
     try:
@@ -116,7 +119,27 @@ class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  
     multi-megabyte spec is refused in seconds), reading ``1e-15`` and ``1.0e11`` as numbers as
     YAML 1.2 does (YAML 1.1 wants a dot and a signed exponent, else they are text). Numbers
     are strict in the specs, so a quoted "16" stays text and is refused, while these stay
-    numbers."""
+    numbers.
+
+    A plain scalar's tag depends on its text alone (no path resolvers are added), so it is
+    found once per distinct text, and at once for a text no implicit resolver starts with
+    (PyYAML's resolver, called for each of libyaml's nodes, was half of a large file's parse)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._tags: dict[str, str] = {}
+
+    def resolve(self, kind, value, implicit):
+        if kind is not yaml.ScalarNode or not implicit[0]:
+            return super().resolve(kind, value, implicit)
+        tag = self._tags.get(value)
+        if tag is None:
+            if value and value[0] not in self.yaml_implicit_resolvers and None not in self.yaml_implicit_resolvers:
+                tag = self.DEFAULT_SCALAR_TAG
+            else:
+                tag = super().resolve(kind, value, implicit)
+            self._tags[value] = tag
+        return tag
 
 
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float",
@@ -157,8 +180,18 @@ def _bracket_depth(text: str) -> int:
 
 def _nodes_bound(text: str) -> int:
     """An upper bound on the nodes PyYAML would build, from the raw text (at C speed: building
-    them costs ~10 us each, so a file far over :data:`MAX_YAML_NODES` is refused before)."""
+    them costs ~8 us each, so a file over its cap is refused before)."""
     return 2 + sum(text.count(mark) for mark in _NODE_MARKS)
+
+
+def _declared_kind(text: str) -> str | None:
+    """The ``kind:`` a file declares on a top-level line (a spec kind, else None), read from
+    the raw text to choose its size cap before parsing."""
+    found = _KIND.search(text)
+    return found.group(1) if found and found.group(1) in (*KINDS, "sweep") else None
+
+
+_KIND = re.compile(r"^kind:[ \t]*[\"']?(\w+)", re.M)
 
 
 def parse_yaml(data: bytes, file: str) -> Any:
@@ -172,10 +205,12 @@ def parse_yaml(data: bytes, file: str) -> Any:
         raise SpecError([Problem(file, "", "contains NUL bytes: a spec must be a YAML text file")])
     if _bracket_depth(text) > 4 * MAX_YAML_DEPTH:  # PyYAML would take seconds to find out
         raise SpecError([Problem(file, "", f"refused: nested deeper than {MAX_YAML_DEPTH} levels")])
-    bound = _nodes_bound(text)
-    if bound > MAX_YAML_NODES:
+    bound, kind = _nodes_bound(text), _declared_kind(text)
+    limit = MAX_YAML_NODES if kind in (None, "workload") else MAX_SPEC_NODES
+    if bound > limit:
+        what = f"a {kind} spec" if kind else "a spec"
         raise SpecError([Problem(file, "", f"refused: about {bound:,} YAML values (counted from its separators "
-                                 f"and lines); cimco reads at most {MAX_YAML_NODES:,}")])
+                                 f"and lines); cimco reads at most {limit:,} in {what}")])
     unprintable = _unprintable(text, file)
     if unprintable:
         raise SpecError([unprintable])
@@ -184,7 +219,7 @@ def parse_yaml(data: bytes, file: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        problems = _node_problems(node, file)
+        problems = _node_problems(node, file, limit)
         if problems:
             raise SpecError(capped(problems))
         return loader.construct_document(node)
