@@ -143,7 +143,7 @@ def test_timeloop_counts_give_back_timeloops_own_energy(run: str) -> None:
     energy Timeloop computed from the same ERT (to its two printed decimals of fJ/compute)."""
     from cimco.spec import load
     from cimco.spec.workload import Bits
-    from cimco.timeloop.runner import _tables, parse_stats, to_result
+    from cimco.timeloop.runner import _tables, parse_levels, parse_stats, to_result
 
     system, bits = load(SYSTEM), Bits(input=8, weight=8, output=8)
     text = (REAL.parent / run / "timeloop-mapper.stats.txt").read_text()
@@ -154,6 +154,14 @@ def test_timeloop_counts_give_back_timeloops_own_energy(run: str) -> None:
         level = "ADC" if part == "ShiftAdd" else part  # the readout level carries the shift-add
         ours[level] = ours.get(level, 0.0) + tables.energy(part, action) * n
     theirs = parse_stats(text).energy_by_component_j()
+    # this Timeloop run read the ERT exported then, which priced a cell fill (one weight) as a
+    # write per input x weight slice; the export now prices it as one per weight bit (issue 21):
+    # Timeloop's CellArray energy with its fills priced so
+    ert = yaml.safe_load((REAL.parent / run / "ERT.yaml").read_text())["ERT"]["tables"]
+    then = next(a["energy"] for t in ert if t["name"].endswith(".CellArray") for a in t["actions"]
+                if a["name"] == "write") * 1e-12
+    fills = sum(c["fill"] for c in parse_levels(text)["CellArray"].values())
+    theirs["CellArray"] += fills * (tables.energy("CellArray", "write") * bits.weight - then)
     assert set(ours) == {k for k in theirs if k != "TimeloopOther"}
     for level, e in theirs.items():
         if level != "TimeloopOther":

@@ -165,7 +165,23 @@ def test_bad_macro_file_named_with_system_key(tmp_path: Path, capsys) -> None:
     sysf.write_text(SYSTEM.replace("macro: mars_macro_28nm.yaml", "macro: m.yaml"))
     code, err = _run(capsys, "specs", "validate", str(sysf))
     assert code == 2
-    assert "sys.yaml: macro.tech_node_m: (in macro file 'm.yaml') expected at most 1e-06, got 65" in err
+    assert f"{tmp_path / 'm.yaml'}: tech_node_m: expected at most 1e-06, got 65" in err
+    # validated together, the macro file's problem is listed once (it was listed through the system too)
+    code, err = _run(capsys, "specs", "validate", str(sysf), str(tmp_path / "m.yaml"))
+    assert code == 2 and err.count("tech_node_m: expected at most 1e-06, got 65") == 1
+
+
+def test_a_system_key_is_the_system_files_problem(tmp_path: Path, capsys) -> None:
+    """A misspelt system key that starts like `macro` (`macros_per_cor`) was reported "(in
+    macro file ...)"."""
+    (tmp_path / "m.yaml").write_text(MACRO)
+    sysf = tmp_path / "sys.yaml"
+    sysf.write_text(SYSTEM.replace("macro: mars_macro_28nm.yaml", "macro: m.yaml")
+                    .replace("macros_per_core:", "macros_per_cor:"))
+    code, err = _run(capsys, "specs", "validate", str(sysf))
+    assert code == 2
+    assert "sys.yaml: macros_per_cor: unknown key; did you mean 'macros_per_core'?" in err
+    assert "macro file" not in err and "m.yaml" not in err
 
 
 def test_oversize_spec_file(tmp_path: Path, capsys) -> None:

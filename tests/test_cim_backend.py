@@ -304,3 +304,21 @@ def test_a_looped_reduction_rank_is_not_left_out_for_its_turns() -> None:
     macros = _Macros.of(shape, nest, ffm, BITS, MacroGeometry.of_system(MARS, BITS))
     theirs = _score(_Costs.of(MARS, shape, BITS, ert), BITS, nest, macros, _holders(shape, ffm))
     assert ranked(MARS, layer, einsum, BITS, ert)[0][0].edp <= theirs.edp * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_weight_writes_are_the_weight_bits_whatever_the_input_bits(family: str) -> None:
+    """Hand count (issue 21): a 256 -> 32 linear of 8-bit weights reloaded writes 8,192 x 8 =
+    65,536 weight bits into the cells, at 4-bit and at 8-bit inputs (it was counted once per
+    input slice: 131,072 at 8 bits on the MARS macro), with either backend; their energy is
+    that count times the ERT's energy per bit written."""
+    system = FAMILIES[family]
+    layer = Layer(name="fc", type="linear", in_channels=256, out_channels=32)
+    for input_bits in (4, 8):
+        bits = Bits(input=input_bits, weight=8, output=8)
+        ert = component_tables(system, WorkloadSpec(name="w", source="t", bits=bits, layers=[layer])).ert
+        for backend in (Cim(), AccelForge()):
+            r = backend.map_layer(system, layer, bits)
+            assert r.actions[("CellArray", "write")] == pytest.approx(65_536, rel=1e-9), (backend.name, input_bits)
+            assert r.tensor_actions[("CellArray", "W", "write")] == pytest.approx(65_536, rel=1e-9)
+            assert r.energy[("CellArray", "write")] == pytest.approx(65_536 * ert["CellArray"]["write"], rel=1e-6)

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cimco.cli import main
 
@@ -261,3 +262,44 @@ def test_sweep_problems_are_capped(tmp_path: Path, capsys) -> None:
                                      f"grid:\n  macro.adc_bits: [{', '.join(str(-i) for i in range(1, 200))}]\n")
     code, err = _run(capsys, "sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "OUT"))
     assert code == 2 and "and 179 more problems not listed" in err and len(err) < 20_000
+
+
+# --- cimco diff --------------------------------------------------------------------------
+
+def test_diff_of_two_runs_names_totals_components_and_layers(tmp_path: Path, capsys, mapped) -> None:
+    """B is A with its DRAM at 4x the energy per bit: the totals' ratio, DRAM first among the
+    components explaining the difference (all of it), each layer's ratio; --out writes both files."""
+    d = tmp_path / "B"
+    assert main(["map", "--system", _dram_x4(tmp_path), "--workload", str(mapped[0].parent / "tiny.yaml"),
+                 "--out", str(d), "--quiet"]) == 0
+    capsys.readouterr()
+    a, b = (json.loads((p / "report.json").read_text()) for p in (mapped[0], d))
+    assert main(["diff", str(mapped[0]), str(d), "--out", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    ratio = b["totals"]["energy_j"] / a["totals"]["energy_j"]
+    assert ratio > 1 and f"{ratio:.4g}x" in out
+    components = out.split("Energy by component")[1].split("\n")
+    assert components[3].startswith("DRAM") and components[3].rstrip().endswith("100.0%")
+    assert all(f"{x['name']} " in out for x in a["layers"])
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {"diff.md", "diff.html"}
+    assert "DRAM" in (tmp_path / "cmp" / "diff.html").read_text()
+
+
+def _dram_x4(tmp_path: Path) -> str:
+    """The bundled system with 4x DRAM energy per bit, written into ``tmp_path``; its path."""
+    from cimco.spec.load import read_yaml
+
+    data = read_yaml(Path(SYSTEM))
+    data["macro"] = str(Path(SYSTEM).parent / data["macro"])
+    data["dram"]["energy_per_bit_j"]["value"] *= 4
+    (tmp_path / "sys.yaml").write_text(yaml.safe_dump(data))
+    return str(tmp_path / "sys.yaml")
+
+
+def test_diff_refuses_every_bad_report_at_once(tmp_path: Path, capsys, mapped) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "report.json").write_text('{"totals": 1e400}')
+    code, err = _run(capsys, "diff", str(tmp_path / "none"), str(tmp_path / "bad"))
+    assert code == 2 and "none/report.json: no report.json here" in err and "totals: expected a finite number" in err
+    code, err = _run(capsys, "diff", str(mapped[0]), str(mapped[0]), "--out", "/proc/cimco")
+    assert code == 2 and "--out" in err

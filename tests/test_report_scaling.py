@@ -52,7 +52,8 @@ def synthetic_report(n: int) -> dict:
 
 
 TABLES = Tables(ert={"ADC": {"read": 1e-12}, "DRAM": {"read": 2e-11}},
-                art={"ADC": 1e-7, "GlobalBuffer": 6e-7, "CellArray": 2e-7})
+                art={"ADC": 1e-7, "GlobalBuffer": 6e-7, "CellArray": 2e-7},
+                instances={"ADC": 32, "GlobalBuffer": 1, "CellArray": 32 * 256 * 64})
 
 
 def _write(n: int, out: Path) -> str:

@@ -192,7 +192,8 @@ def test_constraints_are_the_cim_dataflow(tmp_path: Path) -> None:
 
 def test_ert_round_trips_to_cimco_component_tables(tmp_path: Path) -> None:
     """Parsed back (pJ -> J), each Timeloop action costs exactly cimco's actions it stands for
-    (MARS macro, 8-bit layer: 2 input slices, 8 weight columns, 2 readouts per output)."""
+    (MARS macro, 8-bit layer: 2 input slices, 8 weight columns, 2 readouts per output; a cell
+    fill, one weight, is 8 weight bits written)."""
     _, tables, done = _export(tmp_path)
     ert = {t["name"]: {a["name"]: a["energy"] for a in t["actions"]}
            for t in _yaml(done[0].dir / "ERT.yaml")["ERT"]["tables"]}
@@ -203,7 +204,7 @@ def test_ert_round_trips_to_cimco_component_tables(tmp_path: Path) -> None:
     assert ert["mars_system.ADC"] == {"read": 0.0, "random_fill": 0.0,
                                       "random_update": (e["ADC"]["read"] + e["ShiftAdd"]["read"]) * 2 * 1e12}
     assert ert["mars_system.CellArray"] == {"read": e["CellArray"]["read"] * 16 * 1e12,
-                                            "write": e["CellArray"]["write"] * 16 * 1e12}
+                                            "write": e["CellArray"]["write"] * 8 * 1e12}
     assert ert["mars_system.Compute"] == {"compute": e["Compute"]["compute"] * 1e12}
     art = {t["name"]: t["area"] for t in _yaml(done[0].dir / "ART.yaml")["ART"]["tables"]}
     assert art["mars_system.ADC"] == pytest.approx((tables.art["ADC"] + tables.art["ShiftAdd"]) / 32 * 1e12)

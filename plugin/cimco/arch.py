@@ -178,6 +178,10 @@ def build_nodes(system: SystemSpec, bits: Bits, column_split: bool = False, fuse
          "tensors": {"keep": "weight", "no_refetch_from_above": "weight",
                      "force_memory_hierarchy_order": False},
          "actions_scale": both, "throughput_scale": g.weight_slices, **per_value,
+         # a read is one MAC's cell operations (input x weight slices); a write is one weight
+         # bit (the ERT's write energy): a weight's write stands for its bits, not for the
+         # actions_scale (which would count it once per input slice)
+         "actions": [{"name": "read"}, {"name": "write", "values_per_action": {"All": both / bits.weight}}],
          **parts[CELL_ARRAY]},
         {"kind": "Compute", "name": COMPUTE, "component_class": "Dummy"},
     ]

@@ -215,13 +215,13 @@ def _report_problems(report: object, file: str) -> list[Problem]:
             + [Problem(file, "", "not a cimco report as `cimco map` writes it: rerun `cimco map`")])
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def read_report(directory: str) -> dict:
+    """The report.json of a report directory, checked like user input (SpecError)."""
     import json
 
-    from cimco.report.write import summary_rows, totals_line
     from cimco.spec.load import read_regular
 
-    path = Path(args.dir) / "report.json"
+    path = Path(directory) / "report.json"
     if not path.exists():
         raise SpecError([Problem(str(path), "", "no report.json here; run `cimco map` first")])
     try:
@@ -233,9 +233,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     problems = _report_problems(report, str(path))
     if problems:
         raise SpecError(problems)
+    return report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cimco.report.write import summary_rows, totals_line
+
+    report = read_report(args.dir)
     print(_table(*summary_rows(report)))
     print()
     print(totals_line(report))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from cimco.report import diff
+
+    problems: list[Problem] = []
+    reports = []
+    for d in (args.a, args.b):
+        try:
+            reports.append(read_report(d))
+        except SpecError as e:
+            problems += e.problems
+    if problems:
+        raise SpecError(problems)
+    if args.out:
+        _writable_dir(Path(args.out), "--out")
+    a, b = reports
+    print("\n".join(diff.heading(a, b, args.a, args.b)))
+    for title, head, rows in diff.tables(a, b):
+        print(f"\n{title}\n{_table(head, rows)}")
+    if args.out:
+        for p in diff.write(a, b, args.a, args.b, Path(args.out)):
+            print(f"wrote {p}")
     return 0
 
 
@@ -419,8 +450,8 @@ def cmd_specs_validate(args: argparse.Namespace) -> int:
         try:
             spec = load(f)
             print(f"ok  {f}  ({spec.kind} {spec.name!r})")
-        except SpecError as e:
-            problems += e.problems
+        except SpecError as e:  # a macro file's problems once, validated alone or through a system
+            problems += [p for p in e.problems if p not in problems]
     if problems:
         raise SpecError(problems)
     return 0
@@ -535,6 +566,12 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="print the summary of an existing report directory")
     r.add_argument("dir", help="directory holding report.json")
     r.set_defaults(func=cmd_report)
+
+    df = sub.add_parser("diff", help="compare two report directories: totals, energy by component, layers")
+    df.add_argument("a", help="report directory A (holding report.json)")
+    df.add_argument("b", help="report directory B, compared with A (ratios are B/A)")
+    df.add_argument("--out", metavar="DIR", help="also write diff.md and diff.html into DIR")
+    df.set_defaults(func=cmd_diff)
 
     e = sub.add_parser("export", help="export a torch model (or a workload) to a cimco workload "
                        "and Timeloop v0.4 problems",

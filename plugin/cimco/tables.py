@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -18,10 +18,16 @@ from cimco.spec.workload import Bits, WorkloadSpec
 
 @dataclass
 class Tables:
-    """Energy per action (J) and area (m^2, all instances) of every part of a system."""
+    """Energy per action (J) and area (m^2, all instances) of every part of a system, and
+    each part's instances (where known: :func:`instances`)."""
 
     ert: dict[str, dict[str, float]]
     art: dict[str, float]
+    instances: dict[str, int] = field(default_factory=dict)
+
+    def art_per_instance(self) -> dict[str, float]:
+        """Area of one instance of each part (Accelergy's ART convention)."""
+        return {part: a / self.instances[part] for part, a in self.art.items()}
 
     def energy(self, part: str, action: str) -> float:
         """Energy of one action (0 for an action the part does not charge)."""
@@ -52,18 +58,13 @@ def priced(system: SystemSpec, bits: Bits) -> tuple[dict[str, dict[str, float]],
     containers above it fan out to. ``tests/test_upstream.py`` checks every entry against
     AccelForge's own component costs (:func:`cimco._af.component_costs`) on each macro family
     at several precisions, so an upgrade of either that changes one fails loudly."""
-    from cimco import arch
     from cimco.models import MODELS
 
     classes = {m.__name__: m for m in MODELS}
     ert: dict[str, dict[str, float]] = {}
     art: dict[str, float] = {}
-    instances = 1
-    for node in arch.build_nodes(system, bits):
+    for node, instances in _placed(system, bits):
         name, kind = node["name"], node["kind"]
-        if kind == "Container":
-            instances *= math.prod(s["fanout"] for s in node["spatial"])
-            continue
         if kind == "Compute":
             ert[name], art[name] = {"compute": 0.0}, 0.0
             continue
@@ -74,6 +75,27 @@ def priced(system: SystemSpec, bits: Bits) -> tuple[dict[str, dict[str, float]],
         ert[name] = {a: float(getattr(model, a)().energy) for a in actions}
         art[name] = float(model.area) * instances
     return ert, art
+
+
+def _placed(system: SystemSpec, bits: Bits):
+    """(node, instances) for each part of ``system``'s architecture at ``bits``: the fanouts
+    of the containers above it multiplied."""
+    from cimco import arch
+
+    instances = 1
+    for node in arch.build_nodes(system, bits):
+        if node["kind"] == "Container":
+            instances *= math.prod(s["fanout"] for s in node["spatial"])
+        else:
+            yield node, instances
+
+
+def instances(system: SystemSpec, bits: Bits) -> dict[str, int]:
+    """Instances of each part (:func:`_placed`); the index memory is one per macro."""
+    out = {node["name"]: n for node, n in _placed(system, bits)}
+    if system.index_memory is not None:
+        out[INDEX_MEMORY] = system.n_macros
+    return out
 
 
 @functools.cache
@@ -88,7 +110,7 @@ def component_tables(system: SystemSpec, workload: WorkloadSpec) -> Tables:
     (:func:`component_costs`), with the index memory beside them."""
     bits = workload.layer_bits(workload.layers[0])
     ert, art = component_costs(system, bits)
-    tables = Tables(ert=ert, art=art)
+    tables = Tables(ert=ert, art=art, instances=instances(system, bits))
     im = system.index_memory
     if im is not None:  # outside the AccelForge arch (a per-macro memory slows its mapper 20-60x)
         from cimco.models import CimcoIndexMemory
@@ -110,8 +132,7 @@ def ert_yaml(ert: dict[str, dict[str, float]], system: str) -> str:
 
 
 def art_yaml(art: dict[str, float], system: str) -> str:
-    """Accelergy v0.4 ART: the area of each component in um^2 (as given: per instance or
-    all instances, which the caller states in a comment)."""
+    """Accelergy v0.4 ART: the area of one instance of each component (``art``, m^2) in um^2."""
     out = {"ART": {"version": "0.4", "tables": [
         {"name": f"{system}.{comp}", "area": a * 1e12} for comp, a in art.items()]}}
     return yaml.safe_dump(out, sort_keys=False)

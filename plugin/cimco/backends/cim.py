@@ -445,12 +445,11 @@ class _Costs:
 
         weights = math.prod(shape.size(k) for k in WEIGHT_RANKS)
         g = MacroGeometry.of_system(system, bits)
-        slices = g.input_slices * g.weight_slices  # the model scales every cell action by them (issue 21)
+        reads = math.prod(shape.dims.values()) * g.input_slices * g.weight_slices  # cell operations
         cell = ert.get(CELL_ARRAY, {})
-        cells_j = slices * (math.prod(shape.dims.values()) * cell.get("read", 0.0) + weights * cell.get("write", 0.0))
-        # the model times the cells' weight writes as it times their reads (scaled alike by the
-        # input slices: issue 21), one write per weight to a read per MAC, unless preloaded
-        writes = weights / math.prod(shape.dims.values()) if system.macro.weights_loaded != "once" else 0.0
+        cells_j = reads * cell.get("read", 0.0) + weights * bits.weight * cell.get("write", 0.0)  # a write: a bit
+        # the model times the cells' weight writes as it times their reads, unless preloaded
+        writes = weights * bits.weight / reads if system.macro.weights_loaded != "once" else 0.0
         return cls(weights * bits.weight,
                    system.dram.energy_per_bit_j.value, system.global_buffer.energy_per_bit_j.value,
                    system.dram.bandwidth_bits_per_s, system.global_buffer.bandwidth_bits_per_s,
@@ -530,7 +529,7 @@ def evaluate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, ert: dict[st
              (GLOBAL_BUFFER, "O", "read"): t.sums_added + t.outputs_out,
              (GLOBAL_BUFFER, "O", "write"): t.sums_in + t.sums_back,
              (CELL_ARRAY, "W", "read"): computes * slices,
-             (CELL_ARRAY, "W", "write"): math.prod(shape.size(k) for k in WEIGHT_RANKS) * slices,
+             (CELL_ARRAY, "W", "write"): math.prod(shape.size(k) for k in WEIGHT_RANKS) * bits.weight,
              (WORDLINE_DRIVER, "I", "read"): macros.drives, (WORDLINE_DRIVER, "I", "write"): 0.0}
     for r in readouts:
         moved |= {(r, "O", "read"): macros.conversions, (r, "O", "write"): 0.0}

@@ -32,6 +32,7 @@ class Result:
     designs: dict[str, Choice]
     layers: list[str]
     costs: str = "spatial"  # where stage times and energies come from: "spatial" or the mapping backend's name
+    loss: str = ""  # what the accuracy budget sums, in which unit
 
     def gain(self, name: str) -> tuple[float, float]:
         """(latency gain, throughput gain) of a design over the baseline."""
@@ -178,17 +179,21 @@ def _designs(workload: WorkloadSpec, opts: list[list[Option]], weight_bits, budg
                            min_throughput=min_throughput),
         "joint": solve(opts, budget, acc, objective=objective, min_throughput=min_throughput),
     }
-    return Result(workload.name, budget, acc, designs, [layer.name for layer in workload.layers])
+    loss = (f"the summed loss of uniform {ref_bits}-bit weights: "
+            + ("the --sensitivity CSV's losses, in its unit" if sensitivity else
+               "a proxy, quantization-noise power summed over the weights (weights x 4^-bits, assumed)"))
+    return Result(workload.name, budget, acc, designs, [layer.name for layer in workload.layers], loss=loss)
 
 
 def write(result: Result, out: Path) -> None:
     lines = [f"# LRMP: {result.workload}", "",
-             f"macro budget {result.budget}; accuracy budget {result.accuracy_budget:.4g}", "",
+             f"macro budget {result.budget}; accuracy budget {result.accuracy_budget:.4g} ({result.loss})", "",
              "stage times and energies: " + ("the spatial model" if result.costs == "spatial" else
                                              f"the {result.costs} backend's mapping of each layer on its macros")
              + " (the macros' compute and index codes only: buffers, DRAM and the transfers between stages "
                "are not counted)", "",
-             "| design | macros | bottleneck (us) | latency (us) | energy (uJ) | latency gain | throughput gain |",
+             "| design | macros | bottleneck (us) | latency (us) | macro energy (uJ) | latency gain "
+             "| throughput gain |",
              "|---|---|---|---|---|---|---|"]
     for name, ch in result.designs.items():
         lg, tg = result.gain(name)

@@ -114,6 +114,13 @@ def energy_png(d: dict) -> bytes:
     return buf.getvalue()
 
 
+def _art_head(tables: Tables) -> str:
+    total = sum(tables.art.values()) * 1e6
+    return ("# area per instance in um^2 (Accelergy's convention), from cimco's component models\n"
+            f"# instances: {', '.join(f'{p} {n:,}' for p, n in tables.instances.items())}\n"
+            f"# all instances: {total:.4g} mm^2 (report.json: totals.area_m2)\n")
+
+
 def write_all(report: dict, tables: Tables, out: Path, cache: Path | None = None) -> list[Path]:
     """Write the report's seven files into ``out``; their paths. Figures drawn before from the
     same data are taken from ``cache`` (:func:`cimco.report.html.figure`; None: all drawn)."""
@@ -125,7 +132,7 @@ def write_all(report: dict, tables: Tables, out: Path, cache: Path | None = None
             **energy_data(report), "title": f"{report['workload']} on {report['system']}: energy by component"},
             cache),
         "ERT.yaml": ert_yaml(tables.ert, report["system"]),
-        "ART.yaml": art_yaml(tables.art, report["system"]),
+        "ART.yaml": _art_head(tables) + art_yaml(tables.art_per_instance(), report["system"]),
         "report.html": render_html(report, tables.art, cache),
     }
     paths = []

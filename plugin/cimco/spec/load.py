@@ -305,9 +305,10 @@ def load(path: str | Path, kind: str | None = None) -> MacroSpec | SystemSpec | 
         problems = capped(spec.macro.check(file, "macro") if isinstance(spec, SystemSpec) else spec.check(file))
     except ValidationError as e:
         problems = problems_from(e, file, data, KINDS[k])  # capped too
-    if macro_file:  # say which file a macro problem is in
-        problems = [Problem(p.file, p.path, f"(in macro file {short(macro_file)}) {p.message}")
-                    if p.path.startswith("macro") else p for p in problems]
+    if macro_file:  # a macro problem is the macro file's, as validating that file reports it
+        where = clip(str(path.parent / macro_file))
+        problems = [Problem(where, p.path.removeprefix("macro").removeprefix("."), p.message)
+                    if p.path == "macro" or p.path.startswith("macro.") else p for p in problems]
     if problems:
         raise SpecError(problems)
     return spec

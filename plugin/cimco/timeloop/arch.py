@@ -18,7 +18,7 @@ that keep one tensor each and cost what cimco's parts cost per value passing thr
 - the readout keeps outputs; an update (a partial sum of one row-group activation, reduced
   over the word lines on at once) costs one conversion and shift-add per readout of it.
 - ``CellArray`` keeps the weights; a read (one MAC) costs one cell MAC per input x weight
-  slice, a fill one write per slice. Its depth is the row groups that take turns.
+  slice, a fill (one weight) one write per weight bit. Its depth is the row groups that take turns.
 - DRAM and the global buffer count words of the layer's bits; cimco counts their bits.
 
 One Timeloop cycle is one activation of the macro (one row group, all input slices):
@@ -204,7 +204,7 @@ def energy_table(tables: Tables, system: SystemSpec, plan: LayerPlan) -> dict[st
         GLOBAL_BUFFER: {"read": e[GLOBAL_BUFFER]["read"] * wb, "write": e[GLOBAL_BUFFER]["write"] * wb},
         WORDLINE_DRIVER: {"read": 0.0, "write": e[WORDLINE_DRIVER]["read"] * g.input_slices * d},
         readout_level(system): {"read": 0.0, "random_fill": 0.0, "random_update": readout},
-        CELL_ARRAY: {"read": e[CELL_ARRAY]["read"] * both * d, "write": e[CELL_ARRAY]["write"] * both},
+        CELL_ARRAY: {"read": e[CELL_ARRAY]["read"] * both * d, "write": e[CELL_ARRAY]["write"] * b.weight},
         COMPUTE: {"compute": e[COMPUTE]["compute"]},
     }
     if plan.index_reads_per_update is not None:

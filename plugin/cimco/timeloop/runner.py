@@ -125,7 +125,8 @@ def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerR
     into the cimco actions its Timeloop actions stand for (see :func:`cimco.timeloop.arch.energy_table`):
     DRAM and global-buffer words x word bits; an input's fill of the word-line drivers x input
     slices; a readout update x readouts per output for every readout part; a cell read (one
-    MAC) or fill x input x weight slices. Each level's time is its cycles x ``cycle_s``."""
+    MAC) x input x weight slices, a cell fill (one weight) x weight bits. Each level's time is
+    its cycles x ``cycle_s``."""
     summary, levels, cycles = parse_stats(text), parse_levels(text), parse_level_cycles(text)
     g = MacroGeometry.of_system(system, bits)
     wb, both = word_bits(bits), g.input_slices * g.weight_slices
@@ -150,7 +151,7 @@ def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerR
                     add(part, space, "read", c["update"] * g.conversions_per_output)
             elif level == CELL_ARRAY:
                 add(level, space, "read", c["read"] * both)
-                add(level, space, "write", c["fill"] * both)
+                add(level, space, "write", c["fill"] * bits.weight)
     actions: dict[tuple[str, str], float] = {(COMPUTE, "compute"): float(summary.computes)}
     for (part, _, action), n in tensor.items():
         actions[(part, action)] = actions.get((part, action), 0.0) + n
