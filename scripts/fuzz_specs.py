@@ -1,5 +1,5 @@
 """Fuzz the ``cimco`` CLI: mutated bundled specs and workloads, and the arguments of `cimco export`,
-`sweep`, `lrmp` and `report` (tests/fuzz_mutate.py).
+`sweep`, `lrmp`, `report` and `diff` (tests/fuzz_mutate.py).
 
 Each input runs in a forked child with a time and address-space limit, so a hang or a memory
 blow-up is counted rather than suffered. An input passes with exit 0, or exit 2 with a refusal

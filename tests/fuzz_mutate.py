@@ -306,7 +306,7 @@ def make_case(r, files: dict[str, bytes]) -> Case:
 
 # The other entry points' arguments (scripts/fuzz_specs.py --entries). A CLI case runs ``argv``
 # ("{d}" is the case's directory); `cimco sweep` is checked as far as it goes before mapping.
-CLI_KINDS = ["export", "sweep", "lrmp", "report"]
+CLI_KINDS = ["export", "sweep", "lrmp", "report", "diff"]
 ZOO_OK = ["resnet20_cifar"]  # the smallest zoo model: an accepted export stays around a second
 MODELS = ZOO_OK + ["no_such_model", "nosuchmodule_xyz:f", "math:pi", "os:getcwd", "json:loads", "a:b:c", ":",
                    "cimco:nothing", "torch.nn:ReLU", "torch.nn:Linear", "collections:OrderedDict", "x" * 5000]
@@ -426,7 +426,8 @@ def _sweep(r, files: dict[str, bytes], wl: str) -> tuple[bytes, str, bool]:
 
 
 def make_cli_case(r, files: dict[str, bytes], kinds: list[str] = CLI_KINDS) -> Case:
-    """One input for `cimco export`, `sweep`, `lrmp` or `report` (one of ``kinds``), every choice drawn from ``r``."""
+    """One input for `cimco export`, `sweep`, `lrmp`, `report` or `diff` (one of ``kinds``), every
+    choice drawn from ``r``."""
     kind = r.choice(kinds)
     wl, wl_text = _tiny_workload(files)
     case = Case(kind, "", {}, "", None)
@@ -451,8 +452,29 @@ def make_cli_case(r, files: dict[str, bytes], kinds: list[str] = CLI_KINDS) -> C
                 case.files[v] = v
             case.detail, case.bad = f"{case.detail} --sensitivity {v}", case.bad or bad
         case.bad |= "energy" in case.argv and "--min-throughput" not in case.argv
-    else:
+    elif kind == "report":
         case.files["report.json"], case.detail, case.bad = _report_json(r)
         case.argv = ["report", "{d}"]
+    else:  # diff: two report dirs, each clean or mutated (or missing), an --out good or not
+        from test_report_scaling import synthetic_report
+
+        details = []
+        for side in ("a", "b"):
+            how = r.choice(["clean", "clean", "mutated", "missing"])
+            if how == "clean":
+                case.files[f"{side}/report.json"] = json.dumps(synthetic_report(r.choice([1, 3, 300]))).encode()
+            elif how == "mutated":
+                case.files[f"{side}/report.json"], detail, bad = _report_json(r)
+                how, case.bad = f"mutated {detail}", case.bad or bad
+            else:
+                case.bad = True
+            details.append(f"{side}: {how}")
+        case.argv = ["diff", "{d}/a", "{d}/b"]
+        out = r.choice([None, "{d}/cmp", "/proc/cimco", "{d}/a/report.json"])
+        if out is not None:
+            case.argv += ["--out", out]
+            details.append(f"--out {out}")
+            case.bad |= out != "{d}/cmp"
+        case.detail = " ".join(details)
     case.target = case.argv[0]
     return case

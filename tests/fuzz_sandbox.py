@@ -34,6 +34,7 @@ def write(case: Case, d: Path) -> None:
     """Lay the case's files out in the empty directory ``d``."""
     for name, content in case.files.items():
         p = d / name
+        p.parent.mkdir(parents=True, exist_ok=True)
         if content == "fifo":
             os.mkfifo(p)
         elif content == "dir":

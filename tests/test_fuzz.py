@@ -86,16 +86,16 @@ def _swallow(fn) -> int:
     return 2
 
 
-# `cimco report` on mutated report.json files (scripts/fuzz_specs.py also fuzzes export, sweep and
-# lrmp; their accepted inputs cost seconds each, too slow for a property test).
+# `cimco report` and `cimco diff` on mutated report.json files (scripts/fuzz_specs.py also fuzzes
+# export, sweep and lrmp; their accepted inputs cost seconds each, too slow for a property test).
 @settings(max_examples=60, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.data())
-def test_report_survives_mutated_report_json(data):
-    case = fm.make_cli_case(Drawn(data), FILES, ["report"])
+@given(st.data(), st.sampled_from(["report", "diff"]))
+def test_report_and_diff_survive_mutated_report_json(data, kind: str):
+    case = fm.make_cli_case(Drawn(data), FILES, [kind])
     with tempfile.TemporaryDirectory(prefix="cimco-fuzz-") as d:
         res = sandbox.run(case, Path(d), cpu_s=5)
-    what = f"report ({case.detail})"
+    what = f"{kind} ({case.detail})"
     assert res["outcome"] in ("exit0", "exit2"), f"{what}: {res['outcome']}: {res['exc'][-1500:]}"
     assert not sandbox.refusal_problems(res), f"{what}: {sandbox.refusal_problems(res)}: {res['stderr']}"
 
