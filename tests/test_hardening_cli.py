@@ -229,13 +229,17 @@ def test_map_disk_full(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, 
 @pytest.mark.parametrize("model, words", [
     ("collections:OrderedDict", "OrderedDict() returned a OrderedDict, not a torch.nn.Module"),
     ("os:getcwd", "getcwd() returned a str, not a torch.nn.Module"),
-    ("nosuchmodule_xyz:f", "cannot import module 'nosuchmodule_xyz' (ModuleNotFoundError; is it on PYTHONPATH?)"),
+    ("nosuchmodule_xyz:f", "no module named 'nosuchmodule_xyz' (is it on PYTHONPATH?)"),
+    ("a:b:c", "no module named 'a' (is it on PYTHONPATH?)"),
     ("math:pi", "module 'math' has no callable 'pi'"),
-    ("json:loads", "calling loads() failed (TypeError)"),
+    ("json:loads", "calling loads() failed: "),
+    ("torch.nn:Linear", "calling Linear() failed: "),
 ])
 def test_export_model_that_is_not_a_module(tmp_path: Path, capsys, model: str, words: str) -> None:
+    """Found by the fuzzer: no Python exception names in the refusal (raw_msg)."""
     code, err = _run(capsys, "export", "--model", model, "--input-shape", "1,3,8,8", "--out", str(tmp_path / "OUT"))
     assert code == 2 and f"--model {model!r}: {words}" in err
+    assert "Error" not in err
 
 
 def test_export_seed_beyond_what_torch_takes(tmp_path: Path, capsys) -> None:
@@ -294,6 +298,18 @@ def _dram_x4(tmp_path: Path) -> str:
     data["dram"]["energy_per_bit_j"]["value"] *= 4
     (tmp_path / "sys.yaml").write_text(yaml.safe_dump(data))
     return str(tmp_path / "sys.yaml")
+
+
+@pytest.mark.parametrize("path, value, words", [
+    ("workload", KeyError, "workload: required field is missing"),
+    ("totals.executed_macs", "many", "totals.executed_macs: expected an integer, got str"),
+])
+def test_diff_checks_the_fields_it_reads(tmp_path: Path, capsys, mapped, path, value, words) -> None:
+    """Found by the fuzzer: a report without `workload` or with a text executed_macs was an
+    internal error (exit 1) in `cimco diff`."""
+    d = _edited(tmp_path, mapped, _set(path, value))
+    code, err = _run(capsys, "diff", str(mapped[0]), str(d))
+    assert code == 2 and words in err
 
 
 def test_diff_refuses_every_bad_report_at_once(tmp_path: Path, capsys, mapped) -> None:

@@ -142,9 +142,9 @@ def _non_finite(data: object) -> list[tuple[str, str]]:
 
 
 def _field_problems(report: dict) -> list[tuple[str, str]]:
-    """(dotted path, message) of what ``cimco report`` prints that is missing, mistyped or
-    out of range: energies, latencies, MACs, rates and areas must be >= 0, and energy_j > 0
-    where it divides."""
+    """(dotted path, message) of what ``cimco report`` and ``cimco diff`` read that is missing,
+    mistyped or out of range: energies, latencies, MACs, rates and areas must be >= 0, and
+    energy_j > 0 where it divides."""
     import math
 
     bad: list[tuple[str, str]] = []
@@ -169,10 +169,13 @@ def _field_problems(report: dict) -> list[tuple[str, str]]:
             bad.append((path, f"expected a finite number {'above' if positive else 'at least'} 0, "
                               f"got {'a huge number' if huge else v}"))
 
+    for k in ("workload", "system"):
+        get(report, k, k, str, "text")
     t = get(report, "totals", "totals", dict, "an object")
+    counts = ("dense_macs", "executed_macs", "macros_needed", "column_split_layers")
     for k in ("latency_s", "tops_per_w", "tops_per_w_on_chip", "tops", "fps", "area_m2", "energy_j",
-              "dense_macs", "column_split_layers") if t is not None else ():
-        num(t, k, f"totals.{k}", integer=k in ("dense_macs", "column_split_layers"), positive=k == "energy_j")
+              *counts) if t is not None else ():
+        num(t, k, f"totals.{k}", integer=k in counts, positive=k == "energy_j")
     if t is not None:
         get(t, "mode", "totals.mode", str, "text")
         weights = get(t, "weights", "totals.weights", str, "text")
@@ -312,15 +315,18 @@ def _load_model(spec: str, shape: tuple[int, ...] | None, example: str, seed: in
                           f"and not of the form module:callable")
     try:
         module = importlib.import_module(mod_name)
-    except Exception as e:  # the user's code, or no such module
-        raise ExportError(f"--model {spec!r}: cannot import module {mod_name!r} ({type(e).__name__}; is it on "
-                          f"PYTHONPATH?)") from None
+    except ModuleNotFoundError as e:
+        raise ExportError(f"--model {spec!r}: no module named {e.name or mod_name!r} (is it on PYTHONPATH?)") from None
+    except Exception as e:  # the user's code
+        raise ExportError(f"--model {spec!r}: importing module {mod_name!r} failed in its own code: "
+                          f"{str(e)[:200]}") from None
     if not callable(build := getattr(module, attr, None)):
         raise ExportError(f"--model {spec!r}: module {mod_name!r} has no callable {attr!r}")
     try:
         model = build()
     except Exception as e:  # the user's code
-        raise ExportError(f"--model {spec!r}: calling {attr}() failed ({type(e).__name__}): {str(e)[:200]}") from None
+        raise ExportError(f"--model {spec!r}: calling {attr}() failed: {str(e)[:200]} (`module:callable` names a "
+                          f"callable that takes no arguments and returns an nn.Module)") from None
     from torch import nn
 
     if not isinstance(model, nn.Module):
