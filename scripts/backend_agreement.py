@@ -85,13 +85,15 @@ def distinct_layers(n_systems: int, workloads: list[str]):
 
 
 def ffm_key(system, einsum: dict, bits, engine: dict) -> str:
-    """The key of FFM's result in --cache: the inputs and the engine's versions (not
-    cimco's code, which the FFM result does not depend on)."""
+    """The key of FFM's result in --cache: what FFM is given (the architecture cimco builds
+    for ``system`` at ``bits``, and the Einsum) and the engine's versions; not the rest of
+    cimco's code, which FFM's result does not depend on."""
     import hashlib
     import json
 
-    payload = {"system": system.model_dump(mode="json"), "einsum": einsum, "bits": bits.model_dump(mode="json"),
-               "engine": engine}
+    from cimco import arch
+
+    payload = {"architecture": arch.build_nodes(system, bits), "einsum": einsum, "engine": engine}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
