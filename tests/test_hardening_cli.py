@@ -268,6 +268,21 @@ def test_sweep_problems_are_capped(tmp_path: Path, capsys) -> None:
     assert code == 2 and "and 179 more problems not listed" in err and len(err) < 20_000
 
 
+def test_art_yaml_is_per_instance_as_accelergys(mapped) -> None:
+    """ART.yaml from `cimco map` held the area of all instances, the Timeloop export's per
+    instance (issue 21): both per instance now, with the instances in a comment; instances x
+    area per instance is the report's total area."""
+    text = (mapped[0] / "ART.yaml").read_text()
+    assert text.startswith("# area per instance in um^2 (Accelergy's convention)")
+    instances = dict((p, int(n.replace(",", ""))) for p, n in
+                     (x.rsplit(" ", 1) for x in text.split("# instances: ")[1].split("\n")[0].split(", ")))
+    system = json.loads((mapped[0] / "report.json").read_text())
+    areas = {t["name"].split(".", 1)[1]: t["area"] * 1e-12 for t in yaml.safe_load(text)["ART"]["tables"]}
+    assert instances["WordlineDriver"] == 32 and instances["DRAM"] == 1  # the MARS-like system's 32 macros
+    assert instances["CellArray"] == 32 * 256 * 16  # each macro's columns x word lines on at once
+    assert sum(a * instances[p] for p, a in areas.items()) == pytest.approx(system["totals"]["area_m2"], rel=1e-9)
+
+
 # --- cimco diff --------------------------------------------------------------------------
 
 def test_diff_of_two_runs_names_totals_components_and_layers(tmp_path: Path, capsys, mapped) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,10 @@ def test_cli_lrmp_resnet20(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert code == 0 and "| joint |" in out
     assert {p.name for p in tmp_path.iterdir()} == {"lrmp.md", "lrmp_layers.csv", "lrmp_stages.png"}
+    # what its figures are (issue 21): the energy the macros' only, the accuracy budget's unit
+    assert "| macro energy (uJ) |" in out and "the macros' compute and index codes only" in out
+    assert re.search(r"accuracy budget [0-9.]+ \(the summed loss of uniform 6-bit weights: a proxy, "
+                     r"quantization-noise power summed over the weights \(weights x 4\^-bits, assumed\)\)", out)
 
 
 def test_cli_lrmp_infeasible_exit_2(tmp_path: Path, capsys) -> None:
