@@ -5,6 +5,7 @@ half-written."""
 from __future__ import annotations
 
 import errno
+import html
 import json
 import os
 import shutil
@@ -334,3 +335,17 @@ def test_diff_refuses_every_bad_report_at_once(tmp_path: Path, capsys, mapped) -
     assert code == 2 and "none/report.json: no report.json here" in err and "totals: expected a finite number" in err
     code, err = _run(capsys, "diff", str(mapped[0]), str(mapped[0]), "--out", "/proc/cimco")
     assert code == 2 and "--out" in err
+
+
+def test_map_warns_of_a_chain_mismatch_and_keeps_it_in_the_report(tmp_path: Path, capsys) -> None:
+    """Chained layers 16 -> 32 channels were accepted without a word (issue 21)."""
+    (tmp_path / "w.yaml").write_text(TINY + "  - {name: fc2, type: linear, in_channels: 32, out_channels: 4}\n")
+    assert main(["map", "--system", SYSTEM, "--workload", str(tmp_path / "w.yaml"), "--out", str(tmp_path / "OUT"),
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    words = "layer 'fc2' takes 32 input channels, but 'fc' gives 10"
+    assert f"cimco: warning: {words}" in err
+    report = json.loads((tmp_path / "OUT" / "report.json").read_text())
+    assert any(words in w for w in report["warnings"])
+    assert words in (tmp_path / "OUT" / "report.md").read_text()
+    assert html.escape(words) in (tmp_path / "OUT" / "report.html").read_text()

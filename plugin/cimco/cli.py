@@ -99,6 +99,8 @@ def cmd_map(args: argparse.Namespace) -> int:
         except (MappingError, LimitError) as e:
             raise pipeline.unmappable(e, workload, args.workload, args.system) from None
         files = [p.name for p in write_all(res.report, res.tables, out, cache)]
+    for w in res.report["warnings"]:  # with --quiet too: it silences the progress bar only
+        print(f"cimco: warning: {w}", file=sys.stderr)
     if not args.quiet:
         print(_table(*summary_rows(res.report)))
         print()

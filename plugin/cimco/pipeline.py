@@ -72,7 +72,11 @@ def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray]
     runs = transform.apply(system, runs)
     runs, plan = execution.apply(system, workload, runs, tables.ert, how)
     mapped = len({id(r.result) for r in runs if not r.cached})
-    return Result(build_report(system, workload, runs, plan, tables, backend), tables, mapped)
+    from cimco.checks import warnings_of
+
+    report = build_report(system, workload, runs, plan, tables, backend)
+    report["warnings"] = warnings_of(system, workload)
+    return Result(report, tables, mapped)
 
 
 def unmappable(e: MappingError | LimitError, workload: WorkloadSpec, workload_file: str,

@@ -305,6 +305,8 @@ def fragment(report: dict, area_m2: dict[str, float] | None = None, cache: Path 
     engine = ", ".join(f"{k} {v}" for k, v in (report.get("engine") or {}).items())
     parts = [f"<h1>{html.escape(str(report.get('workload')))} on {html.escape(str(report.get('system')))}</h1>",
              f"<p>cimco {html.escape(str(report.get('cimco_version')))}; engine {html.escape(engine)}</p>",
+             *([f"<h2>Warnings</h2><ul>{''.join(f'<li>{html.escape(str(w))}</li>' for w in report['warnings'])}"
+                "</ul>"] if report.get("warnings") else []),
              "<h2>Summary</h2>",
              table(["total", "value"], [[k, v] for k, v in t.items() if _num(v) or isinstance(v, str)], False)]
     layers = report.get("layers") or []

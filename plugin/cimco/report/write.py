@@ -73,8 +73,10 @@ def totals_line(report: dict) -> str:
 
 def _markdown(report: dict, tables: Tables | None = None) -> str:
     head, rows = summary_rows(report)
-    lines = [f"# {report['workload']} on {report['system']}", "", totals_line(report), "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"# {report['workload']} on {report['system']}", "", totals_line(report), ""]
+    if report.get("warnings"):
+        lines += ["## Warnings", "", *(f"- {w}" for w in report["warnings"]), ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     if note := aggregation_note(len(report["layers"])):
         lines += ["", note]

@@ -1,0 +1,83 @@
+"""Warnings that catch a user's likely mistakes in specs that are valid but implausible: printed
+by ``cimco map`` and kept in report.json ``warnings``, never silent, never a refusal (each can
+be what the user means).
+
+- an uncalibrated macro: its energies are the models' estimates, not fitted to silicon;
+- an ADC narrower than the column sums it converts (analog macros);
+- a layer whose input channels match none of its producers' outputs (16 -> 32 channels);
+- a cycle time outside the span of the published macros cimco bundles (``arch_specs``)."""
+
+from __future__ import annotations
+
+import math
+
+from cimco.spec.macro import ComponentEnergy, MacroSpec
+from cimco.spec.system import SystemSpec
+from cimco.spec.workload import WorkloadSpec
+
+# the cycle times of the bundled published macros (arch_specs/: Wu ISSCC 2022 3.3 ns ... Jia JSSC
+# 2020 1.35 us), widened 10x each way: a cycle outside is more likely a unit mistake than a design
+CYCLE_S_SPAN = (3.3e-9 / 10, 1.3497e-6 * 10)
+
+
+def uncalibrated(m: MacroSpec) -> str | None:
+    e = m.energy
+    if not isinstance(e, ComponentEnergy):
+        return None  # a datasheet table: its energies are the table's
+    factors = [("array_scale", e.array_scale.value)] + ([("adc_scale", e.adc_scale.value)] if m.family == "analog"
+                                                        else [])
+    if any(v != 1.0 for _, v in factors):
+        return None
+    return (f"macro {m.name!r} is uncalibrated (energy.{' and energy.'.join(k for k, _ in factors)} are 1): its "
+            f"energies and TOPS/W are cimco's model estimates at tech_node_m and voltage_v, not fitted to a "
+            f"measured macro (docs/specs.md: calibration)")
+
+
+def adc_too_narrow(m: MacroSpec) -> str | None:
+    """An analog macro's ADC with fewer bits than the largest column sum of one activation: the
+    word lines on at once, each an input slice times a cell's weight bits."""
+    if m.family != "analog":
+        return None
+    slice_bits = 1 if m.bit_serial_input else m.input_slice_bits
+    largest = m.wordlines_on * (2**slice_bits - 1) * (2**m.bits_per_cell - 1)
+    need = largest.bit_length()
+    if m.adc_bits >= need:
+        return None
+    return (f"macro {m.name!r}: its {m.adc_bits}-bit ADC resolves less than a column sum of {m.wordlines_on} "
+            f"word lines of {slice_bits}-bit input slices x {m.bits_per_cell}-bit cells (up to {largest:,}, "
+            f"{need} bits): conversions are counted, the lost precision is not modelled")
+
+
+def chain_mismatches(workload: WorkloadSpec) -> list[str]:
+    """Layers whose input channels are neither the sum of their producers' output channels
+    (concatenated), nor one producer's (added), nor, for a linear layer, their flattened outputs."""
+    by_name = {x.name: x for x in workload.layers}
+    out = []
+    for i, layer in enumerate(workload.layers):
+        producers = [by_name[n] for n in workload.producers(i) if n in by_name]
+        if not producers:
+            continue
+        channels = [p.out_channels for p in producers]
+        flat = [p.out_channels * math.prod(p.output_hw()) * p.tokens for p in producers]
+        fits = {sum(channels), *channels} | ({sum(flat), *flat} if layer.type == "linear" else set())
+        if layer.in_channels not in fits:
+            names = ", ".join(repr(p.name) for p in producers)
+            out.append(f"layer {layer.name!r} takes {layer.in_channels} input channels, but {names} "
+                       f"give{'s' if len(producers) == 1 else ''} {' + '.join(map(str, channels))}: "
+                       f"check the chain (each layer is mapped as written)")
+    return out
+
+
+def implausible_cycle(m: MacroSpec) -> str | None:
+    lo, hi = CYCLE_S_SPAN
+    if lo <= m.cycle_s <= hi:
+        return None
+    return (f"macro {m.name!r}: cycle_s {m.cycle_s:g} s is outside {lo:g}..{hi:g} s, 10x beyond the bundled "
+            f"published macros' 3.3 ns (Wu, ISSCC 2022) to 1.35 us (Jia, JSSC 2020): a unit mistake?")
+
+
+def warnings_of(system: SystemSpec, workload: WorkloadSpec) -> list[str]:
+    """Every warning for running ``workload`` on ``system``, in a stable order."""
+    m = system.macro
+    found = [uncalibrated(m), adc_too_narrow(m), implausible_cycle(m)]
+    return [w for w in found if w] + chain_mismatches(workload)
