@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from cimco.checks import adc_too_narrow, chain_mismatches, implausible_cycle, uncalibrated, warnings_of
+from cimco.checks import (
+    adc_too_narrow,
+    chain_mismatches,
+    implausible_cycle,
+    implausible_efficiency,
+    uncalibrated,
+    warnings_of,
+)
 from cimco.spec import load
 from cimco.spec.macro import MacroSpec
 from cimco.spec.workload import WorkloadSpec
@@ -51,6 +58,12 @@ def test_a_cycle_time_outside_the_published_macros() -> None:
     assert implausible_cycle(MARS) is None
     assert "cycle_s 0.001 s is outside" in implausible_cycle(_macro(cycle_s=1e-3))
     assert implausible_cycle(_macro(cycle_s=1e-10)) is not None
+
+
+def test_an_efficiency_outside_the_measured_macros() -> None:
+    assert implausible_efficiency(32.5) is None and implausible_efficiency(None) is None
+    assert "5.2 TOPS/W (report.json tops_per_w_macro), is outside the 11.5-610.5 TOPS/W" in implausible_efficiency(5.2)
+    assert implausible_efficiency(2000.0) is not None
 
 
 def _w(*layers: dict) -> WorkloadSpec:

@@ -5,7 +5,9 @@ be what the user means).
 - an uncalibrated macro: its energies are the models' estimates, not fitted to silicon;
 - an ADC narrower than the column sums it converts (analog macros);
 - a layer whose input channels match none of its producers' outputs (16 -> 32 channels);
-- a cycle time outside the span of the published macros cimco bundles (``arch_specs``)."""
+- a cycle time outside the span of the published macros cimco bundles (``arch_specs``);
+- a macro-only efficiency (energy per MAC) outside the span of the published macros' measured
+  TOPS/W that cimco's calibration tests reproduce."""
 
 from __future__ import annotations
 
@@ -68,6 +70,21 @@ def chain_mismatches(workload: WorkloadSpec) -> list[str]:
     return out
 
 
+# measured macro TOPS/W (2 ops per MAC) that tests/test_calibration.py reproduces: from X. Si et al.,
+# IEEE JSSC 56, 2021 (28 nm, 8b x 8b: 11.5) to M. E. Sinangil et al., IEEE JSSC 56(1), 2021 (7 nm,
+# 4b x 4b at zero output: 610.5)
+TOPS_PER_W_SPAN = (11.5, 610.5)
+
+
+def implausible_efficiency(tops_per_w_macro: float | None) -> str | None:
+    lo, hi = TOPS_PER_W_SPAN
+    if tops_per_w_macro is None or lo <= tops_per_w_macro <= hi:
+        return None
+    return (f"the macros' efficiency, {tops_per_w_macro:.4g} TOPS/W (report.json tops_per_w_macro), is outside the "
+            f"{lo:g}-{hi:g} TOPS/W measured on the published macros cimco reproduces (Si, JSSC 2021, 8b; Sinangil, "
+            f"JSSC 2021, 4b at zero output): check the macro's energies, voltage and cycle")
+
+
 def implausible_cycle(m: MacroSpec) -> str | None:
     lo, hi = CYCLE_S_SPAN
     if lo <= m.cycle_s <= hi:
@@ -76,8 +93,9 @@ def implausible_cycle(m: MacroSpec) -> str | None:
             f"published macros' 3.3 ns (Wu, ISSCC 2022) to 1.35 us (Jia, JSSC 2020): a unit mistake?")
 
 
-def warnings_of(system: SystemSpec, workload: WorkloadSpec) -> list[str]:
-    """Every warning for running ``workload`` on ``system``, in a stable order."""
+def warnings_of(system: SystemSpec, workload: WorkloadSpec, tops_per_w_macro: float | None = None) -> list[str]:
+    """Every warning for running ``workload`` on ``system`` (with the report's macro-only
+    efficiency, where known), in a stable order."""
     m = system.macro
-    found = [uncalibrated(m), adc_too_narrow(m), implausible_cycle(m)]
+    found = [uncalibrated(m), adc_too_narrow(m), implausible_cycle(m), implausible_efficiency(tops_per_w_macro)]
     return [w for w in found if w] + chain_mismatches(workload)

@@ -75,7 +75,7 @@ def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray]
     from cimco.checks import warnings_of
 
     report = build_report(system, workload, runs, plan, tables, backend)
-    report["warnings"] = warnings_of(system, workload)
+    report["warnings"] = warnings_of(system, workload, report["totals"].get("tops_per_w_macro"))
     return Result(report, tables, mapped)
 
 
