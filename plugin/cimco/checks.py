@@ -3,7 +3,7 @@ by ``cimco map`` and kept in report.json ``warnings``, never silent, never a ref
 be what the user means).
 
 - an uncalibrated macro: its energies are the models' estimates, not fitted to silicon;
-- an ADC narrower than the column sums it converts (analog macros);
+- an ADC too narrow for a column sum even of one-bit products (analog macros);
 - a layer whose input channels match none of its producers' outputs (16 -> 32 channels);
 - a cycle time outside the span of the published macros cimco bundles (``arch_specs``);
 - a macro-only efficiency (energy per MAC) outside the span of the published macros' measured
@@ -36,18 +36,18 @@ def uncalibrated(m: MacroSpec) -> str | None:
 
 
 def adc_too_narrow(m: MacroSpec) -> str | None:
-    """An analog macro's ADC with fewer bits than the largest column sum of one activation: the
-    word lines on at once, each an input slice times a cell's weight bits."""
+    """An analog macro's ADC with fewer bits than a column sum of one-bit products over the word
+    lines on at once needs. (Multi-bit input slices and cells need more; published macros
+    clip those sums by design, e.g. the MARS-like macro's 5 bits for 16 rows of 4-bit slices,
+    so only a sum of one-bit products is held against the ADC.)"""
     if m.family != "analog":
         return None
-    slice_bits = 1 if m.bit_serial_input else m.input_slice_bits
-    largest = m.wordlines_on * (2**slice_bits - 1) * (2**m.bits_per_cell - 1)
-    need = largest.bit_length()
+    need = m.wordlines_on.bit_length()
     if m.adc_bits >= need:
         return None
-    return (f"macro {m.name!r}: its {m.adc_bits}-bit ADC resolves less than a column sum of {m.wordlines_on} "
-            f"word lines of {slice_bits}-bit input slices x {m.bits_per_cell}-bit cells (up to {largest:,}, "
-            f"{need} bits): conversions are counted, the lost precision is not modelled")
+    return (f"macro {m.name!r}: its {m.adc_bits}-bit ADC cannot resolve a column sum of {m.wordlines_on} word lines "
+            f"even of one-bit products (up to {m.wordlines_on:,}, {need} bits): conversions are counted, the lost "
+            f"precision is not modelled")
 
 
 def chain_mismatches(workload: WorkloadSpec) -> list[str]:
