@@ -349,3 +349,21 @@ def test_map_warns_of_a_chain_mismatch_and_keeps_it_in_the_report(tmp_path: Path
     assert any(words in w for w in report["warnings"])
     assert words in (tmp_path / "OUT" / "report.md").read_text()
     assert html.escape(words) in (tmp_path / "OUT" / "report.html").read_text()
+
+
+def test_spatial_utilization_is_counted_from_the_mapping(tmp_path: Path, capsys) -> None:
+    """Issue 21: the HTML showed "array busy / layer time" = 1.0 for ResNet-20's layer1, which
+    uses 9 of 32 macros. Hand count on the MARS-like system (32 macros of 256 columns, 16 word
+    lines on at once, 8-bit weights on 8 columns): 16 -> 16 channels, 3x3: 144 rows in 9 groups
+    of 16, one a macro; 16 outputs x 8 columns = 128 of 256: 9/32 x 16/16 x 128/256 = 0.140625."""
+    (tmp_path / "w.yaml").write_text("kind: workload\nname: l1\nsource: test\nlayers:\n  - {name: c, type: conv, "
+                                     "in_channels: 16, out_channels: 16, input_hw: [32, 32], kernel: 3, padding: 1}\n")
+    assert main(["map", "--system", SYSTEM, "--workload", str(tmp_path / "w.yaml"), "--out", str(tmp_path / "OUT"),
+                 "--quiet"]) == 0
+    x = json.loads((tmp_path / "OUT" / "report.json").read_text())["layers"][0]
+    assert (x["macros_used"], x["rows_used"], x["columns_used"]) == (9, 16, 128)
+    assert x["spatial_utilization"] == 0.140625 and x["temporal_utilization"] == pytest.approx(1.0)
+    row = (tmp_path / "OUT" / "layers.csv").read_text().splitlines()
+    assert "macros_used,rows_used,columns_used,spatial_utilization,temporal_utilization" in row[0]
+    assert ",9,16,128,0.140625," in row[1]
+    assert "spatial_utilization" in (tmp_path / "OUT" / "report.html").read_text()

@@ -62,6 +62,33 @@ def efficiency(layers: list[dict], energy_by_component: dict[str, float], fps: f
     }
 
 
+def utilization(run: LayerRun, system: SystemSpec) -> dict:
+    """How much of the system a layer's mapping uses: the macros its spatial loops spread over
+    (macros x cores) of all, the word lines each activation turns on (rows) of those a macro
+    turns on at once, the columns (output channels x a weight's columns) of a macro's;
+    ``spatial_utilization`` their product, the share of the system's cells at work in an
+    activation; ``temporal_utilization`` the cell arrays' busy time over the layer's time.
+    None where the backend gives no loops (``--backend timeloop``)."""
+    import math
+
+    from cimco.geometry import MacroGeometry
+    from cimco.parts import CELL_ARRAY
+
+    keys = ("macros_used", "rows_used", "columns_used", "spatial_utilization", "temporal_utilization")
+    loops = run.result.loops
+    if not loops:
+        return dict.fromkeys(keys)
+
+    def used(component: str) -> int:
+        return math.prod(d["bound"] for d in loops if d["node"] == "spatial" and d.get("component") == component)
+
+    m, g = system.macro, MacroGeometry.of_system(system, run.bits)
+    macros, rows, columns = used("macro") * used("core"), used("row"), used("column") * g.weight_slices
+    busy = run.latency_by_component.get(CELL_ARRAY)
+    return dict(zip(keys, (macros, rows, columns, macros / system.n_macros * rows / m.wordlines_on * columns / m.cols,
+                           busy / run.latency_s if busy is not None and run.latency_s > 0 else None)))
+
+
 def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], plan: Plan,
                  tables: Tables, backend: Backend) -> dict:
     """The report contract for ``runs`` as executed by ``plan`` (:func:`cimco.execution.apply`)."""
@@ -92,6 +119,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "weight_density": occ.weight_density if occ else 1.0,
             "block_density": occ.block_density if occ else 1.0,
             "input_density": run.layer.input_density,
+            **utilization(run, system),
             "sparsity": _sparsity(sp),
             "energy_by_component": by_comp,
             "action_counts": {f"{c}.{a}": k * n for (c, a), k in run.actions.items()},

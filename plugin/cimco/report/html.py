@@ -19,8 +19,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from cimco.parts import CELL_ARRAY
-
 # Layers tabulated and plotted one by one. Beyond these, the top ones by energy plus one "other" entry:
 # one row or bar per layer makes a 10,000-layer page tens of MB and minutes of matplotlib, and a
 # plot of more than ~50 bars is unreadable at page width (and matplotlib's time goes with the bars).
@@ -228,29 +226,30 @@ def latency_svg(d: dict) -> str:
     return _svg(fig)
 
 
-ARRAY = CELL_ARRAY  # the macros' cell arrays (cimco.arch): their busy time over the layer's
-
-
 def _ratios(layers: list[dict]) -> dict[str, list[float]]:
-    """Per-layer fractions to plot: the densities and utilizations the report carries, and
-    how much of each layer's time the cell arrays are busy."""
+    """Per-layer fractions to plot: the densities and utilizations the report carries (the
+    spatial one: the share of the system's cells at work in an activation; the temporal one:
+    the cell arrays' busy time over the layer's)."""
     keys = [k for k in layers[0] if k.endswith("density") or "utilization" in k]
-    out = {k: [x[k] for x in layers] for k in keys if all(_num(x.get(k)) for x in layers)}
-    busy = [(x.get("latency_by_component_s") or {}).get(ARRAY) for x in layers]
-    if all(_num(b) for b in busy) and all(x["latency_s"] > 0 for x in layers):
-        out["array busy / layer time"] = [b / x["latency_s"] for b, x in zip(busy, layers)]
-    return out
+    return {k: [x[k] for x in layers] for k in keys if all(_num(x.get(k)) for x in layers)}
+
+
+# each series its own marker and dash, drawn from the widest marker down: equal values (three
+# densities at 1.0) show as nested markers, not one line hiding the others
+STYLES = [("o", "-", 9), ("s", "--", 7), ("^", ":", 5.5), ("D", "-.", 4), ("v", (0, (5, 1)), 3), ("x", "-", 3)]
 
 
 def ratios_svg(d: dict) -> str:
     fig, ax = _layer_fig(len(d["names"]))
     for i, (k, v) in enumerate(d["series"].items()):
-        ax.plot(d["names"], v, marker="o", markersize=3, label=k, color=f"C{i}")
+        marker, dash, size = STYLES[i % len(STYLES)]
+        ax.plot(d["names"], v, marker=marker, markersize=size, linestyle=dash, linewidth=1, label=k,
+                color=f"C{i}", markerfacecolor="none" if i % 2 == 0 else f"C{i}", alpha=0.9)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction")
     ax.set_title("utilization and densities per layer" + (" (top layers by energy)" if d["top"] else ""))
     ax.tick_params(axis="x", labelrotation=75, labelsize=7)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: it hides no point
     fig.tight_layout()
     return _svg(fig)
 

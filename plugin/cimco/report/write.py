@@ -18,19 +18,22 @@ from cimco.report.html import aggregation_note, energy_data, figure, stacked, ta
 from cimco.report.html import render as render_html
 from cimco.tables import Tables, art_yaml, ert_yaml
 
+UTILIZATION = ("macros_used", "rows_used", "columns_used", "spatial_utilization", "temporal_utilization")
+
 
 def _csv(report: dict) -> str:
     comps = list(report["energy_by_component"])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["name", "dense_macs", "executed_macs", "energy_j", "latency_s", "input_bits",
-                "weight_bits", "output_bits", "weight_density", "block_density", "input_density"]
+                "weight_bits", "output_bits", "weight_density", "block_density", "input_density", *UTILIZATION]
                + [f"energy_j.{c}" for c in comps])
     for x in report["layers"]:
         b = x["bits"]
         w.writerow([x["name"], x["dense_macs"], x["executed_macs"], repr(x["energy_j"]),
                     repr(x["latency_s"]), b["input"], b["weight"], b["output"],
-                    x["weight_density"], x["block_density"], x["input_density"]]
+                    x["weight_density"], x["block_density"], x["input_density"],
+                    *("" if x.get(k) is None else x[k] for k in UTILIZATION)]
                    + [repr(x["energy_by_component"].get(c, 0.0)) for c in comps])
     return buf.getvalue()
 
