@@ -367,3 +367,21 @@ def test_spatial_utilization_is_counted_from_the_mapping(tmp_path: Path, capsys)
     assert "macros_used,rows_used,columns_used,spatial_utilization,temporal_utilization" in row[0]
     assert ",9,16,128,0.140625," in row[1]
     assert "spatial_utilization" in (tmp_path / "OUT" / "report.html").read_text()
+
+
+def test_roofline_points_lie_under_the_systems_ceilings(tmp_path: Path) -> None:
+    """Every layer of ResNet-20 attains at most the macros' peak and at most each memory's
+    bandwidth times its arithmetic intensity (the model's latency is at least each part's time),
+    and report.html draws the roofline with human units."""
+    from cimco.report.html import roofline_data
+
+    r20 = Path(SYSTEM).parent.parent / "workloads/resnet20_cifar.yaml"
+    assert main(["map", "--system", SYSTEM, "--workload", str(r20), "--out", str(tmp_path / "OUT"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "OUT" / "report.json").read_text())
+    d = roofline_data(report, report["layers"])
+    assert len(d["points"]) == len(report["layers"])
+    for name, dram_x, buffer_x, attained in d["points"]:
+        assert attained <= d["peak"] * (1 + 1e-9), name
+        assert attained <= d["dram"] * dram_x * (1 + 1e-9) and attained <= d["buffer"] * buffer_x * (1 + 1e-9), name
+    page = (tmp_path / "OUT" / "report.html").read_text()
+    assert "<h2>Roofline</h2>" in page and "attained GOPS" in page and "energy (uJ)" in page

@@ -60,7 +60,10 @@ def test_report_without_layers_or_area_still_renders() -> None:
     r = fake_report()
     r["layers"] = []
     page = render(r)
-    assert "<svg" not in page and "energy_j" in page
+    assert "<svg" not in page and "energy (uJ)" in page
+    # human units on the page (report.json keeps SI): 3e-5 s as 30 us, 2e-6 m^2 as 2 mm^2
+    assert "<td data-v=\"30.0\">30</td>" in page.split("latency (us)")[1][:60]
+    assert "<td data-v=\"2.0\">2</td>" in page.split("area (mm^2)")[1][:60]
 
 
 def _saturated(img: np.ndarray) -> np.ndarray:

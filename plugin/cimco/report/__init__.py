@@ -89,6 +89,19 @@ def utilization(run: LayerRun, system: SystemSpec) -> dict:
                            busy / run.latency_s if busy is not None and run.latency_s > 0 else None)))
 
 
+def ceilings(system: SystemSpec, workload: WorkloadSpec) -> dict:
+    """The system's roofline ceilings: peak ops/s of all macros at the first layer's bits (2 ops
+    per MAC, every macro's word lines on at once x its outputs each activation), and DRAM's and
+    the global buffer's bandwidths in bits/s."""
+    from cimco.geometry import MacroGeometry
+
+    bits = workload.layer_bits(workload.layers[0])
+    g = MacroGeometry.of_system(system, bits)
+    return {"peak_ops_per_s": 2 * system.n_macros * g.wordlines_on * g.outputs_per_macro / g.cycle_s,
+            "bits": bits.model_dump(), "dram_bits_per_s": system.dram.bandwidth_bits_per_s,
+            "buffer_bits_per_s": system.global_buffer.bandwidth_bits_per_s}
+
+
 def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], plan: Plan,
                  tables: Tables, backend: Backend) -> dict:
     """The report contract for ``runs`` as executed by ``plan`` (:func:`cimco.execution.apply`)."""
@@ -134,6 +147,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
     latency = sum(x["latency_s"] for x in layers)
     return {
         "cimco_version": __version__,
+        "ceilings": ceilings(system, workload),
         "backend": backend.name,
         "engine": backend.versions(),
         "system": system.name,

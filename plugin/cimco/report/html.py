@@ -67,6 +67,22 @@ def fmt(x: object) -> str:
     return f"{x:.4g}"
 
 
+# report.json keeps SI units (J, s, m^2, TOPS); the page shows them as people read them
+UNITS = (("_j", "uJ", 1e6), ("_s", "us", 1e6), ("_m2", "mm^2", 1e6))
+
+
+def human(key: str, value: object) -> tuple[str, object]:
+    """(label, value) of a report field in the units the page shows: J as uJ, s as us, m^2 as
+    mm^2, TOPS as GOPS; other fields as they are."""
+    if _num(value) and not isinstance(value, bool):
+        if key == "tops":
+            return "GOPS", value * 1e3
+        for suffix, unit, scale in UNITS:
+            if key.endswith(suffix):
+                return f"{key.removesuffix(suffix)} ({unit})", value * scale
+    return key, value
+
+
 def _energy(layer: dict) -> float:
     e = layer.get("energy_j")
     return e if _num(e) else 0.0
@@ -254,6 +270,46 @@ def ratios_svg(d: dict) -> str:
     return _svg(fig)
 
 
+def roofline_data(report: dict, layers: list[dict]) -> dict | None:
+    """Per layer: ops per byte of DRAM and of global-buffer traffic, and ops/s attained (2 ops
+    per dense MAC over the layer's time); the system's ceilings (report.json ``ceilings``)."""
+    c = report.get("ceilings")
+    if not isinstance(c, dict) or not all(_num(c.get(k)) for k in ("peak_ops_per_s", "dram_bits_per_s",
+                                                                      "buffer_bits_per_s")):
+        return None
+    points = []
+    for x in layers:
+        counts, ops = x.get("action_counts") or {}, 2 * x["dense_macs"]
+        moved = {level: sum(counts.get(f"{level}.{a}", 0.0) for a in ("read", "write")) / 8
+                 for level in ("DRAM", "GlobalBuffer")}
+        if x["latency_s"] > 0 and all(v > 0 for v in moved.values()):
+            points.append([x["name"], ops / moved["DRAM"], ops / moved["GlobalBuffer"], ops / x["latency_s"]])
+    return {"points": points, "peak": c["peak_ops_per_s"], "dram": c["dram_bits_per_s"] / 8,
+            "buffer": c["buffer_bits_per_s"] / 8} if points else None
+
+
+def roofline_svg(d: dict) -> str:
+    import numpy as np
+
+    fig, ax = _plt().subplots(figsize=(7.0, 4.2))
+    _, dram_x, buffer_x, attained = zip(*d["points"])
+    xs = np.geomspace(min(min(dram_x), min(buffer_x)) / 2, max(max(dram_x), max(buffer_x)) * 2, 50)
+    ax.plot(xs, np.minimum(d["peak"], d["dram"] * xs) / 1e9, color="C0", label="DRAM roof")
+    ax.plot(xs, np.minimum(d["peak"], d["buffer"] * xs) / 1e9, color="C1", linestyle="--", label="buffer roof")
+    ax.axhline(d["peak"] / 1e9, color="0.4", linewidth=0.8, linestyle=":", label="macros' peak")
+    ax.scatter(dram_x, np.array(attained) / 1e9, marker="o", s=18, color="C0", label="layer: ops per DRAM byte")
+    ax.scatter(buffer_x, np.array(attained) / 1e9, marker="^", s=18, facecolors="none", edgecolors="C1",
+               label="layer: ops per buffer byte")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (ops per byte moved)")
+    ax.set_ylabel("attained GOPS")
+    ax.set_title("roofline: each layer against the system's ceilings")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return _svg(fig)
+
+
 def area_svg(d: dict) -> str:
     items = d["mm2"]
     fig, ax = _plt().subplots(figsize=(7.0, 0.3 * len(items) + 1.2))
@@ -282,12 +338,14 @@ _FIRST = ["name", "dense_macs", "executed_macs", "energy_j", "latency_s"]
 
 def _layer_table(layers: list[dict]) -> str:
     extra = [k for k in layers[0] if k not in _FIRST and all(_num(x.get(k)) for x in layers)]
-    head = _FIRST + ["bits i/w/o", "busiest part"] + extra
+    keys = _FIRST + extra
+    head = [human(k, 1.0)[0] for k in _FIRST] + ["bits i/w/o", "busiest part"] + [human(k, 1.0)[0] for k in extra]
     rows = []
     for x in tabulated(layers):
         b = x.get("bits") or {}
         bits = f"{b.get('input')}/{b.get('weight')}/{b.get('output')}" if b else ""
-        rows.append([x.get(k, "") for k in _FIRST] + [bits, busiest(x)] + [x.get(k, "") for k in extra])
+        cells = [human(k, x.get(k, ""))[1] for k in keys]
+        rows.append(cells[:len(_FIRST)] + [bits, busiest(x)] + cells[len(_FIRST):])
     return table(head, rows)
 
 
@@ -307,7 +365,8 @@ def fragment(report: dict, area_m2: dict[str, float] | None = None, cache: Path 
              *([f"<h2>Warnings</h2><ul>{''.join(f'<li>{html.escape(str(w))}</li>' for w in report['warnings'])}"
                 "</ul>"] if report.get("warnings") else []),
              "<h2>Summary</h2>",
-             table(["total", "value"], [[k, v] for k, v in t.items() if _num(v) or isinstance(v, str)], False)]
+             table(["total", "value"], [list(human(k, v)) for k, v in t.items() if _num(v) or isinstance(v, str)],
+                   False)]
     layers = report.get("layers") or []
     area = area_m2 or report.get("area_by_part_m2") or {}
     if note := aggregation_note(len(layers)):
@@ -324,6 +383,8 @@ def fragment(report: dict, area_m2: dict[str, float] | None = None, cache: Path 
             parts += ["<h2>Utilization and densities</h2>",
                       figure(ratios_svg, {"names": [x["name"] for x in top], "series": series,
                                           "top": len(top) < len(layers)}, cache)]
+        if roof := roofline_data(report, top):
+            parts += ["<h2>Roofline</h2>", figure(roofline_svg, roof, cache)]
     if area and all(_num(v) for v in area.values()):
         mm2 = sorted(((k, v * 1e6) for k, v in area.items() if v > 0), key=lambda kv: kv[1])
         parts += ["<h2>Area by part</h2>", figure(area_svg, {"mm2": mm2}, cache)]
