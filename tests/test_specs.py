@@ -113,3 +113,46 @@ def test_missing_file(tmp_path: Path, capsys) -> None:
 def test_system_references_macro_file(root: Path) -> None:
     s = load(root / "arch_specs/mars_system.yaml")
     assert s.macro.name == "mars_macro_28nm" and s.n_macros == 32
+
+
+def test_specs_init_writes_templates_that_validate(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Issue 21: a newcomer's starting point: each template validates as written, the system
+    with the macro template beside it, and no existing file is overwritten."""
+    monkeypatch.chdir(tmp_path)
+    for kind in ("macro", "system", "workload"):
+        assert main(["specs", "init", kind]) == 0
+    assert main(["specs", "validate", "my_macro.yaml", "my_system.yaml", "my_workload.yaml"]) == 0
+    assert capsys.readouterr().out.count("ok  ") == 3
+    before = (tmp_path / "my_macro.yaml").read_text()
+    assert main(["specs", "init", "macro"]) == 2
+    assert "my_macro.yaml exists: not overwritten" in capsys.readouterr().err
+    assert (tmp_path / "my_macro.yaml").read_text() == before
+    assert main(["specs", "init", "workload", "--out", str(tmp_path / "w2.yaml")]) == 0
+    assert load(tmp_path / "w2.yaml").name == "my_net"
+
+
+def test_schema_covers_the_workload() -> None:
+    from cimco.spec.schema import markdown
+    from cimco.spec.workload import Layer, WorkloadSpec
+
+    text = markdown()
+    assert "## Workload (`kind: workload`)" in text
+    for name in WorkloadSpec.model_fields:
+        assert f"| `{name}` |" in text.split("## Workload")[1]
+    for name in Layer.model_fields:
+        assert f"| `layers.{name}` |" in text
+
+
+@pytest.mark.parametrize("edit, words", [
+    (("input_bits: {min: 4, max: 8}", "input_bits: 8"), "input_bits: expected a mapping such as "
+                                                        "`input_bits: {min: 8, max: 8}`, got 8"),
+    (("energy:\n  model: components", "energy:\n  model: components\n  adc_scale: 0.5"),
+     "energy.adc_scale: expected a mapping such as `adc_scale: {value: 0.5, source: \"paper, measurement or "
+     "assumed\"}`, got 0.5"),
+])
+def test_a_scalar_where_a_mapping_belongs_shows_the_form(tmp_path: Path, capsys, edit, words) -> None:
+    from cimco.spec.templates import MACRO as TEMPLATE
+
+    assert edit[0] in TEMPLATE
+    code, err = _validate(tmp_path, TEMPLATE.replace(*edit), capsys)
+    assert code == 2 and words in err

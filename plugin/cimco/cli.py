@@ -482,6 +482,24 @@ def cmd_specs_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_specs_init(args: argparse.Namespace) -> int:
+    import os
+
+    from cimco.spec.templates import TEMPLATES
+
+    out = Path(args.out or f"my_{args.kind}.yaml")
+    try:  # never over a file the user has
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise SpecError([Problem("cimco specs init", "--out", f"{out} exists: not overwritten")]) from None
+    except OSError as e:
+        raise SpecError([Problem("cimco specs init", "--out", f"cannot write {out}: {e.strerror}")]) from None
+    with os.fdopen(fd, "w") as f:
+        f.write(TEMPLATES[args.kind])
+    print(f"wrote {out} (a {args.kind} template; `cimco specs validate {out}` checks it)")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from cimco import doctor
 
@@ -643,9 +661,14 @@ def parser() -> argparse.ArgumentParser:
     ls = ssub.add_parser("list", help="list the specs in directories")
     ls.add_argument("dirs", nargs="*", default=["arch_specs", "workloads"])
     ls.set_defaults(func=cmd_specs_list)
-    sc = ssub.add_parser("schema", help="print every macro and system spec field: type, range, unit, default, "
-                         "meaning (Markdown)")
+    sc = ssub.add_parser("schema", help="print every macro, system and workload spec field: type, range, unit, "
+                         "default, meaning (Markdown)")
     sc.set_defaults(func=cmd_specs_schema)
+    si = ssub.add_parser("init", help="write a commented template spec that validates")
+    si.add_argument("kind", choices=["macro", "system", "workload"])
+    si.add_argument("--out", metavar="FILE", help="where to write it (default: my_KIND.yaml; an existing file "
+                    "is not overwritten)")
+    si.set_defaults(func=cmd_specs_init)
 
     sw = sub.add_parser("sweep", help="map many system/macro/workload variants from a sweep YAML",
                         description="Run (or resume) the design points of SPEC (grid: and points: of "

@@ -200,4 +200,17 @@ def _problems_at(loc: tuple, errs: list[dict], file: str, model: type[BaseModel]
     wanted = " or ".join(dict.fromkeys(_expected(e) for e in errs))
     found = errs[0].get("input")
     got = _got(found) if kinds & _NUMBER_ERRORS else short(found)
+    if "model_type" in kinds and not isinstance(found, dict | list):  # a scalar where a mapping belongs
+        wanted += _form(_keys_at(model, loc), found, loc)
     return [Problem(file, path, f"expected {wanted}, got {got}" + _hint(loc))]
+
+
+def _form(keys: set[str], found: Any, loc: tuple) -> str:
+    """The mapping's expected form, with the scalar given in its place where it fits."""
+    v = found if isinstance(found, int | float) and not isinstance(found, bool) else "..."
+    name = f"{loc[-1]}: " if loc and isinstance(loc[-1], str) else ""
+    if keys == {"value", "source"}:
+        return f" such as `{name}{{value: {v}, source: \"paper, measurement or assumed\"}}`"
+    if {"min", "max"} <= keys:
+        return f" such as `{name}{{min: {v}, max: {v}}}`"
+    return f" with keys {', '.join(sorted(keys))}" if keys else ""

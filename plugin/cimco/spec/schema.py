@@ -18,10 +18,11 @@ from pydantic_core import PydanticUndefined
 from cimco.spec._base import UNIT_HINTS
 from cimco.spec.macro import MacroSpec
 from cimco.spec.system import SystemSpec
+from cimco.spec.workload import WorkloadSpec
 
 # Meanings of the system spec's fields (spec/system.py carries no descriptions of its own).
 _DOC = {
-    "kind": "`system`", "name": "name used in reports", "citation": "the paper the system comes from",
+    "kind": "the spec's kind", "name": "name used in reports", "citation": "the paper the system comes from",
     "macro": "the macro: a mapping as in the macro table, or the file name of a macro spec beside this file",
     "cores": "CIM cores", "macros_per_core": "macros in each core",
     "dram": "off-chip memory", "global_buffer": "on-chip buffer of inputs and outputs",
@@ -101,13 +102,14 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, 
 
 
 def markdown() -> str:
-    """The schema reference as Markdown tables (macro, system)."""
+    """The schema reference as Markdown tables (macro, system, workload)."""
     lines = ["# cimco spec schema", "",
              "Generated from the pydantic models by `cimco specs schema`. Units are SI. A *sourced* "
              "number is a mapping `{value: NUMBER, source: TEXT}` whose source cites a paper, a "
              "measurement, or says `assumed`. Ranges are checked on load; a value outside one is an "
              "error with a unit hint.", ""]
-    for title, model in (("Macro (`kind: macro`)", MacroSpec), ("System (`kind: system`)", SystemSpec)):
+    for title, model in (("Macro (`kind: macro`)", MacroSpec), ("System (`kind: system`)", SystemSpec),
+                         ("Workload (`kind: workload`)", WorkloadSpec)):
         lines += [f"## {title}", "", inspect.cleandoc(model.__doc__ or ""), "",
                   "| field | type (range) | unit | default | meaning |", "|---|---|---|---|---|"]
         for path, t, unit, default, desc in rows(model):

@@ -19,9 +19,9 @@ MAX_MASK_WEIGHTS = 2**27
 
 
 class Bits(Strict):
-    input: Bounded(1, 32) = 8
-    weight: Bounded(1, 32) = 8
-    output: Bounded(1, 32) = 8
+    input: Bounded(1, 32) = Field(8, description="bits of each input (activation)")
+    weight: Bounded(1, 32) = Field(8, description="bits of each weight")
+    output: Bounded(1, 32) = Field(8, description="bits of each output kept between layers")
 
 
 # Pruning patterns cimco can generate (cimco.sparse.patterns); one definition of the names.
@@ -37,12 +37,13 @@ class Sparsity(Strict):
     ``n`` and ``m`` instead of a density.
     """
 
-    mask: str | None = Field(default=None, min_length=1, max_length=1000)
-    pattern: Pattern | None = None
-    density: Number(ge=0.0, le=1.0) | None = None
-    n: Bounded(1, 1024) | None = None
-    m: Bounded(1, 1024) | None = None
-    seed: Bounded(0, 2**63 - 1) = 0
+    mask: str | None = Field(default=None, min_length=1, max_length=1000,
+                             description="an .npz file beside the workload holding the layer's mask")
+    pattern: Pattern | None = Field(None, description="a pattern cimco generates (with density, or n and m)")
+    density: Number(ge=0.0, le=1.0) | None = Field(None, description="share of weights kept")
+    n: Bounded(1, 1024) | None = Field(None, description="n:m pattern: weights kept in each group of m")
+    m: Bounded(1, 1024) | None = Field(None, description="n:m pattern: group size")
+    seed: Bounded(0, 2**63 - 1) = Field(0, description="seed of the generated pattern")
 
     def check(self, file: str, path: str, layer: str) -> list[Problem]:
         out = []
@@ -66,29 +67,33 @@ class Layer(Strict):
     matmul over several rows (batch of vectors).
     """
 
-    name: str = Field(min_length=1, max_length=200)
-    type: Literal["conv", "linear"]
-    in_channels: Bounded(1, 2**20)
-    out_channels: Bounded(1, 2**20)
-    input_hw: tuple[Bounded(1, 2**16), Bounded(1, 2**16)] = (1, 1)
-    kernel: Bounded(1, 2**10) | tuple[Bounded(1, 2**10), Bounded(1, 2**10)] = 1
-    stride: Bounded(1, 2**10) | tuple[Bounded(1, 2**10), Bounded(1, 2**10)] = 1
-    padding: Bounded(0, 2**10) | tuple[Bounded(0, 2**10), ...] = 0  # n, [h, w] or [top, bottom, left, right]
-    dilation: Bounded(1, 2**10) | tuple[Bounded(1, 2**10), Bounded(1, 2**10)] = 1
-    groups: Bounded(1, 2**20) = 1
-    tokens: Bounded(1, 2**24) = 1
-    bits: Bits | None = None
-    repeat: Bounded(1, 2**20) = 1  # the layer runs this many times per inference
-    sparsity: Sparsity | None = None
+    name: str = Field(min_length=1, max_length=200, description="unique within the workload")
+    type: Literal["conv", "linear"] = Field(description="`conv` or `linear` (a linear is a 1x1 conv on a 1x1 input)")
+    in_channels: Bounded(1, 2**20) = Field(description="input channels (a linear: input features)")
+    out_channels: Bounded(1, 2**20) = Field(description="output channels (a linear: output features)")
+    input_hw: tuple[Bounded(1, 2**16), Bounded(1, 2**16)] = Field((1, 1), description="input height, width")
+    kernel: Bounded(1, 2**10) | tuple[Bounded(1, 2**10), Bounded(1, 2**10)] = Field(1, description="n or [h, w]")
+    stride: Bounded(1, 2**10) | tuple[Bounded(1, 2**10), Bounded(1, 2**10)] = Field(1, description="n or [h, w]")
+    padding: Bounded(0, 2**10) | tuple[Bounded(0, 2**10), ...] = Field(
+        0, description="n, [h, w] or [top, bottom, left, right]")
+    dilation: Bounded(1, 2**10) | tuple[Bounded(1, 2**10), Bounded(1, 2**10)] = Field(1, description="n or [h, w]")
+    groups: Bounded(1, 2**20) = Field(1, description="grouped conv (in_channels for depthwise)")
+    tokens: Bounded(1, 2**24) = Field(1, description="rows a linear layer multiplies (a matmul over tokens)")
+    bits: Bits | None = Field(None, description="this layer's precision (default: the workload's)")
+    repeat: Bounded(1, 2**20) = Field(1, description="times the layer runs per inference")
+    sparsity: Sparsity | None = Field(None, description="how its weights are pruned")
     # Fraction of non-zero inputs (activations) entering the layer; zeros are gated.
-    input_density: Number(gt=0.0, le=1.0) = 1.0
+    input_density: Number(gt=0.0, le=1.0) = Field(1.0, description="share of non-zero inputs (zeros are gated)")
     # The dataflow graph (for on-chip residency of activations). ``inputs``: earlier layers
     # whose outputs make this layer's input through ops with no macro work (activations,
     # pooling, adds, concatenation); [] is the network's input; omitted means the previous
     # layer (a chain). ``residual``: earlier layers whose outputs are added to this layer's
     # output (skip connections), so they must be kept until this layer has run.
-    inputs: list[str] | None = Field(default=None, max_length=64)
-    residual: list[str] = Field(default=[], max_length=64)
+    inputs: list[str] | None = Field(default=None, max_length=64,
+                                     description="earlier layers whose outputs make this layer's input "
+                                     "(default: the previous layer; []: the network's input)")
+    residual: list[str] = Field(default=[], max_length=64,
+                                description="earlier layers whose outputs are added to this layer's output")
 
     def output_hw(self) -> tuple[int, int]:
         (h, w), (r, s) = self.input_hw, _pair(self.kernel)
@@ -172,11 +177,14 @@ class Layer(Strict):
 
 
 class WorkloadSpec(Strict):
+    """A network as the layers the macros compute (``cimco export`` writes one from a torch
+    model); layers run in order, each taking the previous one's output unless ``inputs`` says."""
+
     kind: Literal["workload"] = "workload"
     name: str = Field(min_length=1, max_length=200)
-    source: str = Field(min_length=1, max_length=2000)
-    bits: Bits = Bits()
-    layers: list[Layer] = Field(min_length=1)
+    source: str = Field(min_length=1, max_length=2000, description="where the network comes from")
+    bits: Bits = Field(Bits(), description="every layer's precision unless the layer gives its own")
+    layers: list[Layer] = Field(min_length=1, description="the layers, in execution order")
 
     def layer_bits(self, layer: Layer) -> Bits:
         return layer.bits or self.bits
