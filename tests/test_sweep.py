@@ -295,3 +295,26 @@ def test_a_point_too_small_for_a_layer_names_its_field(tmp_path: Path, capsys) -
     assert "point 0 (system.global_buffer.size_bits=8): system: global_buffer.size_bits: too small for any " \
            "mapping of layer 'l1'" in err
     assert "pmappings" not in err and "Traceback" not in err
+
+
+@pytest.mark.unit
+def test_pareto_front_over_chosen_objectives() -> None:
+    """Hand-made points: the front over energy and latency, and over energy and area."""
+    import pandas as pd
+
+    df = pd.DataFrame({"point": [0, 1, 2, 3], "macro.adc_bits": [5, 6, 5, 6], "system.cores": [2, 2, 2, 2],
+                       "system_name": ["s"] * 4, "energy_j": [4.0, 2.0, 3.0, 2.0], "latency_s": [1.0, 3.0, 2.0, 4.0],
+                       "area_m2": [9.0, 1.0, 5.0, 0.5]})
+    assert sweeps.pareto(df) == [0, 2, 1]  # by latency; point 3 has 1's energy and more latency
+    assert sweeps.pareto(df, ("energy_j", "area_m2")) == [3]  # least energy (tied) and least area
+    assert sweeps.pareto(df, ("latency_s", "area_m2")) == [3, 1, 2, 0]
+    assert sweeps._params(df) == ["macro.adc_bits"]  # cores does not vary
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("value", ["energy_j", "energy_j,energy_j", "energy_j,power", "a,b,c"])
+def test_bad_objectives_are_refused(tmp_path: Path, capsys, value: str) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o"), "--objectives", value])
+    assert e.value.code == 2 and "--objectives: expected two different of energy_j, latency_s, area_m2" in \
+        capsys.readouterr().err

@@ -119,7 +119,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cache = Path(args.cache_dir) if args.cache_dir else out / "cache"
     with _run_in(out, cache):
         _, st = sweeps.run(args.spec, out, args.executor, args.scheduler, args.jobs, cache, not args.quiet,
-                           args.max_points, args.backend)
+                           args.max_points, args.backend, args.objectives)
     print(f"sweep: {st.points} points ({st.distinct} distinct): {st.done_before} done before, "
           f"{st.computed} computed, {st.mapper_calls} layers mapped; wrote "
           f"{', '.join(p.name for p in st.files)} to {out}")
@@ -512,6 +512,16 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def _objectives(text: str) -> tuple[str, str]:
+    """An argparse type: two distinct sweep objectives (cimco.sweeps.OBJECTIVES), comma-separated."""
+    names = ("energy_j", "latency_s", "area_m2")  # cimco.sweeps.OBJECTIVES, without importing it here
+    got = tuple(t.strip() for t in text.split(","))
+    if len(got) != 2 or got[0] == got[1] or not set(got) <= set(names):
+        raise argparse.ArgumentTypeError(f"expected two different of {', '.join(names)}, comma-separated; "
+                                         f"got {text[:60]!r}")
+    return got  # type: ignore[return-value]
+
+
 def _count(text: str) -> int:
     """An argparse type: a whole number >= 1 (argparse exits 2 naming the flag otherwise)."""
     if not text.strip().isdigit() or not 1 <= int(text) <= 2**31:
@@ -680,6 +690,9 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--executor", choices=["local", "dask"], default="local",
                     help="local process pool (default) or a dask.distributed cluster")
     sw.add_argument("--scheduler", help="with --executor dask: the scheduler, e.g. tcp://HOST:8786")
+    sw.add_argument("--objectives", type=_objectives, default=("energy_j", "latency_s"), metavar="A,B",
+                    help="the two totals the Pareto front is drawn over, all minimized: energy_j, latency_s "
+                    "or area_m2 (default energy_j,latency_s; A on the y axis)")
     sw.add_argument("--jobs", type=_count, default=default_jobs(),
                     help="local processes mapping points, one point each at a time (default: CPUs; with the "
                          "cimco backend this process is one of them)")

@@ -57,6 +57,10 @@ from cimco.spec.workload import Layer, WorkloadSpec
 LAYER_WIDE = ("sparsity", "input_density")  # workload.<these> set every layer
 MAX_POINTS = 10_000  # default --max-points: each point is validated and kept in memory
 RESULTS = "results.jsonl"
+# totals a Pareto front may be drawn over (all minimized): (label, scale, unit)
+OBJECTIVES = {"energy_j": ("energy", 1e6, "uJ"), "latency_s": ("latency", 1e3, "ms"), "area_m2": ("area", 1e6, "mm^2")}
+DEFAULT_OBJECTIVES = ("energy_j", "latency_s")
+MAX_LABELS = 12  # Pareto points labelled with their parameters in the figure
 
 
 class SweepSpec(Strict):
@@ -419,11 +423,12 @@ def _copy(to: Future, src: Future) -> None:
 
 def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: str | None = None,
         jobs: int = 1, cache_dir: str | Path | None = None, progress: bool = True,
-        max_points: int | None = None, backend: str = DEFAULT):
+        max_points: int | None = None, backend: str = DEFAULT,
+        objectives: tuple[str, str] = DEFAULT_OBJECTIVES):
     """Run (or resume) the sweep in ``path`` (at most ``max_points`` points) with the mapping
-    ``backend`` (:data:`cimco.backends.SWEEP_NAMES`); write its tables
-    into ``out``. Returns the results table (pandas, one row per point, in point order) and the
-    run's Stats."""
+    ``backend`` (:data:`cimco.backends.SWEEP_NAMES`); write its tables into ``out``, the Pareto
+    front over the two ``objectives`` (of :data:`OBJECTIVES`). Returns the results table
+    (pandas, one row per point, in point order) and the run's Stats."""
     from tqdm import tqdm
 
     from cimco.io import write_atomic
@@ -484,7 +489,7 @@ def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: s
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     files = {"results.parquet": buf.getvalue(), "results.csv": df.to_csv(index=False),
-             **pages(spec.name, df)}
+             **pages(spec.name, df, objectives)}
     for name, data in files.items():
         write_atomic(out / name, data)
     stats.files = [out / n for n in files]
@@ -511,42 +516,62 @@ def table(points: list[Point], done: dict[str, dict]):
     return pd.DataFrame(rows)
 
 
-def pareto(df) -> list[int]:
-    """Row positions on the energy-latency Pareto front (no other point is at least as good
-    in both and better in one), by latency."""
-    e, t = df["energy_j"].tolist(), df["latency_s"].tolist()
+def pareto(df, objectives: tuple[str, str] = DEFAULT_OBJECTIVES) -> list[int]:
+    """Row positions on the Pareto front of the two ``objectives`` (no other point is at least
+    as good in both and better in one), by the second."""
+    a, b = df[objectives[0]].tolist(), df[objectives[1]].tolist()
     front = [i for i in range(len(df)) if not any(
-        e[j] <= e[i] and t[j] <= t[i] and (e[j] < e[i] or t[j] < t[i]) for j in range(len(df)))]
-    return sorted(front, key=lambda i: t[i])
+        a[j] <= a[i] and b[j] <= b[i] and (a[j] < a[i] or b[j] < b[i]) for j in range(len(df)))]
+    return sorted(front, key=lambda i: b[i])
 
 
-def _pareto_fig(df):
+def _pareto_fig(df, objectives: tuple[str, str] = DEFAULT_OBJECTIVES):
     from cimco.report.html import _plt
 
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    sc = ax.scatter(df["latency_s"] * 1e3, df["energy_j"] * 1e6, c=df["area_m2"] * 1e6, cmap="viridis", s=22)
-    fig.colorbar(sc, ax=ax, label="area (mm^2)")
-    front = pareto(df)
-    ax.plot([df["latency_s"].iloc[i] * 1e3 for i in front], [df["energy_j"].iloc[i] * 1e6 for i in front],
-            color="C3", drawstyle="steps-post", label="Pareto front")
+    (y, (ylabel, ys, yunit)), (x, (xlabel, xs, xunit)) = ((k, OBJECTIVES[k]) for k in objectives)
+    third = next(k for k in OBJECTIVES if k not in objectives)
+    clabel, cs, cunit = OBJECTIVES[third]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    sc = ax.scatter(df[x] * xs, df[y] * ys, c=df[third] * cs, cmap="viridis", s=22)
+    fig.colorbar(sc, ax=ax, label=f"{clabel} ({cunit})")
+    front = pareto(df, objectives)
+    ax.plot([df[x].iloc[i] * xs for i in front], [df[y].iloc[i] * ys for i in front], color="C3",
+            drawstyle="steps-post", label="Pareto front")
+    params, at = _params(df), {}
+    for i in front[:MAX_LABELS]:  # the front's points named by what varies; points on one spot once
+        row = df.iloc[i]
+        at.setdefault((row[x] * xs, row[y] * ys), []).append(" ".join(f"{k.rsplit('.', 1)[-1]}={row[k]}"
+                                                                      for k in params))
+    middle = (df[x].min() + df[x].max()) / 2 * xs
+    for (px, py), names in at.items():
+        text = names[0] + (f" (+{len(names) - 1} alike)" if len(names) > 1 else "")
+        right = px > middle  # the label toward the plot's inside
+        ax.annotate(text, (px, py), fontsize=6, xytext=(-4 if right else 4, 4), textcoords="offset points",
+                    ha="right" if right else "left", color="C3")
     ax.xaxis.set_major_locator(plt.MaxNLocator(5))
-    ax.set_xlabel("latency (ms)")
-    ax.set_ylabel("energy (uJ)")
-    ax.set_title("energy vs latency per sweep point")
+    ax.set_xlabel(f"{xlabel} ({xunit})")
+    ax.set_ylabel(f"{ylabel} ({yunit})")
+    ax.set_title(f"{ylabel} vs {xlabel} per sweep point")
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
 
 
-def pages(name: str, df) -> dict[str, bytes | str]:
+def _params(df) -> list[str]:
+    """The table's parameter columns (between ``point`` and ``system_name``) whose values vary."""
+    cols = list(df.columns)
+    return [c for c in cols[cols.index("point") + 1:cols.index("system_name")] if df[c].nunique(dropna=False) > 1]
+
+
+def pages(name: str, df, objectives: tuple[str, str] = DEFAULT_OBJECTIVES) -> dict[str, bytes | str]:
     """``pareto.png`` and ``sweep.html`` (the same figure, drawn once, and the points' table)."""
     from cimco.report import html as h
 
-    fig = _pareto_fig(df)
+    fig = _pareto_fig(df, objectives)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)  # before _svg closes the figure
-    front = set(pareto(df))
+    front = set(pareto(df, objectives))
     cols = [c for c in df.columns if c != "hash"]
     rows = [[*(None if isinstance(v, float) and v != v else v for v in r.values()), "yes" if i in front else ""]
             for i, r in enumerate(df[cols].to_dict("records"))]
