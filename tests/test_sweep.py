@@ -318,3 +318,24 @@ def test_bad_objectives_are_refused(tmp_path: Path, capsys, value: str) -> None:
         main(["sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o"), "--objectives", value])
     assert e.value.code == 2 and "--objectives: expected two different of energy_j, latency_s, area_m2" in \
         capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_report_of_a_sweep_directory(tmp_path: Path, capsys) -> None:
+    """Issue 21: `cimco report` takes a sweep's directory: its Pareto front with what varies;
+    an edited results.csv is checked like user input, naming the file and line."""
+    spec = _sweep(tmp_path, "grid:\n  system.cores: [2, 4]\n  macro.adc_bits: [5, 6]\n")
+    df, _ = sweeps.run(spec, tmp_path / "out", "local", jobs=1, progress=False)
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "sweep " in out and "4 points; the energy-latency Pareto front" in out
+    assert "system.cores" in out and "macro.adc_bits" in out
+    assert len(out.strip().splitlines()) == 3 + len(sweeps.pareto(df))
+    table = (tmp_path / "out" / "results.csv").read_text().splitlines()
+    head = table[0].split(",")
+    row = table[2].split(",")
+    row[head.index("energy_j")] = "-1"
+    (tmp_path / "out" / "results.csv").write_text("\n".join([table[0], table[1], ",".join(row), *table[3:]]) + "\n")
+    assert main(["report", str(tmp_path / "out")]) == 2
+    assert "results.csv: line 3: energy_j: expected a finite number >= 0, got '-1'" in capsys.readouterr().err

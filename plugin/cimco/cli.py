@@ -241,9 +241,25 @@ def read_report(directory: str) -> dict:
     return report
 
 
+def _sweep_summary(directory: str) -> str:
+    """A finished sweep's points on its energy-latency Pareto front, with what varies."""
+    from cimco import sweeps
+
+    df = sweeps.read_table(directory)
+    params = sweeps._params(df)
+    rows = [[str(df["point"][i]), *(str(df[k][i]) for k in params), f"{df['energy_j'][i] * 1e6:.4g}",
+             f"{df['latency_s'][i] * 1e6:.4g}", f"{df['area_m2'][i] * 1e6:.4g}"] for i in sweeps.pareto(df)]
+    head = ["point", *params, "energy (uJ)", "latency (us)", "area (mm^2)"]
+    return (f"sweep {directory}: {len(df)} points; the energy-latency Pareto front (sweep.html lists every point):\n"
+            + _table(head, rows))
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from cimco.report.write import summary_rows, totals_line
 
+    if not (Path(args.dir) / "report.json").exists() and (Path(args.dir) / "results.csv").exists():
+        print(_sweep_summary(args.dir))  # a sweep's directory
+        return 0
     report = read_report(args.dir)
     print(_table(*summary_rows(report)))
     print()
@@ -599,8 +615,8 @@ def parser() -> argparse.ArgumentParser:
                    "then PATH)")
     m.set_defaults(func=cmd_map)
 
-    r = sub.add_parser("report", help="print the summary of an existing report directory")
-    r.add_argument("dir", help="directory holding report.json")
+    r = sub.add_parser("report", help="print the summary of an existing report or sweep directory")
+    r.add_argument("dir", help="directory holding report.json (cimco map) or results.csv (cimco sweep)")
     r.set_defaults(func=cmd_report)
 
     df = sub.add_parser("diff", help="compare two report directories: totals, energy by component, layers")

@@ -516,6 +516,35 @@ def table(points: list[Point], done: dict[str, dict]):
     return pd.DataFrame(rows)
 
 
+def read_table(out: str | Path):
+    """A finished sweep's ``results.csv`` (in ``out``), checked like user input: each point's
+    energy, latency and area finite numbers >= 0 (SpecError naming the file and line)."""
+    import pandas as pd
+
+    from cimco.spec.load import read_regular
+
+    path = Path(out) / "results.csv"
+    if not path.exists():
+        raise SpecError([Problem(str(path), "", "no results.csv here: run `cimco sweep` to its end first")])
+    try:
+        df = pd.read_csv(io.BytesIO(read_regular(path, 256 * 2**20, "sweep table")), dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as e:  # not CSV, not UTF-8, empty
+        raise SpecError([Problem(str(path), "", f"not a sweep table ({str(e)[:100]}); rerun `cimco sweep`")]) from None
+    need = ["point", "system_name", *OBJECTIVES]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise SpecError([Problem(str(path), "", f"not a sweep table: no column {', '.join(missing)}")])
+    problems = []
+    for k in OBJECTIVES:
+        v = pd.to_numeric(df[k], errors="coerce")
+        for i in df.index[~(v.notna() & (v >= 0) & (v != math.inf))][:5]:
+            problems.append(Problem(str(path), f"line {i + 2}", f"{k}: expected a finite number >= 0, "
+                                                                f"got {short(df[k][i])}"))
+    if problems:
+        raise SpecError(capped(problems))
+    return df.astype({k: float for k in OBJECTIVES})
+
+
 def pareto(df, objectives: tuple[str, str] = DEFAULT_OBJECTIVES) -> list[int]:
     """Row positions on the Pareto front of the two ``objectives`` (no other point is at least
     as good in both and better in one), by the second."""
