@@ -156,3 +156,21 @@ def test_a_scalar_where_a_mapping_belongs_shows_the_form(tmp_path: Path, capsys,
     assert edit[0] in TEMPLATE
     code, err = _validate(tmp_path, TEMPLATE.replace(*edit), capsys)
     assert code == 2 and words in err
+
+
+def test_specs_list_works_outside_the_repository(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Issue 21: the bundled specs ship with the package (package data), and the repository's
+    arch_specs/ and workloads/ are links to them."""
+    import tomllib
+
+    from cimco.spec import BUNDLED as PACKAGED
+
+    monkeypatch.chdir(tmp_path)  # no arch_specs/ here
+    assert main(["specs", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "system    mars_system" in out and "workload  resnet20_cifar" in out
+    assert len(out.splitlines()) == len(BUNDLED)
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["cimco"]
+    packaged = {p for g in globs for p in PACKAGED.parent.glob(g)}
+    assert {p.resolve() for p in BUNDLED} <= packaged
+    assert (ROOT / "arch_specs").resolve() == PACKAGED / "arch_specs"

@@ -482,9 +482,9 @@ def cmd_specs_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_specs_list(args: argparse.Namespace) -> int:
-    from cimco.spec import load
+    from cimco.spec import BUNDLED, load
 
-    for d in args.dirs:
+    for d in args.dirs or [BUNDLED / "arch_specs", BUNDLED / "workloads"]:
         for f in sorted(Path(d).glob("*.yaml")):
             spec = load(f)
             print(f"{spec.kind:9s} {spec.name:28s} {f}")
@@ -684,8 +684,9 @@ def parser() -> argparse.ArgumentParser:
     v = ssub.add_parser("validate", help="validate spec files; lists every problem")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=cmd_specs_validate)
-    ls = ssub.add_parser("list", help="list the specs in directories")
-    ls.add_argument("dirs", nargs="*", default=["arch_specs", "workloads"])
+    ls = ssub.add_parser("list", help="list the specs in directories (default: the bundled ones)")
+    ls.add_argument("dirs", nargs="*", help="directories of spec files (default: the specs installed with cimco, "
+                    "which the repository's arch_specs/ and workloads/ link to)")
     ls.set_defaults(func=cmd_specs_list)
     sc = ssub.add_parser("schema", help="print every macro, system and workload spec field: type, range, unit, "
                          "default, meaning (Markdown)")
