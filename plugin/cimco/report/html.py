@@ -302,6 +302,8 @@ def roofline_svg(d: dict) -> str:
                label="layer: ops per buffer byte")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    low = min(min(attained), d["dram"] * xs[0], d["buffer"] * xs[0], d["peak"])
+    ax.set_ylim(low / 2e9, d["peak"] * 2 / 1e9)  # never a flat range (every point at the peak)
     ax.set_xlabel("arithmetic intensity (ops per byte moved)")
     ax.set_ylabel("attained GOPS")
     ax.set_title("roofline: each layer against the system's ceilings")
