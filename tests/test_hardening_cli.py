@@ -385,3 +385,29 @@ def test_roofline_points_lie_under_the_systems_ceilings(tmp_path: Path) -> None:
         assert attained <= d["dram"] * dram_x * (1 + 1e-9) and attained <= d["buffer"] * buffer_x * (1 + 1e-9), name
     page = (tmp_path / "OUT" / "report.html").read_text()
     assert "<h2>Roofline</h2>" in page and "attained GOPS" in page and "energy (uJ)" in page
+
+
+@pytest.mark.parametrize("flags", [["--batch", "4"], ["--weights", "reload", "--batch", "1"]])
+def test_breakdown_by_level_and_tensor_adds_up_and_counts_weights(tmp_path: Path, flags: list[str]) -> None:
+    """Issue 21: reads, writes and energy by level and tensor, as Timeloop's stats give them,
+    after the sparsity and execution steps: they add up to every layer's energy and the total,
+    and the weights move as counted by hand: every weight bit read from DRAM and written into
+    the cells once per batch (ResNet-20, 8-bit weights)."""
+    from cimco.spec import load
+
+    r20 = Path(SYSTEM).parent.parent / "workloads/resnet20_cifar.yaml"
+    assert main(["map", "--system", SYSTEM, "--workload", str(r20), "--out", str(tmp_path / "OUT"), "--quiet",
+                 *flags]) == 0
+    report = json.loads((tmp_path / "OUT" / "report.json").read_text())
+    for x in report["layers"]:
+        assert sum(b["energy_j"] for b in x["breakdown"]) == pytest.approx(x["energy_j"], rel=1e-12), x["name"]
+    total = {(b["level"], b["tensor"]): b for b in report["breakdown"]}
+    assert sum(b["energy_j"] for b in total.values()) == pytest.approx(report["totals"]["energy_j"], rel=1e-12)
+    batch = int(flags[-1])
+    weight_bits = sum(x.out_channels * x.reduction * x.repeat * 8 for x in load(r20).layers)
+    assert total["DRAM", "W"]["reads"] == pytest.approx(weight_bits / batch, rel=1e-12)
+    assert total["CellArray", "W"]["writes"] == pytest.approx(weight_bits / batch, rel=1e-12)
+    head = (tmp_path / "OUT" / "layers.csv").read_text().splitlines()[0]
+    assert "energy_j.DRAM.W" in head and "energy_j.GlobalBuffer.I" in head
+    assert "## By level and tensor" in (tmp_path / "OUT" / "report.md").read_text()
+    assert "By level and tensor" in (tmp_path / "OUT" / "report.html").read_text()

@@ -154,15 +154,16 @@ def _residency(workload: WorkloadSpec, capacity: int, pipelined: bool) -> list[b
     return kept
 
 
-def _move(actions: dict, comp: str, act: str, bits: float) -> None:
-    """Add ``bits`` (negative: remove) to a component's action count, never below zero."""
-    actions[(comp, act)] = max(actions.get((comp, act), 0.0) + bits, 0.0)
+def _move(actions: dict, comp: str, tensor: str, act: str, bits: float) -> None:
+    """Add ``bits`` (negative: remove) to a component's action count of ``tensor``, never below zero."""
+    actions[comp, tensor, act] = max(actions.get((comp, tensor, act), 0.0) + bits, 0.0)
 
 
 def _scale_latency(run: LayerRun, actions: dict, comp: str) -> float:
-    """A bandwidth-bound memory's latency after its traffic changed."""
-    old = sum(v for (c, _), v in run.actions.items() if c == comp)
-    new = sum(v for (c, _), v in actions.items() if c == comp)
+    """A bandwidth-bound memory's latency after its traffic changed (``actions``: by part,
+    tensor and action)."""
+    old = sum(v for (c, _, _), v in run.tensor_actions.items() if c == comp)
+    new = sum(v for (c, _, _), v in actions.items() if c == comp)
     return run.latency_by_component.get(comp, 0.0) * (new / old if old else 0.0)
 
 
@@ -207,7 +208,7 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert:
     plan = Plan(how.mode, weights, how.batch, need, kept, [])
     out = []
     for i, (x, run) in enumerate(zip(workload.layers, runs)):
-        a = dict(run.actions)
+        a = dict(run.tensor_actions)
         t = run.result.tensor_actions
         n = x.repeat  # tensor_actions are per run of the layer; actions too (the report multiplies)
 
@@ -215,29 +216,29 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert:
         on_chip = sum(size[p] for p in prods if kept[p]) / sum(size[p] for p in prods) if prods else 0.0
         plan.input_on_chip.append(on_chip)
         if on_chip:  # fewer DRAM reads and buffer fills of the input
-            _move(a, DRAM, "read", -on_chip * t.get((DRAM, "I", "read"), 0.0))
-            _move(a, GLOBAL_BUFFER, "write", -on_chip * t.get((GLOBAL_BUFFER, "I", "write"), 0.0))
+            _move(a, DRAM, "I", "read", -on_chip * t.get((DRAM, "I", "read"), 0.0))
+            _move(a, GLOBAL_BUFFER, "I", "write", -on_chip * t.get((GLOBAL_BUFFER, "I", "write"), 0.0))
         if kept[i]:  # the output is not drained to DRAM
             drained = t.get((DRAM, "O", "write"), 0.0)
-            _move(a, DRAM, "write", -drained)
-            _move(a, GLOBAL_BUFFER, "read", -min(drained, t.get((GLOBAL_BUFFER, "O", "read"), 0.0)))
-        for name in x.residual:  # the skip connection's tensor is read to be added
+            _move(a, DRAM, "O", "write", -drained)
+            _move(a, GLOBAL_BUFFER, "O", "read", -min(drained, t.get((GLOBAL_BUFFER, "O", "read"), 0.0)))
+        for name in x.residual:  # the skip connection's tensor is read to be added (an input of the add)
             p = index[name]
             bits = size[p] / n
-            _move(a, GLOBAL_BUFFER, "read", bits)
+            _move(a, GLOBAL_BUFFER, "I", "read", bits)
             if not kept[p]:
-                _move(a, DRAM, "read", bits)
-                _move(a, GLOBAL_BUFFER, "write", bits)
+                _move(a, DRAM, "I", "read", bits)
+                _move(a, GLOBAL_BUFFER, "I", "write", bits)
         stored = run.sparse.ratio("executed_macs") if run.sparse else 1.0
         moved = {k: v * stored for k, v in run.result.of_tensor("W").items()
                  if k in ((DRAM, "read"), (CELL_ARRAY, "write"))}
         for (comp, act), v in moved.items():
             if weights == "resident":  # programmed once, reported apart
-                _move(a, comp, act, -v)
+                _move(a, comp, "W", act, -v)
                 key = (comp, act)
                 plan.weight_load_actions[key] = plan.weight_load_actions.get(key, 0.0) + v * n
             else:  # one load per batch
-                _move(a, comp, act, -v * (1 - 1 / how.batch))
+                _move(a, comp, "W", act, -v * (1 - 1 / how.batch))
         lat = dict(run.latency_by_component)
         for comp in MEMORIES:
             if comp in lat:

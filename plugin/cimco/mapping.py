@@ -33,7 +33,7 @@ class LayerRun:
     bits: Bits
     result: LayerResult
     cached: bool
-    actions: dict[tuple[str, str], float]
+    tensor_actions: dict[tuple[str, str, str], float]  # (part, tensor I/W/O, action) -> count
     latency_s: float
     latency_by_component: dict[str, float]
     mask: np.ndarray | None = None  # the layer's weight mask (True = kept), if it is pruned
@@ -41,8 +41,17 @@ class LayerRun:
 
     @classmethod
     def of(cls, layer: Layer, bits: Bits, result: LayerResult, cached: bool, mask: np.ndarray | None) -> LayerRun:
-        return cls(layer, bits, result, cached, dict(result.actions), result.latency_s,
+        return cls(layer, bits, result, cached, dict(result.tensor_actions), result.latency_s,
                    dict(result.latency_by_component), mask)
+
+    @property
+    def actions(self) -> dict[tuple[str, str], float]:
+        """Counts by (part, action): the tensors' summed, and the backend's actions that move
+        no tensor (the compute unit's)."""
+        out: dict[tuple[str, str], float] = {}
+        for (part, _, action), n in self.tensor_actions.items():
+            out[part, action] = out.get((part, action), 0.0) + n
+        return {**{k: v for k, v in self.result.actions.items() if k not in out}, **out}
 
 
 def _map(backend: Backend, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None,
@@ -111,7 +120,8 @@ def map_workload(system: SystemSpec, workload: WorkloadSpec, backend: Backend, c
             for layer, k in zip(workload.layers, keys)]
 
 
-def with_counts(run: LayerRun, actions: dict, latency_by_component: dict[str, float], **other) -> LayerRun:
-    """``run`` with corrected counts; its latency is that of its slowest part."""
-    return replace(run, actions=actions, latency_by_component=latency_by_component,
+def with_counts(run: LayerRun, tensor_actions: dict, latency_by_component: dict[str, float], **other) -> LayerRun:
+    """``run`` with corrected counts (by part, tensor and action); its latency is that of its
+    slowest part."""
+    return replace(run, tensor_actions=tensor_actions, latency_by_component=latency_by_component,
                    latency_s=max(latency_by_component.values()), **other)

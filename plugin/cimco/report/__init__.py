@@ -102,6 +102,31 @@ def ceilings(system: SystemSpec, workload: WorkloadSpec) -> dict:
             "buffer_bits_per_s": system.global_buffer.bandwidth_bits_per_s}
 
 
+def breakdown(run: LayerRun, tables: Tables, n: int) -> list[dict]:
+    """The layer's reads, writes and energy by part (level) and tensor, as Timeloop's stats
+    give them: one entry per (part, tensor) that acts, ``n`` runs of the layer. Memories count
+    bits; a macro part its own actions (cell operations, word-line drives, readouts)."""
+    out: dict[tuple[str, str], dict] = {}
+    for (part, tensor, action), count in sorted(run.tensor_actions.items()):
+        if not count:
+            continue
+        e = out.setdefault((part, tensor), {"level": part, "tensor": tensor, "reads": 0.0, "writes": 0.0,
+                                            "energy_j": 0.0})
+        e["reads" if action == "read" else "writes"] += count * n
+        e["energy_j"] += tables.energy(part, action) * count * n
+    return list(out.values())
+
+
+def _summed(layers: list[dict]) -> list[dict]:
+    out: dict[tuple[str, str], dict] = {}
+    for x in layers:
+        for b in x["breakdown"]:
+            e = out.setdefault((b["level"], b["tensor"]), {**b, "reads": 0.0, "writes": 0.0, "energy_j": 0.0})
+            for k in ("reads", "writes", "energy_j"):
+                e[k] += b[k]
+    return list(out.values())
+
+
 def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], plan: Plan,
                  tables: Tables, backend: Backend) -> dict:
     """The report contract for ``runs`` as executed by ``plan`` (:func:`cimco.execution.apply`)."""
@@ -136,6 +161,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "sparsity": _sparsity(sp),
             "energy_by_component": by_comp,
             "action_counts": {f"{c}.{a}": k * n for (c, a), k in run.actions.items()},
+            "breakdown": breakdown(run, tables, n),
             "mapping": run.result.mapping,
             "mapping_loops": run.result.loops,
             "column_split": run.result.column_split,
@@ -148,6 +174,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
     return {
         "cimco_version": __version__,
         "ceilings": ceilings(system, workload),
+        "breakdown": _summed(layers),  # every layer's, by part (level) and tensor
         "backend": backend.name,
         "engine": backend.versions(),
         "system": system.name,

@@ -369,6 +369,12 @@ def fragment(report: dict, area_m2: dict[str, float] | None = None, cache: Path 
              "<h2>Summary</h2>",
              table(["total", "value"], [list(human(k, v)) for k, v in t.items() if _num(v) or isinstance(v, str)],
                    False)]
+    if isinstance(report.get("breakdown"), list) and report["breakdown"]:
+        parts += ["<h2>By level and tensor</h2><p>Reads and writes: bits at a memory, the part's own actions at a "
+                  "macro part (cell operations, word-line drives, readouts).</p>",
+                  table(["level", "tensor", "reads", "writes", "energy (uJ)"],
+                        [[b.get("level"), b.get("tensor"), b.get("reads"), b.get("writes"),
+                          human("energy_j", b.get("energy_j"))[1]] for b in report["breakdown"]])]
     layers = report.get("layers") or []
     area = area_m2 or report.get("area_by_part_m2") or {}
     if note := aggregation_note(len(layers)):

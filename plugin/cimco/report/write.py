@@ -23,18 +23,21 @@ UTILIZATION = ("macros_used", "rows_used", "columns_used", "spatial_utilization"
 
 def _csv(report: dict) -> str:
     comps = list(report["energy_by_component"])
+    pairs = [(b["level"], b["tensor"]) for b in report.get("breakdown", [])]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["name", "dense_macs", "executed_macs", "energy_j", "latency_s", "input_bits",
                 "weight_bits", "output_bits", "weight_density", "block_density", "input_density", *UTILIZATION]
-               + [f"energy_j.{c}" for c in comps])
+               + [f"energy_j.{c}" for c in comps] + [f"energy_j.{level}.{t}" for level, t in pairs])
     for x in report["layers"]:
         b = x["bits"]
         w.writerow([x["name"], x["dense_macs"], x["executed_macs"], repr(x["energy_j"]),
                     repr(x["latency_s"]), b["input"], b["weight"], b["output"],
                     x["weight_density"], x["block_density"], x["input_density"],
                     *("" if x.get(k) is None else x[k] for k in UTILIZATION)]
-                   + [repr(x["energy_by_component"].get(c, 0.0)) for c in comps])
+                   + [repr(x["energy_by_component"].get(c, 0.0)) for c in comps]
+                   + [repr(by.get(p, 0.0)) for by in [{(b["level"], b["tensor"]): b["energy_j"]
+                                                       for b in x.get("breakdown", [])}] for p in pairs])
     return buf.getvalue()
 
 
@@ -87,6 +90,13 @@ def _markdown(report: dict, tables: Tables | None = None) -> str:
     total = report["totals"]["energy_j"]
     for c, e in sorted(report["energy_by_component"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {c} | {e * 1e6:.3f} | {e / total:.1%} |")
+    if report.get("breakdown"):
+        lines += ["", "## By level and tensor", "", "Reads and writes are bits at a memory, the part's own actions "
+                  "at a macro part (cell operations, word-line drives, readouts).", "",
+                  "| level | tensor | reads | writes | energy (uJ) | share |", "|---|---|---|---|---|---|"]
+        for b in sorted(report["breakdown"], key=lambda b: -b["energy_j"]):
+            lines.append(f"| {b['level']} | {b['tensor']} | {b['reads']:,.0f} | {b['writes']:,.0f} | "
+                         f"{b['energy_j'] * 1e6:.3f} | {b['energy_j'] / total:.1%} |")
     if "tops_per_w_macro" in report["totals"]:
         lines += ["", f"Macro-only efficiency (macro compute actions, no weight writes, buffers or DRAM): "
                       f"{report['totals']['tops_per_w_macro']:.2f} TOPS/W"]

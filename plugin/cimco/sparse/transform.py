@@ -66,22 +66,22 @@ def plan(layer: Layer, mask: np.ndarray | None, geo: MacroGeometry) -> SparseLay
                        layer.input_density)
 
 
-def correct(sp: SparseLayer, actions: dict[tuple[str, str], float],
-            weight_actions: dict[tuple[str, str], float], latency_by_component: dict[str, float],
-            positions: int) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
-    """AccelForge's counts and per-component latency for the dense layer -> the sparse layer's."""
+def correct(sp: SparseLayer, actions: dict[tuple[str, str, str], float], latency_by_component: dict[str, float],
+            positions: int) -> tuple[dict[tuple[str, str, str], float], dict[str, float]]:
+    """The dense layer's counts by (part, tensor, action) and per-component latency -> the
+    sparse layer's: the weights' traffic scaled by the weights stored, the macro parts' actions
+    by their occupancy ratios (and the input density where zeros are gated), and the index
+    codes read (counted with the weights)."""
     out = dict(actions)
     stored = sp.ratio("executed_macs")
-    for key, w in weight_actions.items():
-        if key not in SCALED:
-            out[key] = out[key] - w + w * stored
-    for key, field in SCALED.items():
-        if key not in actions:  # a part this macro family does not have (ADC or AdderTree)
-            continue
-        r = sp.ratio(field) * (sp.input_density if key[0] in GATED else 1.0)
-        out[key] = actions[key] * r
+    for (part, tensor, action), n in actions.items():
+        field = SCALED.get((part, action))
+        if field is not None:
+            out[part, tensor, action] = n * sp.ratio(field) * (sp.input_density if part in GATED else 1.0)
+        elif tensor == "W":
+            out[part, tensor, action] = n * stored
     if sp.compressed:
-        out[INDEX] = float(sp.occ.kept_blocks * positions)
+        out[INDEX[0], "W", INDEX[1]] = float(sp.occ.kept_blocks * positions)
     busy = sp.ratio("busy")
     lat = {c: v * busy if c in MACRO_PARTS else v for c, v in latency_by_component.items()}
     return out, lat
@@ -99,7 +99,6 @@ def apply(system: SystemSpec, runs: list) -> list:
         if sp is None:
             out.append(run)
             continue
-        actions, lat = correct(sp, run.actions, run.result.of_tensor("W"), run.latency_by_component,
-                               run.layer.positions)
+        actions, lat = correct(sp, run.tensor_actions, run.latency_by_component, run.layer.positions)
         out.append(with_counts(run, actions, lat, sparse=sp))
     return out
