@@ -214,7 +214,16 @@ def test_local_and_dask_executors_give_identical_tables(cluster, tmp_path: Path)
         assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes()
     # the workers wrote only into OUT: cache, scratch and matplotlib's files under OUT/cache
     assert {p.name for p in (tmp_path / "dask").iterdir()} == {
-        "cache", "results.jsonl", "results.parquet", "results.csv", "pareto.png", "sweep.html"}
+        "cache", "points", "results.jsonl", "results.parquet", "results.csv", "pareto.png", "sweep.html"}
+    # each point's report (issue 21), linked from sweep.html, read by `cimco report` and `cimco diff`
+    points = sorted((tmp_path / "local" / "points").iterdir())
+    assert [p.name for p in points] == sorted(local["hash"]) and all((p / "report.json").exists() for p in points)
+    page = (tmp_path / "local" / "sweep.html").read_text()
+    assert all(f'<a href="points/{h}/report.json">' in page for h in local["hash"])
+    report = json.loads((points[0] / "report.json").read_text())
+    row = local[local["hash"] == points[0].name].iloc[0]
+    assert report["totals"]["energy_j"] == row["energy_j"]
+    assert main(["diff", str(points[0]), str(points[1])]) == 0
 
 
 def test_an_architecture_sweep_on_the_cimco_backend(tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ from cimco.spec.workload import Layer, WorkloadSpec
 LAYER_WIDE = ("sparsity", "input_density")  # workload.<these> set every layer
 MAX_POINTS = 10_000  # default --max-points: each point is validated and kept in memory
 RESULTS = "results.jsonl"
+POINTS = "points"  # OUT/points/<point hash>/report.json: each point's report
 # totals a Pareto front may be drawn over (all minimized): (label, scale, unit)
 OBJECTIVES = {"energy_j": ("energy", 1e6, "uJ"), "latency_s": ("latency", 1e3, "ms"), "area_m2": ("area", 1e6, "mm^2")}
 DEFAULT_OBJECTIVES = ("energy_j", "latency_s")
@@ -271,16 +272,16 @@ def _hash(p: Point, backend: str) -> None:
 
 
 def run_point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, cache_dir: str,
-              backend: str = DEFAULT) -> tuple[dict, int]:
+              backend: str = DEFAULT, report_dir: str | None = None) -> tuple[dict, int]:
     """Map and report one point (a worker task, default execution, the ``backend`` named):
     its report's summary and the number of layers mapped (cache misses). Writes only under
-    ``cache_dir``."""
+    ``cache_dir`` and, given ``report_dir``, the point's report.json there."""
     os.environ.setdefault("MPLCONFIGDIR", str(Path(cache_dir, "matplotlib")))
-    return _point(system, workload, workload_path, cache_dir, backend)
+    return _point(system, workload, workload_path, cache_dir, backend, report_dir)
 
 
 def _point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, cache_dir: str,
-           backend: str) -> tuple[dict, int]:
+           backend: str, report_dir: str | None = None) -> tuple[dict, int]:
     from cimco import pipeline
     from cimco.execution import Execution
     from cimco.sparse.masks import resolve
@@ -288,6 +289,10 @@ def _point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, cache
     res = pipeline.run(system, workload, resolve(system, workload, workload_path), Execution(), backends.get(backend),
                        Path(cache_dir), workload_file=workload_path)
     report = res.report
+    if report_dir:  # the point's whole report.json (`cimco report` and `cimco diff` read it)
+        from cimco.io import write_atomic
+
+        write_atomic(Path(report_dir) / "report.json", json.dumps(report, indent=1, allow_nan=False))
     return {"system": report["system"], "workload": report["workload"], "totals": report["totals"]}, res.mapped
 
 
@@ -460,7 +465,8 @@ def run(path: str | Path, out: str | Path, executor: str = "local", scheduler: s
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         def submit(p: Point):
-            return ex.submit(run_point, p.system, p.workload, p.workload_path, str(cache), backend)
+            return ex.submit(run_point, p.system, p.workload, p.workload_path, str(cache), backend,
+                             str(out.absolute() / POINTS / p.hash))
 
         # the first point of each signature maps its layers; the others then read the cache
         pending = {submit(g[0]): (g[0], g[1:]) for g in groups.values()}
@@ -602,9 +608,12 @@ def pages(name: str, df, objectives: tuple[str, str] = DEFAULT_OBJECTIVES) -> di
     fig.savefig(buf, format="png", dpi=120)  # before _svg closes the figure
     front = set(pareto(df, objectives))
     cols = [c for c in df.columns if c != "hash"]
-    rows = [[*(None if isinstance(v, float) and v != v else v for v in r.values()), "yes" if i in front else ""]
-            for i, r in enumerate(df[cols].to_dict("records"))]
+    reports = [h.Link(f"{POINTS}/{k}/report.json", "report.json") for k in df["hash"]]
+    rows = [[*(None if isinstance(v, float) and v != v else v for v in r.values()), "yes" if i in front else "",
+             reports[i]] for i, r in enumerate(df[cols].to_dict("records"))]
     page = h.page(f"cimco sweep {name}", [f"<h1>Sweep {name}: {len(df)} points</h1>", '<div class="plots">',
                                           h._svg(fig), "</div>", "<h2>Points</h2>",
-                                          "<p>Click a column to sort.</p>", h.table([*cols, "pareto"], rows)])
+                                          "<p>Click a column to sort. Each point's report: `cimco report "
+                                          "OUT/points/HASH`; two compared: `cimco diff`.</p>",
+                                          h.table([*cols, "pareto", "report"], rows)])
     return {"pareto.png": buf.getvalue(), "sweep.html": page}

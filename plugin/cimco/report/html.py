@@ -18,6 +18,7 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 # Layers tabulated and plotted one by one. Beyond these, the top ones by energy plus one "other" entry:
 # one row or bar per layer makes a 10,000-layer page tens of MB and minutes of matplotlib, and a
@@ -323,9 +324,18 @@ def area_svg(d: dict) -> str:
     return _svg(fig)
 
 
+class Link(NamedTuple):
+    """A table cell linking ``href`` (relative to the page) as ``text``."""
+
+    href: str
+    text: str
+
+
 def table(head: list[str], rows: list[list[object]], sortable: bool = True) -> str:
     """An HTML table; numeric cells carry their exact value in ``data-v`` for sorting."""
     def cell(x: object) -> str:
+        if isinstance(x, Link):
+            return f'<td><a href="{html.escape(x.href)}">{html.escape(x.text)}</a></td>'
         v = f' data-v="{x!r}"' if _num(x) else ""
         return f"<td{v}>{html.escape(fmt(x))}</td>"
 
