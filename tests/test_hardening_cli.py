@@ -411,3 +411,37 @@ def test_breakdown_by_level_and_tensor_adds_up_and_counts_weights(tmp_path: Path
     assert "energy_j.DRAM.W" in head and "energy_j.GlobalBuffer.I" in head
     assert "## By level and tensor" in (tmp_path / "OUT" / "report.md").read_text()
     assert "By level and tensor" in (tmp_path / "OUT" / "report.html").read_text()
+
+
+def test_screenshot_of_a_real_report_shows_every_plot(tmp_path: Path) -> None:
+    """Issue 21: report.html of ResNet-20, rendered in headless Chromium: five plots (energy,
+    latency, utilization, roofline, area), each drawn (colour in its part of the page), and
+    the figures in human units in the page's text."""
+    import re
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from html_screenshot import chromium, screenshot
+
+    if chromium() is None:
+        pytest.skip("chromium not installed (make setup installs it as root)")
+    from PIL import Image
+
+    r20 = Path(SYSTEM).parent.parent / "workloads/resnet20_cifar.yaml"
+    assert main(["map", "--system", SYSTEM, "--workload", str(r20), "--out", str(tmp_path / "OUT"), "--quiet"]) == 0
+    page = (tmp_path / "OUT" / "report.html").read_text()
+    assert page.count("<svg") == 5
+    for title in ("Energy", "Latency", "Utilization and densities", "Roofline", "Area by part", "By level and tensor"):
+        assert f"<h2>{title}</h2>" in page
+    for unit in ("energy (uJ)", "latency (us)", "area (mm^2)", "GOPS"):
+        assert unit in page
+    screenshot(tmp_path / "OUT" / "report.html", tmp_path / "shot.png", 1280, 6000)
+    img = np.asarray(Image.open(tmp_path / "shot.png").convert("RGB")).astype(int)
+    colour = (img.max(axis=2) - img.min(axis=2)) > 60
+    # each plot is a band of coloured rows; the page without its SVGs would have none
+    rows = colour.mean(axis=1) > 0.01
+    bands = sum(1 for a, b in zip(rows[:-1], rows[1:]) if b and not a)
+    assert bands >= 5, bands
+    assert not re.search(r"energy_j|latency_s\b", page.split("<h2>Layers</h2>")[0]), "SI keys before the table"
