@@ -17,7 +17,7 @@ import math
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 from cimco.backends import LayerResult
@@ -49,7 +49,7 @@ def key(system, einsum: dict, bits, engine: dict[str, str]) -> str:
 
 
 def result_to_json(r: LayerResult) -> str:
-    d = asdict(r)
+    d = {f.name: getattr(r, f.name) for f in fields(r)}  # plain values: no deep copy (asdict's) needed
     for k in ("energy", "actions", "tensor_actions"):
         d[k] = {"|".join(key): v for key, v in d[k].items()}
     return json.dumps(d, allow_nan=False)
