@@ -189,17 +189,22 @@ def _weights(system: SystemSpec, how: Execution, need: int, stages: list | None)
     return weights
 
 
-def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> None:
-    """Refuse, before any mapping, an execution the system cannot give (SpecError)."""
+def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> list | None:
+    """Refuse, before any mapping, an execution the system cannot give (SpecError); the
+    layers' stages (:func:`_stages`), which :func:`apply` may be given again."""
     stages = _stages(system, workload, {}, [(masks or {}).get(x.name) for x in workload.layers])
     _weights(system, how, _macros_needed(system, workload, stages), stages)
+    return stages
 
 
 def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert: dict,
-          how: Execution | None = None) -> tuple[list[LayerRun], Plan]:
-    """Each layer's counts and latency for the whole network run as ``how`` says."""
+          how: Execution | None = None, stages: list | None | bool = False) -> tuple[list[LayerRun], Plan]:
+    """Each layer's counts and latency for the whole network run as ``how`` says (``stages``:
+    :func:`check`'s for the same layers and masks, else computed here; only their macros and
+    times are used, which the ERT does not change)."""
     how = how or Execution()
-    stages = _stages(system, workload, ert, [r.mask for r in runs])
+    if stages is False:
+        stages = _stages(system, workload, ert, [r.mask for r in runs])
     need = _macros_needed(system, workload, stages)
     weights = _weights(system, how, need, stages)
     kept = _residency(workload, system.global_buffer.size_bits, how.mode == "pipelined")

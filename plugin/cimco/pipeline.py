@@ -33,20 +33,21 @@ class Result:
 
 
 def check(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray] | None, how: Execution,
-          backend: Backend, jobs: int = 1, workload_file: str = "workload") -> None:
+          backend: Backend, jobs: int = 1, workload_file: str = "workload") -> list | None:
     """Refuse, before any work, what cannot run (SpecError naming each problem): bits the
     macro does not support, an execution the system cannot give, options the backend does
-    not honour (named by their flag)."""
+    not honour (named by their flag). Returns the execution model's stages, for :func:`run`."""
     from cimco.spec.load import check_fit
 
     problems = check_fit(system, workload, workload_file)
     if problems:
         raise SpecError(problems)
-    execution.check(system, workload, masks, how)
+    stages = execution.check(system, workload, masks, how)
     flags = {"--mode": how.mode, "--weights": how.weights, "--batch": how.batch, "--jobs": jobs}
     refused = backend.check(system, flags)
     if refused:
         raise SpecError([Problem("cimco map", f"--backend {backend.name}", why) for why in refused])
+    return stages  # the execution model's stages (cimco.execution.check), given to its apply again
 
 
 def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray] | None, how: Execution,
@@ -64,13 +65,12 @@ def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray]
     from cimco.sparse import transform
     from cimco.tables import component_tables
 
-    if not checked:
-        check(system, workload, masks, how, backend, jobs, workload_file)
+    stages = False if checked else check(system, workload, masks, how, backend, jobs, workload_file)
     runs = map_workload(system, workload, backend, cache_dir, progress=progress, jobs=jobs, masks=masks,
                         scratch=scratch, limits=limits, isolate=isolate)
     tables = component_tables(system, workload)
     runs = transform.apply(system, runs)
-    runs, plan = execution.apply(system, workload, runs, tables.ert, how)
+    runs, plan = execution.apply(system, workload, runs, tables.ert, how, stages)
     mapped = len({id(r.result) for r in runs if not r.cached})
     from cimco.checks import warnings_of
 
