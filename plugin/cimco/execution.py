@@ -234,9 +234,9 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert:
             if not kept[p]:
                 _move(a, DRAM, "I", "read", bits)
                 _move(a, GLOBAL_BUFFER, "I", "write", bits)
-        stored = run.sparse.ratio("executed_macs") if run.sparse else 1.0
-        moved = {k: v * stored for k, v in run.result.of_tensor("W").items()
-                 if k in ((DRAM, "read"), (CELL_ARRAY, "write"))}
+        # the weights' load: the layer's own counts (its stored weights, after sparsity)
+        moved = {(comp, act): v for (comp, tensor, act), v in run.tensor_actions.items()
+                 if tensor == "W" and (comp, act) in ((DRAM, "read"), (CELL_ARRAY, "write"))}
         for (comp, act), v in moved.items():
             if weights == "resident":  # programmed once, reported apart
                 _move(a, comp, "W", act, -v)

@@ -63,10 +63,6 @@ class LayerResult:
             out.append(f"loops {self.loops} vs {other.loops}")
         return out
 
-    def of_tensor(self, tensor: str) -> dict[Key, float]:
-        """The part of ``actions`` that moves ``tensor`` ("I", "W" or "O"), by (part, action)."""
-        return {(c, a): v for (c, t, a), v in self.tensor_actions.items() if t == tensor}
-
 
 class Backend(Protocol):
     """What the pipeline needs of a mapping backend. Instances are picklable (they travel
