@@ -91,7 +91,7 @@ def test_nothing_kept_is_accelforges_single_layer_result(mapped) -> None:
     connection, the execution model changes nothing: AccelForge's counts, exactly."""
     system, runs, tables = mapped
     small = system.model_copy(update={"global_buffer": system.global_buffer.model_copy(update={"size_bits": 1})})
-    out, plan = apply(small, CHAIN, runs, tables.ert, how=Execution(weights="reload"))
+    out, plan = apply(small, CHAIN, runs, how=Execution(weights="reload"))
     assert plan.output_on_chip == [False] * 3 and not plan.weight_load_actions
     for before, after in zip(runs, out):
         assert after.actions == before.actions == before.result.actions
@@ -100,7 +100,7 @@ def test_nothing_kept_is_accelforges_single_layer_result(mapped) -> None:
 
 def test_kept_tensors_leave_dram_exactly(mapped) -> None:
     system, runs, tables = mapped
-    out, plan = apply(system, SKIP, runs, tables.ert, how=Execution(weights="resident"))
+    out, plan = apply(system, SKIP, runs, how=Execution(weights="resident"))
     assert plan.output_on_chip == [True, True, False] and plan.input_on_chip == [0.0, 1.0, 1.0]
     for i, (before, after) in enumerate(zip(runs, out)):
         t = before.result.tensor_actions
@@ -124,7 +124,7 @@ def test_spilled_skip_connection_is_read_back_from_dram(mapped) -> None:
     system, runs, tables = mapped
     small = system.model_copy(update={"global_buffer": system.global_buffer.model_copy(
         update={"size_bits": 3 * 8192 - 1})})
-    out, plan = apply(small, SKIP, runs, tables.ert, how=Execution(weights="resident"))
+    out, plan = apply(small, SKIP, runs, how=Execution(weights="resident"))
     assert plan.output_on_chip == [False, True, False]
     t = runs[2].result.tensor_actions
     assert _count(out[2], "DRAM", "read") == pytest.approx(
@@ -134,8 +134,8 @@ def test_spilled_skip_connection_is_read_back_from_dram(mapped) -> None:
 @pytest.mark.parametrize("batch", [1, 4, 16])
 def test_batch_amortizes_weight_loads(mapped, batch: int) -> None:
     system, runs, tables = mapped
-    one, _ = apply(system, SKIP, runs, tables.ert, how=Execution(weights="reload", batch=1))
-    many, plan = apply(system, SKIP, runs, tables.ert, how=Execution(weights="reload", batch=batch))
+    one, _ = apply(system, SKIP, runs, how=Execution(weights="reload", batch=1))
+    many, plan = apply(system, SKIP, runs, how=Execution(weights="reload", batch=batch))
     assert plan.weights == "reload" and not plan.weight_load_actions
     for r, a, b in zip(runs, one, many):
         w = r.result.tensor_actions[("DRAM", "W", "read")]
@@ -150,7 +150,7 @@ def test_pipelined_stages_are_lrmps(mapped) -> None:
     from cimco.codesign.spatial import layer_options
 
     system, runs, tables = mapped
-    out, plan = apply(system, SKIP, runs, tables.ert, how=Execution(mode="pipelined"))
+    out, plan = apply(system, SKIP, runs, how=Execution(mode="pipelined"))
     for x, run, stage in zip(SKIP.layers, out, plan.stage_s):
         opt = layer_options(system, x, tables.ert, [8], None, 1)[0]
         assert max(run.latency_by_component[c] for c in ("ADC", "CellArray", "ShiftAdd", "WordlineDriver")) \
@@ -166,8 +166,8 @@ def test_weights_that_do_not_fit_cannot_be_resident(mapped) -> None:
     system, runs, tables = mapped
     tiny = system.model_copy(update={"cores": 1, "macros_per_core": 1})
     with pytest.raises(SpecError, match=r"needs 3 macros; system 'mars_system' has 1"):
-        apply(tiny, SKIP, runs, tables.ert, how=Execution(weights="resident"))
-    _, plan = apply(tiny, SKIP, runs, tables.ert)  # auto: reload
+        apply(tiny, SKIP, runs, how=Execution(weights="resident"))
+    _, plan = apply(tiny, SKIP, runs)  # auto: reload
     assert plan.weights == "reload"
 
 
@@ -225,7 +225,7 @@ def test_macros_needed_follow_each_runs_own_mask(mapped) -> None:
     import numpy as np
 
     system, runs, tables = mapped
-    _, dense = apply(system, SKIP, runs, tables.ert)
+    _, dense = apply(system, SKIP, runs)
     pruned = [replace(runs[0], mask=np.zeros((16, 16, 3, 3), bool)), *runs[1:]]
-    _, plan = apply(system, SKIP, pruned, tables.ert)
+    _, plan = apply(system, SKIP, pruned)
     assert (dense.macros_needed, plan.macros_needed) == (3, 2)

@@ -165,7 +165,6 @@ def test_residency_model_agrees_with_accelforge_fusion(fused_chain) -> None:
     from cimco.mapping import LayerRun
     from cimco.spec import load
     from cimco.spec.workload import Bits, WorkloadSpec
-    from cimco.tables import component_tables
 
     chain, singles = fused_chain
     system = load(ROOT / "arch_specs/mars_system.yaml")
@@ -173,8 +172,8 @@ def test_residency_model_agrees_with_accelforge_fusion(fused_chain) -> None:
         {"name": "a", "type": "linear", "in_channels": 64, "out_channels": 32},
         {"name": "b", "type": "linear", "in_channels": 32, "out_channels": 16}])
     runs = [LayerRun.of(layer, workload.bits, r, False, None) for layer, r in zip(workload.layers, singles)]
-    out, plan = apply(system, workload, runs, component_tables(system, workload).ert,
-                      how=Execution(weights="reload"))  # the fused mapping reads weights once too
+    # the fused mapping reads weights once too
+    out, plan = apply(system, workload, runs, how=Execution(weights="reload"))
     assert plan.output_on_chip == [True, False]
     ours = sum(v for run in out for (c, _), v in run.actions.items() if c == "DRAM")
     alone = sum(v for run in runs for (c, _), v in run.actions.items() if c == "DRAM")

@@ -89,15 +89,16 @@ def _in_sizes(workload: WorkloadSpec) -> list[int]:
     return out
 
 
-def _stages(system: SystemSpec, workload: WorkloadSpec, ert: dict, masks: list) -> list | None:
+def _stages(system: SystemSpec, workload: WorkloadSpec, masks: list) -> list | None:
     """One LRMP option per layer: its own macros at replication 1 and its weight bits; None
-    when a layer is too large for the spatial model's exact occupancy (held in memory)."""
+    when a layer is too large for the spatial model's exact occupancy (held in memory). Only
+    their macros and times are used, so no ERT is given (their energies are left 0)."""
     from cimco.codesign.spatial import layer_options
 
     if any(x.out_channels * x.reduction > MAX_MASK_WEIGHTS for x in workload.layers):
         return None
     def option(x, mask):
-        return layer_options(system, x, ert, [workload.layer_bits(x).weight], mask, 1)[0]
+        return layer_options(system, x, {}, [workload.layer_bits(x).weight], mask, 1)[0]
 
     out, dense = [], {}  # layers alike but for their names and links, without a mask: one option
     for x, mask in zip(workload.layers, masks):
@@ -192,19 +193,18 @@ def _weights(system: SystemSpec, how: Execution, need: int, stages: list | None)
 def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> list | None:
     """Refuse, before any mapping, an execution the system cannot give (SpecError); the
     layers' stages (:func:`_stages`), which :func:`apply` may be given again."""
-    stages = _stages(system, workload, {}, [(masks or {}).get(x.name) for x in workload.layers])
+    stages = _stages(system, workload, [(masks or {}).get(x.name) for x in workload.layers])
     _weights(system, how, _macros_needed(system, workload, stages), stages)
     return stages
 
 
-def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], ert: dict,
+def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
           how: Execution | None = None, stages: list | None | bool = False) -> tuple[list[LayerRun], Plan]:
     """Each layer's counts and latency for the whole network run as ``how`` says (``stages``:
-    :func:`check`'s for the same layers and masks, else computed here; only their macros and
-    times are used, which the ERT does not change)."""
+    :func:`check`'s for the same layers and masks, else computed here)."""
     how = how or Execution()
     if stages is False:
-        stages = _stages(system, workload, ert, [r.mask for r in runs])
+        stages = _stages(system, workload, [r.mask for r in runs])
     need = _macros_needed(system, workload, stages)
     weights = _weights(system, how, need, stages)
     kept = _residency(workload, system.global_buffer.size_bits, how.mode == "pipelined")

@@ -70,7 +70,7 @@ def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray]
                         scratch=scratch, limits=limits, isolate=isolate)
     tables = component_tables(system, workload)
     runs = transform.apply(system, runs)
-    runs, plan = execution.apply(system, workload, runs, tables.ert, how, stages)
+    runs, plan = execution.apply(system, workload, runs, how, stages)
     mapped = len({id(r.result) for r in runs if not r.cached})
     from cimco.checks import warnings_of
 
