@@ -119,7 +119,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cache = Path(args.cache_dir) if args.cache_dir else out / "cache"
     with _run_in(out, cache):
         _, st = sweeps.run(args.spec, out, args.executor, args.scheduler, args.jobs, cache, not args.quiet,
-                           args.max_points, args.backend, args.objectives)
+                           args.max_points, args.backend, args.objectives or sweeps.DEFAULT_OBJECTIVES)
     print(f"sweep: {st.points} points ({st.distinct} distinct): {st.done_before} done before, "
           f"{st.computed} computed, {st.mapper_calls} layers mapped; wrote "
           f"{', '.join(p.name for p in st.files)} to {out}")
@@ -530,7 +530,8 @@ def default_jobs() -> int:
 
 def _objectives(text: str) -> tuple[str, str]:
     """An argparse type: two distinct sweep objectives (cimco.sweeps.OBJECTIVES), comma-separated."""
-    names = ("energy_j", "latency_s", "area_m2")  # cimco.sweeps.OBJECTIVES, without importing it here
+    from cimco.sweeps import OBJECTIVES as names  # imported only when the flag is given
+
     got = tuple(t.strip() for t in text.split(","))
     if len(got) != 2 or got[0] == got[1] or not set(got) <= set(names):
         raise argparse.ArgumentTypeError(f"expected two different of {', '.join(names)}, comma-separated; "
@@ -707,7 +708,7 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--executor", choices=["local", "dask"], default="local",
                     help="local process pool (default) or a dask.distributed cluster")
     sw.add_argument("--scheduler", help="with --executor dask: the scheduler, e.g. tcp://HOST:8786")
-    sw.add_argument("--objectives", type=_objectives, default=("energy_j", "latency_s"), metavar="A,B",
+    sw.add_argument("--objectives", type=_objectives, metavar="A,B",
                     help="the two totals the Pareto front is drawn over, all minimized: energy_j, latency_s "
                     "or area_m2 (default energy_j,latency_s; A on the y axis)")
     sw.add_argument("--jobs", type=_count, default=default_jobs(),
