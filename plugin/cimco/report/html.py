@@ -72,15 +72,22 @@ def fmt(x: object) -> str:
 UNITS = (("_j", "uJ", 1e6), ("_s", "us", 1e6), ("_m2", "mm^2", 1e6))
 
 
+def label(key: str) -> tuple[str, float]:
+    """(label, scale) of a report field as the page shows it: J as uJ, s as us, m^2 as mm^2,
+    TOPS as GOPS; other fields as they are."""
+    if key == "tops":
+        return "GOPS", 1e3
+    for suffix, unit, scale in UNITS:
+        if key.endswith(suffix):
+            return f"{key.removesuffix(suffix)} ({unit})", scale
+    return key, 1.0
+
+
 def human(key: str, value: object) -> tuple[str, object]:
-    """(label, value) of a report field in the units the page shows: J as uJ, s as us, m^2 as
-    mm^2, TOPS as GOPS; other fields as they are."""
-    if _num(value) and not isinstance(value, bool):
-        if key == "tops":
-            return "GOPS", value * 1e3
-        for suffix, unit, scale in UNITS:
-            if key.endswith(suffix):
-                return f"{key.removesuffix(suffix)} ({unit})", value * scale
+    """(label, value) of a report field in the units the page shows (:func:`label`)."""
+    name, scale = label(key)
+    if scale != 1.0 and _num(value) and not isinstance(value, bool):
+        return name, value * scale
     return key, value
 
 
@@ -351,7 +358,7 @@ _FIRST = ["name", "dense_macs", "executed_macs", "energy_j", "latency_s"]
 def _layer_table(layers: list[dict]) -> str:
     extra = [k for k in layers[0] if k not in _FIRST and all(_num(x.get(k)) for x in layers)]
     keys = _FIRST + extra
-    head = [human(k, 1.0)[0] for k in _FIRST] + ["bits i/w/o", "busiest part"] + [human(k, 1.0)[0] for k in extra]
+    head = [label(k)[0] for k in _FIRST] + ["bits i/w/o", "busiest part"] + [label(k)[0] for k in extra]
     rows = []
     for x in tabulated(layers):
         b = x.get("bits") or {}

@@ -31,13 +31,13 @@ def _csv(report: dict) -> str:
                + [f"energy_j.{c}" for c in comps] + [f"energy_j.{level}.{t}" for level, t in pairs])
     for x in report["layers"]:
         b = x["bits"]
+        by_pair = {(e["level"], e["tensor"]): e["energy_j"] for e in x.get("breakdown", [])}
         w.writerow([x["name"], x["dense_macs"], x["executed_macs"], repr(x["energy_j"]),
                     repr(x["latency_s"]), b["input"], b["weight"], b["output"],
                     x["weight_density"], x["block_density"], x["input_density"],
                     *("" if x.get(k) is None else x[k] for k in UTILIZATION)]
                    + [repr(x["energy_by_component"].get(c, 0.0)) for c in comps]
-                   + [repr(by.get(p, 0.0)) for by in [{(b["level"], b["tensor"]): b["energy_j"]
-                                                       for b in x.get("breakdown", [])}] for p in pairs])
+                   + [repr(by_pair.get(p, 0.0)) for p in pairs])
     return buf.getvalue()
 
 
