@@ -60,6 +60,7 @@ def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray]
     the mapping cache is ``cache_dir`` (None: no cache); ``jobs``, ``scratch``, ``limits`` and
     ``isolate`` go to :func:`cimco.mapping.map_workload`; ``workload_file`` names the
     workload in errors."""
+    from cimco.checks import warnings_of
     from cimco.mapping import map_workload
     from cimco.report import build_report
     from cimco.sparse import transform
@@ -72,8 +73,6 @@ def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray]
     runs = transform.apply(system, runs)
     runs, plan = execution.apply(system, workload, runs, how, stages)
     mapped = len({id(r.result) for r in runs if not r.cached})
-    from cimco.checks import warnings_of
-
     report = build_report(system, workload, runs, plan, tables, backend)
     report["warnings"] = warnings_of(system, workload, report["totals"].get("tops_per_w_macro"))
     return Result(report, tables, mapped)

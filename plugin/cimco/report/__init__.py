@@ -137,7 +137,8 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
     for i, run in enumerate(runs):
         n = run.layer.repeat
         by_comp: dict[str, float] = {}
-        for (comp, action), count in run.actions.items():
+        actions = run.actions  # summed over tensors: once a layer
+        for (comp, action), count in actions.items():
             e = tables.energy(comp, action) * count * n
             by_comp[comp] = by_comp.get(comp, 0.0) + e
         for comp, e in by_comp.items():
@@ -160,7 +161,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             **utilization(run, system),
             "sparsity": _sparsity(sp),
             "energy_by_component": by_comp,
-            "action_counts": {f"{c}.{a}": k * n for (c, a), k in run.actions.items()},
+            "action_counts": {f"{c}.{a}": k * n for (c, a), k in actions.items()},
             "breakdown": breakdown(run, tables, n),
             "mapping": run.result.mapping,
             "mapping_loops": run.result.loops,
