@@ -38,27 +38,37 @@ class _Timeout(BaseException):  # not an Exception: the engine's own handlers le
     pass
 
 
-def _alarm(signum, frame):
-    raise _Timeout
-
-
 @contextlib.contextmanager
 def deadline(timeout_s: float | None) -> Iterator[None]:
     """At most ``timeout_s`` seconds for the block (in a main thread; elsewhere no bound),
-    then a LimitError; a MemoryError inside is a LimitError too."""
+    then a LimitError; a MemoryError inside is a LimitError too. The alarm repeats every
+    0.1 s until the block ends: a raise that lands where Python ignores exceptions (a
+    weakref callback, a ``__del__``) is raised again elsewhere, and a block that ends after
+    the alarm fired is past its limit all the same."""
     timed = timeout_s is not None and threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGALRM, _alarm) if timed else None
+    fired: list[bool] = []
+
+    def alarm(signum, frame):
+        fired.append(True)
+        raise _Timeout
+
+    old = signal.signal(signal.SIGALRM, alarm) if timed else None
     try:
-        if timed:
-            signal.setitimer(signal.ITIMER_REAL, timeout_s)
-        yield
+        try:
+            if timed:
+                signal.setitimer(signal.ITIMER_REAL, timeout_s, 0.1)
+            yield
+        finally:
+            if timed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if fired:
+            raise _Timeout
     except _Timeout:
         raise LimitError(f"mapping took longer than {timeout_s:g} s") from None
     except MemoryError:
         raise LimitError("mapping ran out of memory") from None
     finally:
         if timed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
 
 
