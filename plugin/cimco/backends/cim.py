@@ -11,7 +11,7 @@ macro fanouts never split output positions. What remains, and what :func:`plans`
 1. **Array factors** (:func:`arrays`): the columns take ``min(M, outputs per macro)``
    output channels (or fewer, where a block of channels over all positions then fits the
    buffer); the rows the reduction factors with the fewest row groups
-   (:func:`cimco.timeloop.layout._rows`), or the kernel or one of its dimensions whole.
+   (:func:`_rows`), or the kernel or one of its dimensions whole.
    Where a rank does not divide, one partial group (imperfect factorization) too.
 2. **Spread over macros and cores** (:func:`spreads`): for each weight rank, how many of
    its row/column groups run side by side (imperfect ``ceil`` splits included): every
@@ -41,6 +41,7 @@ import functools
 import itertools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -120,8 +121,6 @@ def arrays(shape: Shape, g: MacroGeometry, bits: Bits, buffer_bits: int) -> tupl
 @functools.lru_cache(maxsize=4096)  # layers and sweep points share them
 def _arrays(m: int, crs: tuple[int, int, int], wordlines: int, outputs_per_macro: int,
             fitting_columns: int) -> tuple:  # fitting_columns: output channels whose outputs fit the buffer
-    from cimco.timeloop.layout import _rows
-
     up = dict(zip("CRS", crs))
     # a partial group's rank may loop here, so its groups need not fit the macros side by side
     rows_options = [_rows(up, wordlines, math.inf, whole)[0] for whole in (True, False)]
@@ -143,6 +142,29 @@ def _arrays(m: int, crs: tuple[int, int, int], wordlines: int, outputs_per_macro
             if a not in out:
                 out.append(a)
     return tuple(out)
+
+
+def _rows(d: dict[str, int], lines: int, macros: int, whole: bool) -> tuple[dict[str, int], dict[str, int]]:
+    """Reduction factors over the word lines on at once: the fewest row groups, at most one rank
+    split imperfectly unless ``whole`` (its groups then go over at most ``macros`` macros); ties
+    to whole factors, then fuller rows, then C, S, R. Returns (factors, {imperfect rank: groups})."""
+    best = None
+    for c in range(1, min(d["C"], lines) + 1):
+        for r in range(1, min(d["R"], lines // c) + 1):
+            for s in range(1, min(d["S"], lines // (c * r)) + 1):
+                f = {"C": c, "R": r, "S": s}
+                odd = {k: -(-d[k] // v) for k, v in f.items() if d[k] % v}
+                if len(odd) > (0 if whole else 1) or any(n > macros for n in odd.values()):
+                    continue
+                groups = math.prod(-(-d[k] // v) for k, v in f.items())
+                key = (groups, len(odd), -c * r * s, -c, -s, -r)
+                if best is None or key < best[0]:
+                    best = (key, f, odd)
+    return best[1], best[2]
+
+
+def _divisors(n: int) -> list[int]:
+    return [f for f in range(1, n + 1) if n % f == 0]
 
 
 def _spans(n: int) -> list[int]:
@@ -212,8 +234,6 @@ def nests(shape: Shape, turns: dict[str, int], positions: dict[str, int],
     weight turns take one order: with both tiles at the top, or below all weight loops,
     their order changes no count (tiles below the top still pay where a stride skips
     inputs: those are read per position, not as one block)."""
-    from cimco.timeloop.layout import _divisors
-
     weight = [k for k in WEIGHT_RANKS if turns.get(k, 1) > 1]
     pos = [k for k in POSITION_RANKS if positions.get(k, 1) > 1]
     # one weight rank may also take two loops, the outer one first (a block of it at DRAM)
@@ -365,6 +385,20 @@ class _Nest:
         return math.prod(n for k, n in self.loops if k not in WEIGHT_RANKS) * math.prod(
             self.share[k] for k in {k for k, _ in self.loops if k in WEIGHT_RANKS})
 
+    def held(self, tensor: str, holders: dict[str, tuple[int, int]]) -> tuple[int, bool]:
+        """(the loop index above which the buffer holds ``tensor``'s tile, whether a
+        sliding-window loop just above it ends the descent): see :meth:`tile`."""
+        at, order = holders[tensor]
+        others = [h for t, h in holders.items() if t != tensor]
+        j, rel = at, self.rel[tensor]
+        while j < len(self.loops):
+            if any(h[0] == j and (j > at or h[1] > order) for h in others) or rel[j] == "none":
+                break
+            j += 1
+            if rel[j - 1] == "partial":
+                return j, True
+        return j, False
+
     def tile(self, tensor: str, holders: dict[str, tuple[int, int]]) -> tuple[int, float]:
         """(tile the buffer holds, values all its fills move) for the buffer's ``tensor``.
 
@@ -372,16 +406,7 @@ class _Nest:
         filled) below them, down to a loop not over its ranks (the tile stays while it
         turns), a sliding-window loop (held one step at a time, each input moved once) or
         another tile's start."""
-        at, order = holders[tensor]
-        others = [h for t, h in holders.items() if t != tensor]
-        j, slide, rel = at, False, self.rel[tensor]
-        while j < len(self.loops):
-            if any(h[0] == j and (j > at or h[1] > order) for h in others) or rel[j] == "none":
-                break
-            j += 1
-            if rel[j - 1] == "partial":
-                slide = True
-                break
+        j, slide = self.held(tensor, holders)
         moved_from = j - 1 if slide else j
         if tensor == "O":  # the tiles over the output ranks sum to the outputs, partial last tiles included
             return self.size["O"][j], self.refills[moved_from] * self.outputs
@@ -629,8 +654,8 @@ def _bound(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, floor: _Floor) -
                         macros.whole_drives * c.drive_s, floor.dram_bits / c.dram_bw, glb / c.glb_bw)
 
 
-def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
-           ert: dict[str, dict[str, float]]) -> list[tuple[Estimate, Plan]]:
+def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict[str, dict[str, float]],
+           whole: bool = False, accept: Callable[[Shape, Plan], bool] | None = None) -> list[tuple[Estimate, Plan]]:
     """The plans whose buffer tiles fit, best estimated energy-delay product first (ties: fewer
     conversions, lower latency, then the order of :func:`plans`), leaving out the array
     and spread choices whose lower bounds are above the best plan found: their plans cannot
@@ -640,7 +665,9 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
     input tile start only the highest output tile start that fits is kept: an output tile
     held higher is filled no more often and moves no more data (the input tile can be held
     differently then, where one starts below the other: the estimate of the plan kept
-    still prices that)."""
+    still prices that). ``whole``: only plans with no partial last turn (a rank whose groups
+    do not divide it has all of them side by side); ``accept``: only plans it accepts (both
+    for :mod:`cimco.timeloop.layout`)."""
     shape = Shape.of(layer, einsum)
     costs = _Costs.of(system, shape, bits, ert)
     g = MacroGeometry.of_system(system, bits)
@@ -650,6 +677,9 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
     floors: dict[tuple, _Floor] = {}
     choices = []
     for n, (array, macro, core, turns) in enumerate(plans(system, shape, bits)):
+        if whole and any(turns[k] > 1 and shape.size(k) != dict(array).get(k, 1) * dict(macro).get(k, 1)
+                         * dict(core).get(k, 1) * turns[k] for k in WEIGHT_RANKS):
+            continue
         if array not in floors:
             floors[array] = _floor(costs, bits, shape, dict(array), g)
         f = floors[array]
@@ -674,7 +704,7 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits,
                 for o in starts_o:
                     p = Plan(array, macro, core, loops, i, o)
                     e = _score(costs, bits, nest, macros, _holders(shape, p))
-                    if e.glb_bits <= size:
+                    if e.glb_bits <= size and (accept is None or accept(shape, p)):
                         scored.append((e.edp, e.conversions, e.latency_s, (n, j, i), e, p))
                         best = min(best, e.edp)
                         break

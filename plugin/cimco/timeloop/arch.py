@@ -48,7 +48,7 @@ from cimco.parts import (
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits
 from cimco.tables import Tables
-from cimco.timeloop.layout import Layout, word_bits
+from cimco.timeloop.layout import INNER_BUFFER, Layout, word_bits
 
 DATASPACES = ("Weights", "Inputs", "Outputs")
 NO_POSITIONS = "N=1 P=1 Q=1"  # output positions: a fanout that splits them copies weights
@@ -79,7 +79,7 @@ def _storage(name: str, cls: str, word_bits: int, depth: int | None, **extra) ->
     return {"name": name, "class": cls, "attributes": attrs}
 
 
-def arch(system: SystemSpec, plan: LayerPlan) -> dict:
+def arch(system: SystemSpec, plan: LayerPlan, lay: Layout) -> dict:
     m, g = system.macro, MacroGeometry.of_system(system, plan.bits)
     b, wb = plan.bits, word_bits(plan.bits)
     per_cycle = g.cycle_s / wb  # bits/s -> words per Timeloop cycle
@@ -95,6 +95,12 @@ def arch(system: SystemSpec, plan: LayerPlan) -> dict:
         _storage(CELL_ARRAY, "storage", b.weight, m.rows // m.wordlines_on, meshX=cells),
         {"name": COMPUTE, "class": "intmac", "attributes": {"datawidth": b.weight, "meshX": cells}},
     ]
+    # the global buffer: one level, or two sharing its words (the inner one holds its tile exactly)
+    words, inner = system.global_buffer.size_bits // wb, lay.inner_words
+    bandwidth = system.global_buffer.bandwidth_bits_per_s * per_cycle
+    buffers = [_storage(GLOBAL_BUFFER, "SRAM", wb, words - (inner or 0), shared_bandwidth=bandwidth)]
+    if inner is not None:
+        buffers.append(_storage(INNER_BUFFER, "SRAM", wb, inner, shared_bandwidth=bandwidth))
     tree = {"name": f"column[0..{g.outputs_per_macro - 1}]", "subtree": [
         {"name": f"row[0..{m.wordlines_on - 1}]", "local": leaf}]}
     return {"architecture": {"version": 0.4, "subtree": [{
@@ -103,78 +109,55 @@ def arch(system: SystemSpec, plan: LayerPlan) -> dict:
                            shared_bandwidth=system.dram.bandwidth_bits_per_s * per_cycle)],
         "subtree": [{
             "name": "chip",
-            "local": [_storage(GLOBAL_BUFFER, "SRAM", wb, system.global_buffer.size_bits // wb,
-                               shared_bandwidth=system.global_buffer.bandwidth_bits_per_s * per_cycle)],
+            "local": buffers,
             "subtree": [{"name": f"core[0..{system.cores - 1}]", "subtree": [{
                 "name": f"macro[0..{system.macros_per_core - 1}]",
                 "local": macro_parts,
                 "subtree": [tree]}]}]}]}]}}
 
 
-def _only(fixed: dict[str, int]) -> dict:
-    """A ``factors`` entry fixing these ranks (none when nothing is fixed)."""
-    return {"factors": " ".join(f"{d}={v}" for d, v in fixed.items())} if fixed else {}
-
-
 def constraints(system: SystemSpec, dims: list[str], sparse: bool, lay: Layout) -> dict:
-    """Keep/bypass per level, the spatial CIM dataflow and loop orders (per problem's
-    dimension names), with the array factors and DRAM loops of ``lay``."""
+    """Keep/bypass per level and every factor and loop order fixed to ``lay`` (the cimco
+    backend's plan): the array's columns take output channels and its word lines the
+    reduction, the macros the plan's spread (never output positions: no weight copies), the
+    loops above them at the levels that hold their tiles (Timeloop permutations run innermost
+    first), nothing inside a macro (it holds one row group's weights per pass; partial sums
+    leave it). One mapping remains for the mapper to model."""
     def keep(target: str, *kept: str) -> dict:
         return {"target": target, "type": "bypass", "keep": list(kept),
                 "bypass": [d for d in DATASPACES if d not in kept]}
 
-    def order(*groups: str) -> str:  # Timeloop permutations run innermost first
-        return "".join(d for g in groups for d in g if d in dims)
+    def fixed(factors: dict[str, int], free: frozenset[str] | set[str] = frozenset()) -> str:
+        return " ".join(f"{d}={factors.get(d, 1)}" for d in dims if d not in free)
 
     readout = readout_level(system)
-    weights = [d for d in dims if d in "GCRSM"]
-    # the array: columns share word lines (the same inputs), so they split output channels
-    # only (X); the reduction runs along the rows (Y). A rank split imperfectly stays free
-    # there (Timeloop then picks its partial last group, at most ``remainders``).
+    buffers = lay.levels[1:]
+    targets = [keep(x.name, *x.keeps) for x in lay.levels]
+    targets += [keep(WORDLINE_DRIVER, "Inputs"), keep(readout, "Outputs"), keep(CELL_ARRAY, "Weights")]
+    # the macros hang below the innermost buffer level, all along X (one row of macros)
+    # (a rank with a partial group is left free on the macros and the array: ruby places it)
+    targets.append({"target": buffers[-1].name, "type": "spatial", "factors": fixed(lay.macros, lay.partial),
+                    "permutation": "".join(dims), "split": len(dims)})
+    # the array: columns (X) share word lines, so they split output channels; rows (Y) the reduction
     array = {"target": INDEX_MEMORY if sparse else readout, "type": "spatial",
-             "factors": " ".join(f"{d}={lay.array.get(d, 1)}" for d in dims if d not in lay.macros),
-             "permutation": order("M", "CRS", "GNPQ"), "split": 1}
-    if lay.macros:
-        array["remainders"] = max(lay.array[d] for d in lay.macros)
-    # core x macro fanout: any rank but output positions (weights are never copied)
-    fanout = {"target": GLOBAL_BUFFER, "type": "spatial",
-              "factors": " ".join([f"{d}={lay.macros[d]}" for d in lay.macros] + NO_POSITIONS.split()),
-              "permutation": "".join(dims), "split": len(dims)}  # all along X: one row of macros
-    if lay.group_steps > 1:  # G free over all the macros, the last step partial
-        fanout["remainders"] = system.n_macros
-    targets = [
-        keep(DRAM, *DATASPACES),
-        keep(GLOBAL_BUFFER, "Inputs", "Outputs"),
-        keep(WORDLINE_DRIVER, "Inputs"),
-        keep(readout, "Outputs"),
-        keep(CELL_ARRAY, "Weights"),
-        fanout,
-        array,
-    ]
-    # Loop orders that keep what each level holds. At the global buffer output positions
-    # innermost: inputs stream past the weights in the cells, each row group's weights written
-    # once. At DRAM, weight ranks only, the reduction innermost (partial sums stay in the
-    # global buffer): the G, M and C steps of the layout, fixed (any others only move more
-    # words or idle macros, and they would multiply the mapspace); or, with output
-    # positions, those innermost and no weight loops below. A rank split imperfectly over
-    # the array and macros iterates nowhere else.
-    odd = {d: 1 for d in lay.macros}
-    steps = {d: (lay.steps or {}).get(d, 1) for d in dims}
-    dram = {"none": {d: 1 for d in dims}, "weights": steps | odd, "positions": odd}
-    # with output positions at DRAM, the global buffer keeps a strip of rows (Q steps at DRAM)
-    glb = {**{d: 1 for d in weights}, "Q": 1} if lay.at_dram == "positions" else odd
-    targets += [{"target": DRAM, "type": "temporal",
-                 "permutation": order("NPQ", "CRS", "GM") if lay.at_dram == "positions" else order("CRS", "GM", "NPQ"),
-                 **_only(dram[lay.at_dram])},
-                {"target": GLOBAL_BUFFER, "type": "temporal", "permutation": order("NPQ", "CRS", "GM"),
-                 **_only(glb)}]
-    # nothing iterates inside a macro: it holds one row group's weights per pass over the
-    # output positions (as in AccelForge, whose macros keep no partial sums)
-    targets += [{"target": t, "type": "temporal", **_only({d: 1 for d in dims}), "permutation": "".join(dims)}
+             "factors": fixed(lay.array, lay.partial), "permutation": "".join(d for d in "MCRSGNPQ" if d in dims),
+             "split": 1}
+    if lay.partial:
+        array["remainders"] = max(lay.array[d] for d in lay.partial)
+    targets.append(array)
+    for x in lay.levels:
+        order = [d for d, _ in reversed(x.loops)]
+        # ruby finds no factorization of a dimension every level fixes: the innermost buffer's are
+        # left free (the other levels' factors leave them 1)
+        free = set(dims) if lay.partial and x is buffers[-1] else set()
+        factors = fixed(dict(x.loops), free)
+        targets.append({"target": x.name, "type": "temporal", **({"factors": factors} if factors else {}),
+                        "permutation": "".join(order + [d for d in dims if d not in order])})
+    targets += [{"target": t, "type": "temporal", "factors": fixed({}), "permutation": "".join(dims)}
                 for t in (WORDLINE_DRIVER, readout, CELL_ARRAY) + ((INDEX_MEMORY,) if sparse else ())]
     if sparse:
         targets.append(keep(INDEX_MEMORY, "Outputs"))
-    ruby = {"template": "ruby"} if lay.macros or lay.group_steps > 1 else {}  # partial last groups
+    ruby = {"template": "ruby"} if lay.partial else {}
     return {"mapspace_constraints": {"version": 0.4, **ruby, "targets": targets}}
 
 

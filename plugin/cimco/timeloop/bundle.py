@@ -23,13 +23,14 @@ import yaml
 
 from cimco.geometry import MacroGeometry
 from cimco.io import write_atomic
+from cimco.parts import GLOBAL_BUFFER
 from cimco.sparse import transform
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Layer, WorkloadSpec
 from cimco.tables import Tables, art_yaml, ert_yaml
 from cimco.timeloop import _comment, problem
 from cimco.timeloop.arch import LayerPlan, arch, area_table, constraints, energy_table, mapper
-from cimco.timeloop.layout import layout
+from cimco.timeloop.layout import INNER_BUFFER, layout
 
 FILES = ("arch.yaml", "problem.yaml", "mapper.yaml", "constraints.yaml", "ERT.yaml", "ART.yaml")
 
@@ -75,14 +76,16 @@ def layer_files(system: SystemSpec, workload: WorkloadSpec, layer: Layer, tables
     exported for a pruned layer), by file name."""
     prob = problem(dense or layer)
     dims = prob["problem"]["shape"]["dimensions"]
-    lay = layout(system, plan.bits, prob["problem"]["instance"])
+    lay = layout(system, dense or layer, plan.bits)
     note = "" if dense is None else (
         f"# pruned: exported as its compressed dense equivalent, {dense.out_channels} kept outputs x "
         f"{dense.reduction} rows (dense {layer.out_channels} x {layer.reduction})\n")
     tl = Tables(ert=energy_table(tables, system, plan), art=area_table(tables, system, plan))
+    if lay.inner_words is not None:  # the buffer's second level: the same SRAM (its area counted once)
+        tl.ert[INNER_BUFFER], tl.art[INNER_BUFFER] = tl.ert[GLOBAL_BUFFER], 0.0
     head = f"# {workload.name} layer {layer.name} on {system.name} (cimco timeloop export, Timeloop v0.4)\n"
     return {
-        "arch.yaml": _dump(arch(system, plan), head),
+        "arch.yaml": _dump(arch(system, plan, lay), head),
         "problem.yaml": _comment(workload, layer) + note + _dump(prob),
         "mapper.yaml": _dump(mapper(), head),
         "constraints.yaml": _dump(constraints(system, dims, dense is not None, lay), head),

@@ -1,23 +1,44 @@
-"""How one layer is laid out on the macros for classic Timeloop: a small analytic mapper.
+"""How one layer is laid out for classic Timeloop: the cimco backend's best mapping, as Timeloop loops.
 
-Classic Timeloop keeps one tile per buffer level and searches an open mapspace at random;
-to find the mappings AccelForge's FFM finds, the export fixes what AccelForge's best
-mappings do: the array factors (columns take output channels, the word lines the reduction
-with the fewest row groups, a partial last group where that is faster), how groups spread
-over the macros, and which loops may run at DRAM, chosen by comparing closed-form
-activation counts (compute turns vs DRAM traffic). :func:`layout` returns the choice;
-:mod:`cimco.timeloop.arch` writes it into the constraints.
+Classic Timeloop searches an open mapspace at random, and its random search misses the
+mappings AccelForge's model rates best by 1.3-3x; a layout heuristic of the export's own
+(the array factors, and one of three families of DRAM loops) matched AccelForge only while
+the buffer was large (docs/timeloop.md). So the export takes the mapping the cimco backend's
+search finds (:func:`cimco.backends.cim.ranked`: every plan whose buffer tiles fit the
+system's buffer, priced as AccelForge's model prices it) and fixes it in the constraints:
+the array factors, the spread over the macros, and every loop above the macros, at the
+level that holds its tiles. Timeloop then models that one mapping with its own counts.
+
+Two things classic Timeloop cannot express are left out of that search:
+
+- **partial last turns** (a rank whose groups do not divide it and take turns): only plans
+  where such a rank's groups all run side by side are taken (``whole``: 147 = 3 x 7 x 7 rows
+  as 7 x 2 with a last group of 1, over 4 macros). Timeloop's ``ruby`` mapspace places that
+  partial group (the rank is left free on the array, at most the plan's factor, and on the
+  macros) and counts its work and weights in full. (Timeloop v3.0.3's ruby mapspace finds no
+  factorization of a dimension that every level fixes and aborts, "Division by zero": the
+  innermost buffer level's factors are left free, where the other levels' leave them 1.)
+- **a tensor held at two depths in one level**: a Timeloop level keeps one tile of each
+  tensor below its loops, while AccelForge lets the buffer's input and output tiles start at
+  different loops. Where they do, the buffer is written as two Timeloop levels, the outer
+  keeping the tensor held higher (the inner bypasses it), sized together as the one buffer:
+  the inner one holds its tile exactly, the outer the rest. A plan where one level would
+  loop twice over a rank is left out.
+
+Both only narrow the search: the mapping exported is the best of what remains.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass
 
-from cimco.geometry import MacroGeometry
+from cimco.parts import DRAM, GLOBAL_BUFFER
 from cimco.spec.system import SystemSpec
-from cimco.spec.workload import Bits
+from cimco.spec.workload import Bits, Layer
+
+INNER_BUFFER = "GlobalBufferInner"  # the global buffer's second Timeloop level, where it has two
+DIMS = {"g": "G", "m": "M", "c": "C", "r": "R", "s": "S", "t": "N", "p": "P", "q": "Q"}  # cimco rank -> Timeloop
+SPACES = {"W": "Weights", "I": "Inputs", "O": "Outputs"}
 
 
 def word_bits(bits: Bits) -> int:
@@ -27,156 +48,77 @@ def word_bits(bits: Bits) -> int:
 
 
 @dataclass(frozen=True)
-class Sizes:
-    """What a layer moves and what the global buffer holds, in words of :func:`word_bits`."""
+class Level:
+    """One Timeloop level above the macros: the data spaces it keeps and its loops, top down."""
 
-    inputs: int
-    outputs: int
-    weights: int
-    buffer_words: int
-    activations_per_dram_word: float  # macro activations one DRAM word's transfer takes
+    name: str
+    keeps: tuple[str, ...]
+    loops: tuple[tuple[str, int], ...]  # (Timeloop dimension, iterations)
 
 
 @dataclass(frozen=True)
 class Layout:
-    """How one layer is laid out, fixed in its constraints (see :func:`layout`)."""
+    """A cimco plan as Timeloop constraints (see the module docstring)."""
 
-    at_dram: str  # "none", "weights" or "positions": which loops may run at DRAM
-    array: dict[str, int]  # factors over the columns (M) and the word lines on (reduction ranks)
-    # ranks split imperfectly over the array: how many macros take their row/column groups
-    macros: dict[str, int]
-    steps: dict[str, int] | None = None  # "weights": the DRAM loops over G, M and C
-    # >1: groups (one per macro, as depthwise convs) go over all macros in this many steps,
-    # the last partial (Timeloop's ``ruby`` mapspace)
-    group_steps: int = 1
+    array: dict[str, int]  # Timeloop dimension -> factor over the columns (M) and word lines on
+    macros: dict[str, int]  # dimension -> macros side by side (over cores x macros)
+    partial: frozenset[str]  # dimensions with a partial group (all side by side: Timeloop's ruby mapspace)
+    levels: tuple[Level, ...]  # DRAM, then the global buffer's one or two levels
+    inner_words: int | None  # the inner buffer level's depth, where the buffer has two
 
 
-def _dims(instance: dict) -> dict[str, int]:
-    return {k: instance.get(k, 1) for k in ("G", "N", "C", "M", "P", "Q", "R", "S")}
+def _levels(shape, plan, nest, holders) -> tuple[Level, ...] | None:
+    """The plan's loops over DRAM and the buffer's levels, or None where a level would loop
+    twice over one rank."""
+    j = {t: nest.held(t, holders)[0] for t in ("I", "O")}
+    loops = [(DIMS[k], n) for k, n in plan.loops]
+    lo, hi = sorted(j.values())
+    if lo == hi:
+        out = (Level(DRAM, tuple(SPACES.values()), tuple(loops[:lo])),
+               Level(GLOBAL_BUFFER, (SPACES["I"], SPACES["O"]), tuple(loops[lo:])))
+    else:
+        outer = min(j, key=j.get)
+        inner = "O" if outer == "I" else "I"
+        out = (Level(DRAM, tuple(SPACES.values()), tuple(loops[:lo])),
+               Level(GLOBAL_BUFFER, (SPACES[outer],), tuple(loops[lo:hi])),
+               Level(INNER_BUFFER, (SPACES[inner],), tuple(loops[hi:])))
+    if any(len({d for d, _ in x.loops}) < len(x.loops) for x in out):
+        return None
+    return out
 
 
-def _rows(d: dict[str, int], lines: int, macros: int, whole: bool) -> tuple[dict[str, int], dict[str, int]]:
-    """Reduction factors over the word lines on at once: the fewest row groups, at most one rank
-    split imperfectly unless ``whole`` (its groups then go over at most ``macros`` macros); ties
-    to whole factors, then fuller rows, then C, S, R. Returns (factors, {imperfect rank: groups})."""
-    best = None
-    for c in range(1, min(d["C"], lines) + 1):
-        for r in range(1, min(d["R"], lines // c) + 1):
-            for s in range(1, min(d["S"], lines // (c * r)) + 1):
-                f = {"C": c, "R": r, "S": s}
-                odd = {k: -(-d[k] // v) for k, v in f.items() if d[k] % v}
-                if len(odd) > (0 if whole else 1) or any(n > macros for n in odd.values()):
-                    continue
-                groups = math.prod(-(-d[k] // v) for k, v in f.items())
-                key = (groups, len(odd), -c * r * s, -c, -s, -r)
-                if best is None or key < best[0]:
-                    best = (key, f, odd)
-    return best[1], best[2]
+def plan(system: SystemSpec, layer: Layer, bits: Bits):
+    """(shape, plan): the cimco backend's best plan for ``layer`` that classic Timeloop can
+    express (see the module docstring); MappingError, as the backend raises, where none fits."""
+    from cimco import _af
+    from cimco.backends import cim
+    from cimco.errors import MappingError
+    from cimco.tables import component_costs
+
+    def expressible(shape, p) -> bool:
+        return _levels(shape, p, cim._Nest(shape, p), cim._holders(shape, p)) is not None
+
+    einsum = _af.einsum_of(layer)
+    best = cim.ranked(system, layer, einsum, bits, component_costs(system, bits)[0], whole=True, accept=expressible)
+    if not best:
+        raise MappingError(f"no mapping of {layer.name} with whole factors fits the global buffer "
+                           f"({system.global_buffer.size_bits} bits)", (GLOBAL_BUFFER,))
+    return cim.Shape.of(layer, einsum), best[0][1]
 
 
-def _array(d: dict[str, int], system: SystemSpec, outs: int, whole: bool) -> tuple[dict, dict]:
-    """Column and row factors (whole ones only, or at most one partial group per direction)
-    and the macros that take the groups of each rank split imperfectly."""
-    n = system.n_macros
-    m = min(d["M"], outs)
-    macros = {"M": -(-d["M"] // m)} if d["M"] % m and not whole and -(-d["M"] // m) <= n else {}
-    if d["M"] % m and not macros:
-        m = max(f for f in range(1, m + 1) if d["M"] % f == 0)
-    rows, odd = _rows(d, system.macro.wordlines_on, n // macros.get("M", 1), whole)
-    return {"M": m, **rows}, {**macros, **odd}
+def layout(system: SystemSpec, layer: Layer, bits: Bits) -> Layout:
+    """:func:`plan` as Timeloop loops, levels and buffer sizes."""
+    from cimco.backends import cim
 
-
-def layout(system: SystemSpec, bits: Bits, instance: dict) -> Layout:
-    """The array factors AccelForge's best mappings use and the loops allowed at DRAM.
-
-    Columns take min(M, outputs per macro) output channels and the word lines the reduction
-    factors with the fewest row groups. Where a rank does not divide evenly (3x7x7 = 147 rows,
-    1000 outputs) its last group may be partial (Timeloop's ``ruby`` mapspace), its groups
-    spread over the macros as AccelForge's imperfect spatial loops do; only where that makes
-    the layer faster (Timeloop counts a partial group's work and weights in full). DRAM: no
-    loops when the layer's input and output fit in the global buffer (``none``); else loops
-    over weight ranks G, M and C only (``weights``: an output block and an input block in the
-    global buffer; the steps fixed) or over output positions outside the weight loops
-    (``positions``: no weight loops below, so that, as in AccelForge, the cells are written
-    once), whichever :func:`_cycles` finds faster, ``weights`` on a tie. Where all the weights
-    fit the macros at once that is ``positions``: weight steps at DRAM would idle macros."""
-    d, g = _dims(instance), MacroGeometry.of_system(system, bits)
-    h = (d["P"] - 1) * instance["Wstride"] + (d["R"] - 1) * instance["Wdilation"] + 1
-    w = (d["Q"] - 1) * instance["Hstride"] + (d["S"] - 1) * instance["Hdilation"] + 1
-    inputs, outputs = d["G"] * d["N"] * d["C"] * h * w, d["G"] * d["N"] * d["M"] * d["P"] * d["Q"]
-    weights = d["G"] * d["C"] * d["M"] * d["R"] * d["S"]
-
-    def cycles(array: dict[str, int]) -> int:  # activations if the groups spread evenly
-        groups = d["G"] * math.prod(-(-d[k] // v) for k, v in array.items())
-        return d["N"] * d["P"] * d["Q"] * -(-groups // system.n_macros)
-
-    array, macros = _array(d, system, g.outputs_per_macro, True)
-    part = _array(d, system, g.outputs_per_macro, False)
-    per_word = word_bits(bits) / (system.dram.bandwidth_bits_per_s * g.cycle_s)  # activations per DRAM word
-    dram = (inputs + outputs + weights) * per_word
-    if cycles(array) > max(cycles(part[0]), dram):
-        array, macros = part
-    # one group's weights per macro (depthwise) and more groups than macros, not a multiple
-    # of them: all macros take a group at each step, the last partial, where that is faster
-    n, npq = system.n_macros, d["N"] * d["P"] * d["Q"]
-    per_group = math.prod(-(-d[k] // v) for k, v in array.items())  # row and column groups
-    group_steps = 1
-    if not macros and per_group == 1 and d["G"] % n:
-        whole = min(t for t in _divisors(d["G"]) if d["G"] // t <= n)
-        if npq * whole > max(cycles(array), dram):
-            group_steps = -(-d["G"] // n)
-    words = system.global_buffer.size_bits // word_bits(bits)
-    if inputs + outputs <= words:
-        return Layout("none", array, macros, group_steps=group_steps)
-    # row and column groups per rank that take turns (those spread over the macros do not)
-    groups = {k: 1 if k in macros else -(-d[k] // array.get(k, 1)) for k in ("G", "M", "C", "R", "S")}
-    free = n // math.prod(macros.values())
-    if group_steps > 1:  # the steps of all the macros at once
-        groups, free = {**groups, "G": group_steps}, 1
-    sizes = Sizes(inputs, outputs, weights, words, per_word)
-    (at_weights, steps), (at_positions, _) = (_cycles(groups, free, npq, sizes, w) for w in (True, False))
-    if at_weights <= at_positions:
-        return Layout("weights", array, macros, steps, group_steps)
-    return Layout("positions", array, macros, group_steps=group_steps)
-
-
-def _divisors(n: int) -> list[int]:
-    return [f for f in range(1, n + 1) if n % f == 0]
-
-
-def _input_reads(steps: dict[str, int]) -> int:
-    # DRAM loops C innermost, then G, M: an input block short of all inputs is read per M step
-    return steps["M"] if steps["G"] * steps["C"] > 1 else 1
-
-
-def _cycles(groups: dict[str, int], macros: int, positions: int, sizes: Sizes,
-            at_weights: bool) -> tuple[float, dict[str, int]]:
-    """Fewest activations of a layer outside the global buffer with DRAM loops over weight ranks
-    only (``at_weights``) or over output positions outside the weight loops: compute (the row
-    and column groups, whole factors per rank, that take turns on ``macros``) or DRAM traffic
-    (words / words per activation), whichever is longer; with DRAM weight loops, also their
-    factors (the fewest DRAM steps of the least traffic)."""
-    inputs, outputs, weights, words, per_word = (sizes.inputs, sizes.outputs, sizes.weights, sizes.buffer_words,
-                                                 sizes.activations_per_dram_word)
-    best: tuple = (math.inf, 0, 0, {})
-    for turns in itertools.product(*(_divisors(n) for n in groups.values())):
-        t = dict(zip(groups, turns))
-        if math.prod(groups[k] // t[k] for k in groups) > macros:
-            continue
-        if at_weights:
-            # the turns of G, M and C split between DRAM and the global buffer so that a block
-            # of outputs and one of inputs fit there
-            fits = [{"G": g, "M": m, "C": c} for g in _divisors(t["G"]) for m in _divisors(t["M"])
-                    for c in _divisors(t["C"]) if outputs / (g * m) + inputs / (g * c) <= words]
-            if not fits:
-                continue
-            steps = min(fits, key=lambda f: (_input_reads(f), math.prod(f.values())))
-            traffic = weights + inputs * _input_reads(steps) + outputs
-        else:
-            # every turn at DRAM: inputs read once per M, R and S step, partial sums written
-            # back (and read again) per C, R and S step
-            steps = {}
-            traffic = weights + inputs * t["M"] * t["R"] * t["S"] + outputs * (2 * t["C"] * t["R"] * t["S"] - 1)
-        cycles = max(positions * math.prod(turns), traffic * per_word)
-        best = min(best, (cycles, traffic, math.prod(steps.values()), steps), key=lambda b: b[:3])
-    return best[0], best[3]
+    shape, p = plan(system, layer, bits)
+    nest, holders = cim._Nest(shape, p), cim._holders(shape, p)
+    out = _levels(shape, p, nest, holders)
+    inner = None
+    if len(out) == 3:
+        t = "I" if out[2].keeps == (SPACES["I"],) else "O"
+        inner = nest.size[t][nest.held(t, holders)[0]]
+    macros = {DIMS[k]: n for k, n in p.macro}
+    for k, n in p.core:
+        macros[DIMS[k]] = macros.get(DIMS[k], 1) * n
+    partial = frozenset(DIMS[k] for k in DIMS if shape.size(k) % (dict(p.array).get(k, 1) * macros.get(DIMS[k], 1)))
+    return Layout({DIMS[k]: n for k, n in p.array}, macros, partial, out, inner)

@@ -33,7 +33,7 @@ from cimco.spec.workload import Bits, Layer, WorkloadSpec
 from cimco.tables import Tables
 from cimco.timeloop.arch import LayerPlan, readout_level
 from cimco.timeloop.bundle import FILES, layer_files
-from cimco.timeloop.layout import word_bits
+from cimco.timeloop.layout import INNER_BUFFER, word_bits
 from cimco.timeloop.stats import parse_level_cycles, parse_levels
 
 BINARY = "timeloop-mapper"
@@ -141,9 +141,10 @@ def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerR
 
     for level, spaces in levels.items():
         for space, c in spaces.items():
-            if level in (DRAM, GLOBAL_BUFFER):
-                add(level, space, "read", c["read"] * wb)
-                add(level, space, "write", (c["fill"] + c["update"]) * wb)
+            if level in (DRAM, GLOBAL_BUFFER, INNER_BUFFER):
+                part = GLOBAL_BUFFER if level == INNER_BUFFER else level
+                add(part, space, "read", c["read"] * wb)
+                add(part, space, "write", (c["fill"] + c["update"]) * wb)
             elif level == WORDLINE_DRIVER:
                 add(level, space, "read", c["fill"] * g.input_slices)
             elif level == readout:
@@ -157,11 +158,18 @@ def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerR
         actions[(part, action)] = actions.get((part, action), 0.0) + n
     latency = {level: n * g.cycle_s for level, n in cycles.items()}
     latency.update({p: latency[readout] for p in readouts if readout in latency})
+    # the buffer's two levels (where it has two) are one SRAM: their words share its bandwidth
+    words = sum(c["read"] + c["fill"] + c["update"] for level in (GLOBAL_BUFFER, INNER_BUFFER)
+                for c in levels.get(level, {}).values())
+    latency[GLOBAL_BUFFER] = max(latency.get(GLOBAL_BUFFER, 0.0), latency.pop(INNER_BUFFER, 0.0),
+                                 words * wb / system.global_buffer.bandwidth_bits_per_s)
+    energy = summary.energy_by_component_j()
+    energy[GLOBAL_BUFFER] = energy.get(GLOBAL_BUFFER, 0.0) + energy.pop(INNER_BUFFER, 0.0)
     return LayerResult(
         energy_j=summary.energy_j,
-        latency_s=summary.cycles * g.cycle_s,
+        latency_s=max(summary.cycles * g.cycle_s, latency[GLOBAL_BUFFER]),
         computes=float(summary.computes),
-        energy={(level, "all"): e for level, e in summary.energy_by_component_j().items()},
+        energy={(level, "all"): e for level, e in energy.items()},
         actions=actions,
         tensor_actions=tensor,
         latency_by_component=latency,
