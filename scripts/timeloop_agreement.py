@@ -9,6 +9,9 @@ action counts, latency the backend's own. FFM's results are kept in --cache, key
 `scripts/backend_agreement.py` keys them (the two scripts share it). Needs a timeloop-mapper
 (--timeloop-bin, $CIMCO_TIMELOOP_BIN or PATH).
 
+With --bundled it maps instead every distinct layer of the bundled workloads on the MARS-like
+system (FFM's results for those are in --cache after `scripts/backend_agreement.py`).
+
 Prints one line per system and layer (Timeloop / FFM and Timeloop / cimco energy and latency,
 and where Timeloop and FFM differ most), then
 RESULT pairs=... failed=... within=... within_either=... energy_min=... energy_max=... latency_min=... latency_max=...
@@ -69,14 +72,31 @@ def largest_difference(tl, af, tables) -> str:
             f"{af.tensor_actions.get(k, 0.0):.4g} ({diff[k] * 1e6:+.3g} uJ)")
 
 
+def pairs(args):
+    """(system, layer name, layer, bits): the square's systems and ResNet-18 layers, or with
+    --bundled every distinct layer of the bundled workloads on the MARS-like system."""
+    from cimco.spec import load
+    from cimco.spec.workload import Bits
+
+    if args.bundled:
+        from backend_agreement import WORKLOADS, distinct_layers
+
+        for system, workload, layer, bits, _ in distinct_layers(1, list(WORKLOADS)):
+            yield system, f"{workload}:{layer.name}", layer, bits
+        return
+    by_name = {x.name: x for x in load(ROOT / "workloads/resnet18_imagenet.yaml", "workload").layers}
+    for system in list(systems())[:args.systems]:
+        for name in args.layers.split(","):
+            yield system, name, by_name[name], Bits(input=8, weight=8, output=8)
+
+
 def main() -> int:
     from backend_agreement import ffm_key
 
     from cimco import _af, cache
     from cimco.backends.accelforge import AccelForge
     from cimco.backends.cim import Cim, evaluate
-    from cimco.spec import load
-    from cimco.spec.workload import Bits, WorkloadSpec
+    from cimco.spec.workload import WorkloadSpec
     from cimco.tables import component_costs, component_tables
     from cimco.timeloop.layout import plan as exported
     from cimco.timeloop.runner import Timeloop
@@ -87,48 +107,48 @@ def main() -> int:
     p.add_argument("--latency-tol", type=float, default=0.05)
     p.add_argument("--layers", default=",".join(LAYERS), help="comma-separated ResNet-18 layer names")
     p.add_argument("--systems", type=int, default=9, help="the first N systems of the square")
+    p.add_argument("--bundled", action="store_true",
+                   help="instead: every distinct layer of the bundled workloads on the MARS-like system")
     p.add_argument("--timeout", type=float, default=300.0, help="most seconds timeloop-mapper may take on one layer")
     p.add_argument("--cache", default=str(Path.home() / ".cache/cimco-agreement"),
                    help="where FFM's results are kept between runs")
     args = p.parse_args()
     store = Path(args.cache)
     store.mkdir(parents=True, exist_ok=True)
-    workload = load(ROOT / "workloads/resnet18_imagenet.yaml", "workload")
-    by_name = {x.name: x for x in workload.layers}
-    bits = Bits(input=8, weight=8, output=8)
     tl, af, cim = Timeloop.find(args.timeloop_bin, None), AccelForge(), Cim()
     ffm_engine = {"backend": af.name, **af.versions()}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for system in list(systems())[:args.systems]:
-            tables = component_tables(system, WorkloadSpec(name="w", source="s", bits=bits,
-                                                           layers=[by_name[LAYERS[-1]]]))
-            for name in args.layers.split(","):
-                layer = by_name[name]
-                path = store / f"{ffm_key(system, _af.einsum_of(layer), bits, ffm_engine)}.json"
-                a = cache.read(path, cache.result_from_json) if path.exists() else None
-                if a is None:
-                    a = af.map_layer(system, layer, bits, Path(tmp))
-                    cache.write(path, cache.result_to_json(a))
-                c = cim.map_layer(system, layer, bits)
-                shape, plan = exported(system, layer, bits)  # the mapping the export fixes
-                x = evaluate(system, shape, bits, plan, component_costs(system, bits)[0])
-                t1 = time.perf_counter()
-                try:
-                    b = tl.map_layer(system, layer, bits, Path(tmp), args.timeout)
-                except Exception as e:  # reported as a row, not a crash of the whole table
-                    print(f"{system.name:34s} {name:22s} timeloop failed: {str(e)[:200]}", flush=True)
-                    rows.append((float("nan"),) * 6)
-                    continue
-                t2 = time.perf_counter()
-                e, lat = energy(b, tables) / energy(a, tables), b.latency_s / a.latency_s
-                ec, latc = energy(b, tables) / energy(c, tables), b.latency_s / c.latency_s
-                ex, latx = energy(b, tables) / energy(x, tables), b.latency_s / x.latency_s
-                rows.append((e, lat, ec, latc, ex, latx))
-                print(f"{system.name:34s} {name:22s} FFM: energy {e:6.3f} latency {lat:6.3f}; "
-                      f"cimco: energy {ec:6.3f} latency {latc:6.3f}; exported plan: energy {ex:6.3f} "
-                      f"latency {latx:6.3f} (Timeloop {t2 - t1:5.1f} s); {largest_difference(b, a, tables)}",
-                      flush=True)
+        priced = {}  # the component tables of a system at some bits (slow to build)
+        for system, name, layer, bits in pairs(args):
+            key = (system.model_dump_json(), bits)
+            if key not in priced:
+                priced[key] = component_tables(system, WorkloadSpec(name="w", source="s", bits=bits, layers=[layer]))
+            tables = priced[key]
+            path = store / f"{ffm_key(system, _af.einsum_of(layer), bits, ffm_engine)}.json"
+            a = cache.read(path, cache.result_from_json) if path.exists() else None
+            if a is None:
+                a = af.map_layer(system, layer, bits, Path(tmp))
+                cache.write(path, cache.result_to_json(a))
+            c = cim.map_layer(system, layer, bits)
+            shape, plan = exported(system, layer, bits)  # the mapping the export fixes
+            x = evaluate(system, shape, bits, plan, component_costs(system, bits)[0])
+            t1 = time.perf_counter()
+            try:
+                b = tl.map_layer(system, layer, bits, Path(tmp), args.timeout)
+            except Exception as e:  # reported as a row, not a crash of the whole table
+                print(f"{system.name:34s} {name:22s} timeloop failed: {str(e)[:200]}", flush=True)
+                rows.append((float("nan"),) * 6)
+                continue
+            t2 = time.perf_counter()
+            e, lat = energy(b, tables) / energy(a, tables), b.latency_s / a.latency_s
+            ec, latc = energy(b, tables) / energy(c, tables), b.latency_s / c.latency_s
+            ex, latx = energy(b, tables) / energy(x, tables), b.latency_s / x.latency_s
+            rows.append((e, lat, ec, latc, ex, latx))
+            print(f"{system.name:34s} {name:22s} FFM: energy {e:6.3f} latency {lat:6.3f}; "
+                  f"cimco: energy {ec:6.3f} latency {latc:6.3f}; exported plan: energy {ex:6.3f} "
+                  f"latency {latx:6.3f} (Timeloop {t2 - t1:5.1f} s); {largest_difference(b, a, tables)}",
+                  flush=True)
     ok = [r for r in rows if r[0] == r[0]]
 
     def near(e: float, lat: float) -> bool:

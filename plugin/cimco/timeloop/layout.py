@@ -9,15 +9,20 @@ system's buffer, priced as AccelForge's model prices it) and fixes it in the con
 the array factors, the spread over the macros, and every loop above the macros, at the
 level that holds its tiles. Timeloop then models that one mapping with its own counts.
 
-Two things classic Timeloop cannot express are left out of that search:
+Two things need care:
 
-- **partial last turns** (a rank whose groups do not divide it and take turns): only plans
-  where such a rank's groups all run side by side are taken (``whole``: 147 = 3 x 7 x 7 rows
-  as 7 x 2 with a last group of 1, over 4 macros). Timeloop's ``ruby`` mapspace places that
-  partial group (the rank is left free on the array, at most the plan's factor, and on the
-  macros) and counts its work and weights in full. (Timeloop v3.0.3's ruby mapspace finds no
-  factorization of a dimension that every level fixes and aborts, "Division by zero": the
-  innermost buffer level's factors are left free, where the other levels' leave them 1.)
+- **partial groups** (a rank whose groups do not divide it): where they all run side by side
+  (ImageNet conv1's 147 = 3 x 7 x 7 rows as 7 x 2 with a last group of 1, over 4 macros),
+  Timeloop's ``ruby`` mapspace places the partial group: the rank is left free on the array
+  (at most the plan's factor) and the macros, and Timeloop finds the plan's among a few
+  choices; it counts that group's work and weights in full. (Timeloop v3.0.3's ruby mapspace
+  finds no factorization of a dimension every level fixes, and aborts, "Division by zero":
+  the innermost buffer level's factors are left free, where the other levels' leave them 1.)
+  A rank whose last *turn* is partial (64 channels as 13 turns of 5, the last of 4) is not
+  exported (``whole``): with that loop's factor freed (ruby cannot fix a factor that does not
+  divide the rank) Timeloop's search found other, slower mappings (2x the latency on
+  ResNet-18 layer1.0.conv1 with 4 macros and 16 KB), and pinned (``S>=2 S<=2``) it counted
+  1.33x the plan's energy. The best plan without one is exported instead.
 - **a tensor held at two depths in one level**: a Timeloop level keeps one tile of each
   tensor below its loops, while AccelForge lets the buffer's input and output tiles start at
   different loops. Where they do, the buffer is written as two Timeloop levels, the outer
@@ -25,7 +30,9 @@ Two things classic Timeloop cannot express are left out of that search:
   the inner one holds its tile exactly, the outer the rest. A plan where one level would
   loop twice over a rank is left out.
 
-Both only narrow the search: the mapping exported is the best of what remains.
+Both narrow the search: the mapping exported is the best of what remains (the cimco backend's
+own may be better: ``scripts/timeloop_agreement.py`` prints both). The module's names are
+Timeloop's (dimensions, data spaces, levels).
 """
 
 from __future__ import annotations
@@ -101,7 +108,7 @@ def plan(system: SystemSpec, layer: Layer, bits: Bits):
     einsum = _af.einsum_of(layer)
     best = cim.ranked(system, layer, einsum, bits, component_costs(system, bits)[0], whole=True, accept=expressible)
     if not best:
-        raise MappingError(f"no mapping of {layer.name} with whole factors fits the global buffer "
+        raise MappingError(f"no mapping of {layer.name} Timeloop can express fits the global buffer "
                            f"({system.global_buffer.size_bits} bits)", (GLOBAL_BUFFER,))
     return cim.Shape.of(layer, einsum), best[0][1]
 
