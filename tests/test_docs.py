@@ -83,8 +83,9 @@ hmarks.md#the-cimco-backend-against-ffm)) |
 l with cimco's hwcomponents models | the reference for every number; may use more macros than a core\
  has (imperfect spatial loops counted at their mean) |
 | Classic Timeloop | `timeloop` | `timeloop-mapper` (v3.0.x, optional binary: `--timeloop-bin`, `$CI\
-MCO_TIMELOOP_BIN` or PATH) on the files `cimco timeloop export` writes | its counts go through the s\
-ame sparsity, execution and report |
+MCO_TIMELOOP_BIN` or PATH) on the files `cimco timeloop export` writes: the cimco backend's best mapping th\
+at Timeloop can express, fixed in the constraints | Timeloop's own counts of that mapping, through the sa\
+me sparsity, execution and report |
 """
 ENTRY_POINTS = ("Every entry point (`cimco map`, `cimco sweep`, `cimco.map`, `cimco.sweep`, the Dask executor) "
                 "calls the one function `cimco.pipeline.run`, and `report.json` records the `backend`.")
