@@ -8,6 +8,8 @@ padding, a module run twice, batch > 1 and an all-zeros example input.
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +158,78 @@ class Outer(nn.Module):
 def test_unsupported_functional_op_is_refused_with_op_and_module() -> None:
     with pytest.raises(ExportError, match=r"conv1d in module 'blk' \(Conv1dInside\)"):
         export(Outer(), torch.randn(1, 3, 10), "o")
+
+
+# --- in-place products, ops cimco does not know (issue 23: once passed through, 73% of MACs lost) ---
+
+class InPlace(nn.Module):
+    """A bias buffer updated in place with products: addmm_, baddbmm_, addmv_."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 6))
+        self.v = nn.Parameter(torch.randn(6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (1, 5, 8)
+        y = torch.zeros(5, 6).addmm_(x[0], self.w)  # 5 tokens, 8 -> 6: 240 MACs
+        s = torch.zeros(1, 5, 5).baddbmm_(y.unsqueeze(0), y.t().unsqueeze(0))  # (5x6)(6x5): 150 MACs
+        return torch.zeros(5).addmv_(y, self.v) + s.sum()  # (5x6)(6): 30 MACs
+
+
+def test_in_place_products_are_their_ops() -> None:
+    layers = _layers(InPlace(), (1, 5, 8))
+    assert [(x["name"], _macs(x)) for x in layers.values()] == [("w", 240), ("baddbmm", 150), ("v", 30)]
+
+
+class Distances(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, x)  # a product of the two operands, per pair of rows
+
+
+class Outer2(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[0].addr_(self.w, self.w)  # an outer product, in place
+
+
+class Kron(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(2, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve(self.w, x[0].t())  # an op cimco does not know: not passed through
+
+
+@pytest.mark.parametrize(("model", "shape", "words"), [
+    (Distances(), (1, 4, 3), "cdist in the forward of Distances needs macro work"),
+    (Outer2(), (1, 6, 6), "addr_ in the forward of Outer2 needs macro work"),
+    (Kron(), (1, 3, 2), "linalg_solve in the forward of Kron is an op cimco does not know"),
+], ids=["cdist", "addr_", "unknown"])
+def test_products_cimco_cannot_export_and_unknown_ops_are_refused(model: nn.Module, shape: tuple, words: str) -> None:
+    with pytest.raises(ExportError, match=re.escape(words)):
+        export(model, torch.randn(shape), "m")
+
+
+class Scripted(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        with warnings.catch_warnings():  # newer torch deprecates torch.jit.script (FutureWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            self.s = torch.jit.script(nn.Linear(8, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.s(torch.relu(self.a(x)))
+
+
+def test_a_torchscript_submodule_is_refused_by_name() -> None:
+    """Its ops run inside TorchScript, where the export cannot see them (once: exit 1)."""
+    with pytest.raises(ExportError, match=r"module 's' is a TorchScript module"):
+        export(Scripted(), torch.randn(1, 8), "j")
 
 
 # --- data-dependent control flow (fx cannot trace it) ---------------------------------------
@@ -313,6 +387,8 @@ def test_zoo_export_carries_no_masks_by_default(tmp_path: Path) -> None:
     (["--model", "test_export_exact:HeadsOdd", "--input-shape", "1,4,4"], "einsum 'ij,ij->ij' in module 'odd'"),
     (["--model", "test_export_exact:Outer", "--input-shape", "1,3,10"], "conv1d in module 'blk'"),
     (["--model", "test_export_exact:PerHeadWeights", "--input-shape", "1,2,5,8"], "2 weight matrices"),
+    (["--model", "test_export_exact:Scripted", "--input-shape", "1,8"], "module 's' is a TorchScript module"),
+    (["--model", "test_export_exact:Distances", "--input-shape", "1,4,3"], "cdist in the forward of Distances"),
 ])
 def test_cli_refusals_exit_2_naming_the_op(argv: list[str], words: str, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))

@@ -20,8 +20,10 @@ the example input takes (say which input you used).
   (three operands, a diagonal, an index summed over one operand alone, no index summed over
   both) and a parameter operand with its own batch of weights are refused.
 - Ops in :data:`UNSUPPORTED` and modules in :data:`MACRO_WORK` are refused with the op, the
-  module and its class named. Every other op does no macro work (activations, pooling,
-  adds, elementwise products, batch norm, reshapes) and is listed as passed through.
+  module and its class named; an in-place op (``addmm_``) is its op. Ops in
+  :data:`NO_MACRO_WORK` (activations, pooling, adds, elementwise products, batch norm,
+  reshapes) are listed as passed through; any other op returning a tensor is refused by name
+  (it may multiply: a refusal beats a silently lost layer), and so is a TorchScript submodule.
 
 A module or op that runs twice gives two layers, named ``name`` and ``name#2`` in execution
 order. The workload is validated before it is returned, so export never writes one that
@@ -75,11 +77,51 @@ UNSUPPORTED: frozenset[str] = frozenset({
     "convolution", "_convolution", "bilinear", "embedding", "embedding_bag", "addbmm", "addr",
     "vdot", "inner", "outer", "ger", "tensordot", "chain_matmul", "multi_dot", "vecdot", "kron",
     "scaled_dot_product_attention", "multi_head_attention_forward", "lstm", "gru", "rnn_tanh",
-    "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
+    "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell", "cdist",
+    "matrix_power", "linalg_multi_dot", "linalg_vecdot", "cosine_similarity", "pairwise_distance",
 })
 MACRO_WORK: tuple[type, ...] = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                                 nn.ConvTranspose3d, nn.Bilinear, nn.MultiheadAttention, nn.RNNBase,
                                 nn.RNNCellBase, nn.Embedding, nn.EmbeddingBag)
+# Ops known to do no macro work (their in-place variants, ``relu_``, too), passed through. Any
+# other op that returns a tensor is refused by name: an op cimco does not know may multiply
+# (``torch.cdist``, a new fused kernel), and a refusal beats a silently lost layer.
+NO_MACRO_WORK: frozenset[str] = frozenset({
+    # shapes, views, indexing, copies, dtypes
+    "__get__", "__getitem__", "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "squeeze",
+    "unsqueeze", "permute", "transpose", "swapaxes", "swapdims", "t", "T", "mT", "contiguous", "expand",
+    "expand_as", "repeat", "repeat_interleave", "tile", "narrow", "select", "index_select", "gather",
+    "masked_select", "split", "split_with_sizes", "tensor_split", "chunk", "unbind", "movedim", "moveaxis",
+    "roll", "flip", "fliplr", "flipud", "clone", "detach", "to", "type", "type_as", "float", "half", "double",
+    "int", "long", "bool", "bfloat16", "cpu", "cuda", "copy", "fill", "zero", "masked_fill", "scatter",
+    "index_put", "index_copy", "index_fill", "pad", "constant_pad_nd", "zeros", "ones", "zeros_like",
+    "ones_like", "empty", "empty_like", "full", "full_like", "arange", "tensor", "as_tensor", "new_zeros",
+    "new_ones", "new_empty", "new_full", "new_tensor", "tril", "triu", "diag_embed", "broadcast_to",
+    "broadcast_tensors", "meshgrid", "one_hot", "nan_to_num", "requires_grad", "__reduce_ex__",
+    "__deepcopy__", "__setstate__",
+    # elementwise arithmetic, comparisons and logic (no sum of products)
+    "add", "__add__", "__radd__", "__iadd__", "sub", "__sub__", "__rsub__", "__isub__", "rsub", "mul",
+    "__mul__", "__rmul__", "__imul__", "div", "__truediv__", "__rtruediv__", "__itruediv__", "true_divide",
+    "floor_divide", "__floordiv__", "remainder", "__mod__", "fmod", "neg", "__neg__", "abs", "sign", "pow",
+    "__pow__", "__rpow__", "square", "sqrt", "rsqrt", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
+    "reciprocal", "clamp", "clamp_min", "clamp_max", "clip", "where", "maximum", "minimum", "fmax", "fmin",
+    "round", "floor", "ceil", "trunc", "frac", "lerp", "addcmul", "addcdiv", "eq", "ne", "lt", "le", "gt",
+    "ge", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "logical_and", "logical_or",
+    "logical_not", "logical_xor", "__and__", "__or__", "__xor__", "__invert__", "isnan", "isinf", "isfinite",
+    "sin", "cos", "erf", "sigmoid", "tanh", "relu", "relu6", "leaky_relu", "hardtanh", "elu", "selu", "celu",
+    "gelu", "silu", "mish", "softplus", "hardswish", "hardsigmoid", "prelu", "rrelu", "threshold",
+    "glu", "logsigmoid", "softmax", "log_softmax", "softmin", "dropout", "dropout1d", "dropout2d", "dropout3d",
+    "alpha_dropout", "feature_alpha_dropout",
+    # reductions and normalization (a sum of values, not of products)
+    "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "std", "var", "var_mean", "std_mean",
+    "prod", "cumsum", "cumprod", "logsumexp", "norm", "all", "any", "topk", "sort", "argsort", "batch_norm",
+    "layer_norm", "group_norm", "instance_norm", "local_response_norm", "normalize", "rms_norm",
+    # pooling and resampling
+    "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices", "avg_pool1d", "avg_pool2d",
+    "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
+    "adaptive_max_pool2d", "adaptive_max_pool3d", "lp_pool2d", "interpolate", "upsample", "pixel_shuffle",
+    "pixel_unshuffle", "channel_shuffle", "unfold", "fold",
+})
 # Ops whose result is all of their operands (no add, so no residual).
 CONCAT: frozenset[str] = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack",
                                     "column_stack", "row_stack", "__setitem__"})
@@ -234,6 +276,11 @@ class _Recorder(TorchFunctionMode):
         def leave(mod: nn.Module, args, out) -> None:  # returns None: a value would replace the output
             self.stack.pop()
 
+        scripted = [q or "the model" for q, m in self.model.named_modules() if isinstance(m, torch.jit.ScriptModule)]
+        if scripted:  # its ops run inside TorchScript, unseen: they would be lost, not exported
+            raise ExportError(f"module {scripted[0]!r} is a TorchScript module (torch.jit.script or trace): "
+                              f"cimco sees the ops a model runs in Python, not inside TorchScript; export the "
+                              f"model before scripting it")
         handles = []
         for qual, m in self.model.named_modules():
             if qual:
@@ -298,11 +345,18 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        op = getattr(func, "__name__", "")
+        name = getattr(func, "__name__", "")
+        op = name[:-1] if name.endswith("_") and not name.endswith("__") else name  # in place: its op
         if op in UNSUPPORTED:
-            raise ExportError(f"{op} in {self._where()} needs macro work but cimco cannot export it yet; "
+            raise ExportError(f"{name} in {self._where()} needs macro work but cimco cannot export it yet; "
                               f"supported: {SUPPORTED}")
         out = func(*args, **kwargs)
+        known = op in ("conv2d", "einsum") or op in PRODUCTS or op in NO_MACRO_WORK or op in CONCAT
+        if not known and _tensors(out):
+            raise ExportError(f"{name} in {self._where()} is an op cimco does not know, so it cannot tell "
+                              f"whether it multiplies and accumulates: it refuses it rather than drop it "
+                              f"(supported: {SUPPORTED}; ops known to do no macro work, such as activations, "
+                              f"pooling and elementwise arithmetic, pass through)")
         n = len(self.layers)
         if op == "conv2d":
             self._conv({**dict(zip(_CONV, args)), **kwargs}, out)
@@ -324,7 +378,7 @@ class _Recorder(TorchFunctionMode):
             if op == "pad":
                 self._pad({**dict(zip(_PAD, args)), **kwargs}, out)
             qual = self.stack[-1][0]
-            self.summary.append((f"{qual}.{op}" if qual else op, op, "passed through (no macro work)"))
+            self.summary.append((f"{qual}.{name}" if qual else name, name, "passed through (no macro work)"))
         if len(self.layers) > n:  # a layer ran: its result is its own
             self._tag(out, frozenset({self.layers[-1].layer["name"]}))
         else:
