@@ -141,23 +141,23 @@ def test_a_weight_per_batch_entry_is_refused() -> None:
         export(PerHeadWeights(), torch.randn(1, 2, 5, 8), "p")
 
 
-class Conv1dInside(nn.Module):
+class Conv3dInside(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(x, torch.ones(4, 3, 3))
+        return F.conv3d(x, torch.ones(4, 3, 3, 3, 3))
 
 
 class Outer(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.blk = Conv1dInside()
+        self.blk = Conv3dInside()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.blk(x))
 
 
 def test_unsupported_functional_op_is_refused_with_op_and_module() -> None:
-    with pytest.raises(ExportError, match=r"conv1d in module 'blk' \(Conv1dInside\)"):
-        export(Outer(), torch.randn(1, 3, 10), "o")
+    with pytest.raises(ExportError, match=r"conv3d in module 'blk' \(Conv3dInside\)"):
+        export(Outer(), torch.randn(1, 3, 5, 5, 5), "o")
 
 
 # --- in-place products, ops cimco does not know (issue 23: once passed through, 73% of MACs lost) ---
@@ -230,6 +230,74 @@ def test_a_torchscript_submodule_is_refused_by_name() -> None:
     """Its ops run inside TorchScript, where the export cannot see them (once: exit 1)."""
     with pytest.raises(ExportError, match=r"module 's' is a TorchScript module"):
         export(Scripted(), torch.randn(1, 8), "j")
+
+
+# --- conv1d, transposed convs and recurrent nets (issue 23: once refused) ---------------------------
+
+class Signal(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv1d(4, 6, 3, stride=2, padding=1)  # 10 -> 5 positions
+        self.up = nn.ConvTranspose2d(6, 5, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.c(x).unsqueeze(-1))  # a 5 x 1 image
+
+
+def test_conv1d_and_transposed_conv_count_their_macs() -> None:
+    layers = _layers(Signal(), (1, 4, 10))
+    c, up = layers["c"], layers["up"]
+    assert (c["input_hw"], c["kernel"], c["stride"], _macs(c)) == ([1, 10], [1, 3], [1, 2], 6 * 4 * 3 * 5)
+    # each of the 5 input positions times the 6 x (5 x 3 x 3) weight: the transposed conv's own MACs
+    assert (up["type"], up["in_channels"], up["out_channels"], up["tokens"], _macs(up)) == (
+        "linear", 6, 45, 5, 6 * 5 * 9 * 5)
+
+
+class Recurrent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+        self.gru = nn.GRU(32, 12)
+        self.rnn = nn.RNN(12, 5, nonlinearity="relu")
+        self.proj = nn.LSTM(5, 10, proj_size=4)
+        self.cell = nn.GRUCell(4, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (1, 7 steps, 8)
+        y, _ = self.lstm(x)
+        z, _ = self.gru(y.transpose(0, 1))
+        r, _ = self.rnn(z)
+        p, _ = self.proj(r)
+        h = torch.zeros(1, 6)
+        for t in range(2):  # a cell run twice: two layers
+            h = self.cell(p[t], h)
+        return h
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")  # torch's, on CPU
+def test_recurrent_nets_are_their_gate_products_per_step() -> None:
+    """Per layer and direction: the input's gates over the 7 steps at once, then the hidden
+    state's gates step by step with the same weights (repeat = steps); counted by hand."""
+    layers = _layers(Recurrent(), (1, 7, 8))
+    got = {n: (x["in_channels"], x["out_channels"], x.get("tokens", 1), x.get("repeat", 1), _macs(x))
+           for n, x in layers.items()}
+    assert got == {
+        "lstm.weight_ih_l0": (8, 64, 7, 1, 7 * 8 * 64), "lstm.weight_hh_l0": (16, 64, 1, 7, 7 * 16 * 64),
+        "lstm.weight_ih_l0_reverse": (8, 64, 7, 1, 7 * 8 * 64), "lstm.weight_hh_l0_reverse": (16, 64, 1, 7, 7 * 16 * 64),
+        "lstm.weight_ih_l1": (32, 64, 7, 1, 7 * 32 * 64), "lstm.weight_hh_l1": (16, 64, 1, 7, 7 * 16 * 64),
+        "lstm.weight_ih_l1_reverse": (32, 64, 7, 1, 7 * 32 * 64),
+        "lstm.weight_hh_l1_reverse": (16, 64, 1, 7, 7 * 16 * 64),
+        "gru.weight_ih_l0": (32, 36, 7, 1, 7 * 32 * 36), "gru.weight_hh_l0": (12, 36, 1, 7, 7 * 12 * 36),
+        "rnn.weight_ih_l0": (12, 5, 7, 1, 7 * 12 * 5), "rnn.weight_hh_l0": (5, 5, 1, 7, 7 * 5 * 5),
+        # with a projection the hidden state is the projected one (4), then 10 -> 4 each step
+        "proj.weight_ih_l0": (5, 40, 7, 1, 7 * 5 * 40), "proj.weight_hh_l0": (4, 40, 1, 7, 7 * 4 * 40),
+        "proj.weight_hr_l0": (10, 4, 1, 7, 7 * 10 * 4),
+        "cell.weight_ih": (4, 18, 1, 1, 4 * 18), "cell.weight_hh": (6, 18, 1, 1, 6 * 18),
+        "cell.weight_ih#2": (4, 18, 1, 1, 4 * 18), "cell.weight_hh#2": (6, 18, 1, 1, 6 * 18),
+    }
+    # the graph: the second LSTM layer reads both directions of the first; reverse starts from the input
+    assert layers["lstm.weight_ih_l1"]["inputs"] == ["lstm.weight_hh_l0", "lstm.weight_hh_l0_reverse"]
+    assert layers["lstm.weight_ih_l0_reverse"]["inputs"] == []
+    assert layers["gru.weight_ih_l0"]["inputs"] == ["lstm.weight_hh_l1", "lstm.weight_hh_l1_reverse"]
 
 
 # --- data-dependent control flow (fx cannot trace it) ---------------------------------------
@@ -385,7 +453,7 @@ def test_zoo_export_carries_no_masks_by_default(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv, words", [
     (["--model", "test_export_exact:Shared", "--input-shape", "3,6"], "batch 1"),
     (["--model", "test_export_exact:HeadsOdd", "--input-shape", "1,4,4"], "einsum 'ij,ij->ij' in module 'odd'"),
-    (["--model", "test_export_exact:Outer", "--input-shape", "1,3,10"], "conv1d in module 'blk'"),
+    (["--model", "test_export_exact:Outer", "--input-shape", "1,3,5,5,5"], "conv3d in module 'blk'"),
     (["--model", "test_export_exact:PerHeadWeights", "--input-shape", "1,2,5,8"], "2 weight matrices"),
     (["--model", "test_export_exact:Scripted", "--input-shape", "1,8"], "module 's' is a TorchScript module"),
     (["--model", "test_export_exact:Distances", "--input-shape", "1,4,3"], "cdist in the forward of Distances"),

@@ -181,24 +181,24 @@ def test_matmul_of_activations_is_exported() -> None:
     assert (layer["tokens"], layer["in_channels"], layer["out_channels"], layer["repeat"]) == (5, 8, 5, 2)
 
 
-class WithConv1d(nn.Module):
+class WithConv3d(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.seq = nn.Conv1d(3, 4, 3)
+        self.seq = nn.Conv3d(3, 4, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.seq(x)
 
 
 def test_unsupported_op_names_the_module() -> None:
-    with pytest.raises(ExportError, match="'seq'.*Conv1d"):
-        export(WithConv1d(), torch.zeros(1, 3, 10), "c1")
+    with pytest.raises(ExportError, match="'seq'.*Conv3d"):
+        export(WithConv3d(), torch.zeros(1, 3, 5, 5, 5), "c3")
 
 
 def test_cli_bad_inputs(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     cases = [
-        (["--model", "test_torch_export:WithConv1d", "--input-shape", "1,3,10"], "'seq'"),
+        (["--model", "test_torch_export:WithConv3d", "--input-shape", "1,3,5,5,5"], "'seq'"),
         (["--model", "resnet20_cifar", "--input-shape", "1,5,32,32"],
          "fails on an example input of shape (1, 5, 32, 32) in module 'conv1'"),
         (["--model", "resnet20_cifar", "--bits", "8,8"], "expected three positive integers"),

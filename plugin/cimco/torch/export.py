@@ -7,7 +7,10 @@ forward, or calls its conv twice, exports what it did; data-dependent branches t
 the example input takes (say which input you used).
 
 - ``conv2d`` becomes a conv layer (stride, dilation, groups, per-side padding, including
-  ``padding='same'`` with an even kernel). A zero ``F.pad`` (``nn.ZeroPad2d``) of the height
+  ``padding='same'`` with an even kernel); ``conv1d`` a conv of height 1; ``conv_transpose2d``
+  a linear layer (each input position times the weight, the overlaps added outside the macro).
+  An LSTM/GRU/RNN module or cell is exported from its weights when it returns
+  (:meth:`_Recorder._recurrent`); its own ops are not recorded. A zero ``F.pad`` (``nn.ZeroPad2d``) of the height
   and width whose output a conv consumes is folded into that conv's padding; any other pad
   (reflect, non-zero) is a conv on the padded input, which has the same MACs.
 - ``linear``, the matmul family (:data:`PRODUCTS`) and ``einsum`` become linear layers when
@@ -71,18 +74,22 @@ PRODUCTS: dict[str, tuple[str, ...]] = {
 _OPERANDS = {"__rmatmul__": ("other", "input"), "addmm": ("mat1", "mat2"), "addmv": ("mat", "vec"),
              "baddbmm": ("batch1", "batch2")}
 _CONV = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+_CONV_T = ("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation")
 _PAD = ("input", "pad", "mode", "value")
 UNSUPPORTED: frozenset[str] = frozenset({
-    "conv1d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv_tbc",
+    "conv3d", "conv_transpose1d", "conv_transpose3d", "conv_tbc",
     "convolution", "_convolution", "bilinear", "embedding", "embedding_bag", "addbmm", "addr",
     "vdot", "inner", "outer", "ger", "tensordot", "chain_matmul", "multi_dot", "vecdot", "kron",
     "scaled_dot_product_attention", "multi_head_attention_forward", "lstm", "gru", "rnn_tanh",
     "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell", "cdist",
     "matrix_power", "linalg_multi_dot", "linalg_vecdot", "cosine_similarity", "pairwise_distance",
 })
-MACRO_WORK: tuple[type, ...] = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                                nn.ConvTranspose3d, nn.Bilinear, nn.MultiheadAttention, nn.RNNBase,
-                                nn.RNNCellBase, nn.Embedding, nn.EmbeddingBag)
+MACRO_WORK: tuple[type, ...] = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose3d, nn.Bilinear,
+                                nn.MultiheadAttention, nn.Embedding, nn.EmbeddingBag)
+# Recurrent modules, exported from their weights as they run (see _Recorder._recurrent): the
+# gate products of each time step, per layer and direction
+RECURRENT: tuple[type, ...] = (nn.RNNBase, nn.RNNCellBase)
+GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1, "LSTMCell": 4, "GRUCell": 3, "RNNCell": 1}
 # Ops known to do no macro work (their in-place variants, ``relu_``, too), passed through. Any
 # other op that returns a tensor is refused by name: an op cimco does not know may multiply
 # (``torch.cdist``, a new fused kernel), and a refusal beats a silently lost layer.
@@ -125,7 +132,8 @@ NO_MACRO_WORK: frozenset[str] = frozenset({
 # Ops whose result is all of their operands (no add, so no residual).
 CONCAT: frozenset[str] = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack",
                                     "column_stack", "row_stack", "__setitem__"})
-SUPPORTED = "conv2d, linear, einsum and matmul/mm/bmm/mv/dot/addmm/addmv/baddbmm"
+SUPPORTED = ("conv1d/2d, conv_transpose2d, linear, einsum, matmul/mm/bmm/mv/dot/addmm/addmv/baddbmm and the "
+             "LSTM/GRU/RNN modules and cells")
 
 
 @dataclass
@@ -264,6 +272,7 @@ class _Recorder(TorchFunctionMode):
         self.summary: list[tuple[str, str, str]] = []
         self.nonzero: Counter[str] = Counter()
         self.numel: Counter[str] = Counter()
+        self.recurrent = 0  # recurrent modules running: their own ops are not recorded
 
     def run(self, x: torch.Tensor, name: str) -> None:
         """Run the model on ``x``; a failure names the innermost module that was running."""
@@ -272,8 +281,12 @@ class _Recorder(TorchFunctionMode):
                 raise ExportError(f"module {qual!r} ({type(mod).__name__}) needs macro work but cimco "
                                   f"cannot export it yet; supported: {SUPPORTED}")
             self.stack.append((qual, mod))
+            self.recurrent += isinstance(mod, RECURRENT)
 
         def leave(mod: nn.Module, args, out) -> None:  # returns None: a value would replace the output
+            if isinstance(mod, RECURRENT):
+                self._recurrent(mod, args, out)  # (its own torch calls unrecorded, as the module's were)
+                self.recurrent -= 1
             self.stack.pop()
 
         scripted = [q or "the model" for q, m in self.model.named_modules() if isinstance(m, torch.jit.ScriptModule)]
@@ -330,7 +343,7 @@ class _Recorder(TorchFunctionMode):
         self.layers[self.index[newest]].residual |= tags - {newest}
         self._tag(out, frozenset({newest}))
 
-    def _add(self, base: str, layer: dict, weight: torch.Tensor | None, x: torch.Tensor, op: str, what: str,
+    def _add(self, base: str, layer: dict, weight: torch.Tensor | None, x: torch.Tensor | None, op: str, what: str,
              reads: tuple, adds: tuple = ()) -> None:
         """Record a layer that multiplies ``reads`` (its inputs) and adds ``adds`` to its output."""
         self.count[base] += 1
@@ -340,26 +353,32 @@ class _Recorder(TorchFunctionMode):
         self.layers.append(_Layer(layer, self.stack[-1][1], None if weight is None else weight.detach(), what,
                                   self._tags(*reads), set(self._tags(*adds))))
         self.summary.append((name, op, what))
-        self.nonzero[name] += int(torch.count_nonzero(x))
-        self.numel[name] += x.numel()
+        if x is not None:  # (a recurrent layer's inner inputs are not seen: no density measured)
+            self.nonzero[name] += int(torch.count_nonzero(x))
+            self.numel[name] += x.numel()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         op = name[:-1] if name.endswith("_") and not name.endswith("__") else name  # in place: its op
+        if self.recurrent:  # inside an LSTM/GRU/RNN: exported from its weights when it returns
+            return func(*args, **kwargs)
         if op in UNSUPPORTED:
             raise ExportError(f"{name} in {self._where()} needs macro work but cimco cannot export it yet; "
                               f"supported: {SUPPORTED}")
         out = func(*args, **kwargs)
-        known = op in ("conv2d", "einsum") or op in PRODUCTS or op in NO_MACRO_WORK or op in CONCAT
+        known = op in ("conv1d", "conv2d", "conv_transpose2d", "einsum") or op in PRODUCTS or op in NO_MACRO_WORK \
+            or op in CONCAT
         if not known and _tensors(out):
             raise ExportError(f"{name} in {self._where()} is an op cimco does not know, so it cannot tell "
                               f"whether it multiplies and accumulates: it refuses it rather than drop it "
                               f"(supported: {SUPPORTED}; ops known to do no macro work, such as activations, "
                               f"pooling and elementwise arithmetic, pass through)")
         n = len(self.layers)
-        if op == "conv2d":
-            self._conv({**dict(zip(_CONV, args)), **kwargs}, out)
+        if op in ("conv1d", "conv2d"):
+            self._conv({**dict(zip(_CONV, args)), **kwargs}, out, op)
+        elif op == "conv_transpose2d":
+            self._transposed({**dict(zip(_CONV_T, args)), **kwargs}, out)
         elif op in PRODUCTS:
             a = {**dict(zip(PRODUCTS[op], args)), **kwargs}
             keys = _OPERANDS.get(op, PRODUCTS[op][:2])
@@ -393,15 +412,21 @@ class _Recorder(TorchFunctionMode):
             left, right, top, bottom = (pad + [0, 0])[:4]
             self.pads[id(out)] = (out, a["input"], (top, bottom, left, right))
 
-    def _conv(self, a: dict, out: torch.Tensor) -> None:
+    def _conv(self, a: dict, out: torch.Tensor, op: str = "conv2d") -> None:
+        """A conv2d, or a conv1d as a conv2d of height 1 (its length is the width)."""
         x, w = a["input"], a["weight"]
-        (kh, kw), (dh, dw) = w.shape[-2:], _pair(a.get("dilation", 1))
+        flat = op == "conv1d"
+
+        def hw(v, height: int = 1) -> tuple[int, int]:  # a conv1d's value is the width's
+            return (height, int(v if isinstance(v, int) else v[0])) if flat else _pair(v)
+
+        (kh, kw), (dh, dw) = ((1, w.shape[-1]) if flat else w.shape[-2:]), hw(a.get("dilation", 1))
         padding = a.get("padding", 0)
         if padding == "same":  # torch pads the extra row/column at the bottom/right
             th, tw = dh * (kh - 1), dw * (kw - 1)
             sides = [th // 2, th - th // 2, tw // 2, tw - tw // 2]
         else:
-            ph, pw = (0, 0) if padding == "valid" else _pair(padding)
+            ph, pw = (0, 0) if padding == "valid" else hw(padding, 0)
             sides = [ph, ph, pw, pw]
         what = "exported"
         while id(x) in self.pads and self.pads[id(x)][0] is x:  # fold zero pads into the conv
@@ -409,24 +434,89 @@ class _Recorder(TorchFunctionMode):
             sides = [s + e for s, e in zip(sides, extra)]
             what = "exported (zero F.pad folded into its padding)"
         qual, mod = self.stack[-1]
-        layer = {"type": "conv", "in_channels": int(x.shape[-3]), "out_channels": int(w.shape[0]),
-                 "input_hw": [int(x.shape[-2]), int(x.shape[-1])], "kernel": [int(kh), int(kw)],
-                 "stride": list(_pair(a.get("stride", 1))), "padding": sides, "dilation": [int(dh), int(dw)],
-                 "groups": int(a.get("groups", 1)), "tokens": int(x.shape[0]) if x.dim() == 4 else 1}
+        spatial = 1 if flat else 2
+        layer = {"type": "conv", "in_channels": int(x.shape[-spatial - 1]), "out_channels": int(w.shape[0]),
+                 "input_hw": [1 if flat else int(x.shape[-2]), int(x.shape[-1])], "kernel": [int(kh), int(kw)],
+                 "stride": list(hw(a.get("stride", 1))), "padding": sides, "dilation": [int(dh), int(dw)],
+                 "groups": int(a.get("groups", 1)), "tokens": int(x.shape[0]) if x.dim() == spatial + 2 else 1}
         h, wd, (sh, sw) = layer["input_hw"][0], layer["input_hw"][1], layer["stride"]
-        hw = ((h + sides[0] + sides[1] - dh * (kh - 1) - 1) // sh + 1,
-              (wd + sides[2] + sides[3] - dw * (kw - 1) - 1) // sw + 1)
-        if hw != tuple(out.shape[-2:]):  # a convention cimco got wrong: never export it silently
-            raise ExportError(f"conv2d in {self._where()}: cimco computes a {hw} output, torch gave "
-                              f"{tuple(out.shape[-2:])}; please report this model")
+        out_hw = ((h + sides[0] + sides[1] - dh * (kh - 1) - 1) // sh + 1,
+                  (wd + sides[2] + sides[3] - dw * (kw - 1) - 1) // sw + 1)
+        if out_hw != ((1,) if flat else ()) + tuple(out.shape[-spatial:]):  # never export a wrong convention
+            raise ExportError(f"{op} in {self._where()}: cimco computes a {out_hw} output, torch gave "
+                              f"{tuple(out.shape[-spatial:])}; please report this model")
         flow = {"reads": (x, w), "adds": (a.get("bias"),)}
-        if isinstance(mod, nn.Conv2d):
-            self._add(qual, layer, _own_weight(mod, w), x, "conv2d", what, **flow)
+        as_2d = (lambda t: t.unsqueeze(-2)) if flat else (lambda t: t)  # the mask: (out, in, 1, k)
+        if isinstance(mod, nn.Conv1d | nn.Conv2d):
+            self._add(qual, layer, as_2d(_own_weight(mod, w)), x, op, what, **flow)
         elif self._param(w) is not None:
-            self._add(self._param(w).removesuffix(".weight"), layer, w, x, "conv2d", what, **flow)
+            self._add(self._param(w).removesuffix(".weight"), layer, as_2d(w), x, op, what, **flow)
         else:
-            self._add(f"{qual}.conv2d" if qual else "conv2d", layer, None, x, "conv2d",
-                      what + " (computed weight: no mask)", **flow)
+            self._add(f"{qual}.{op}" if qual else op, layer, None, x, op, what + " (computed weight: no mask)", **flow)
+
+    def _transposed(self, a: dict, out: torch.Tensor) -> None:
+        """A transposed conv as the product it is: each input position times the weight gives
+        kh x kw x out_channels partial outputs (a linear layer: in_channels -> that, one token a
+        position), which are added into the output where they overlap (no macro work)."""
+        x, w = a["input"], a["weight"]  # w: (in, out / groups, kh, kw)
+        if int(a.get("groups", 1)) != 1:
+            raise ExportError(f"conv_transpose2d in {self._where()} has groups={a['groups']}; cimco exports a "
+                              f"transposed conv with groups=1 only")
+        cin, cout, kh, kw = (int(v) for v in w.shape)
+        positions = int(x.shape[-1] * x.shape[-2]) * (int(x.shape[0]) if x.dim() == 4 else 1)
+        layer = {"type": "linear", "in_channels": cin, "out_channels": cout * kh * kw, "tokens": positions}
+        qual, mod = self.stack[-1]
+        weight = (_own_weight(mod, w) if isinstance(mod, nn.ConvTranspose2d) else w).permute(1, 2, 3, 0)
+        name = qual if isinstance(mod, nn.ConvTranspose2d) else (self._param(w) or f"{qual}.conv_transpose2d")
+        self._add(name.removesuffix(".weight"), layer, weight.reshape(cout * kh * kw, cin), x, "conv_transpose2d",
+                  "exported (as the product of each input position and the weight; overlaps added)",
+                  (x, w), (a.get("bias"),))
+
+    def _recurrent(self, mod: nn.Module, args: tuple, out) -> None:
+        """An LSTM/GRU/RNN (or cell) that just ran, from its weights: for each layer and direction,
+        the input's gate products over all time steps at once (``weight_ih``: tokens = steps),
+        then the hidden state's, one step after another with the same weights (``weight_hh``:
+        ``repeat`` = steps); an LSTM's projection (``weight_hr``) likewise."""
+        qual = self.stack[-1][0]
+        kind = getattr(mod, "mode", type(mod).__name__)
+        gates, x = GATES[kind], args[0]
+        cell = isinstance(mod, nn.RNNCellBase)
+        if cell:  # one step: (batch, input) or (input)
+            steps, batch = 1, (int(x.shape[0]) if x.dim() == 2 else 1)
+            layers, dirs, hidden, proj = 1, 1, mod.hidden_size, 0
+        else:
+            if isinstance(x, nn.utils.rnn.PackedSequence):
+                raise ExportError(f"module {qual!r} ({type(mod).__name__}) ran on a PackedSequence; cimco "
+                                  f"exports a recurrent module run on a padded tensor")
+            t_axis = 1 if (mod.batch_first and x.dim() == 3) else 0
+            steps, batch = int(x.shape[t_axis]), (int(x.shape[1 - t_axis]) if x.dim() == 3 else 1)
+            layers, dirs = mod.num_layers, 2 if mod.bidirectional else 1
+            hidden, proj = mod.hidden_size, getattr(mod, "proj_size", 0)
+        produced: list[str] = []
+        before = self._tags(x)
+        for k in range(layers):
+            made = []
+            for d in range(dirs):
+                suffix = "" if cell else f"_l{k}" + ("_reverse" if d else "")
+                h_size = proj or hidden
+                ih, hh = getattr(mod, f"weight_ih{suffix}"), getattr(mod, f"weight_hh{suffix}")
+                self._add(f"{qual}.weight_ih{suffix}", {"type": "linear", "in_channels": int(ih.shape[1]),
+                          "out_channels": gates * hidden, "tokens": steps * batch}, ih, x if k == 0 else None,
+                          kind, "exported (input gates, all steps)", ())
+                self.layers[-1].inputs = frozenset(before if k == 0 else produced)
+                self._add(f"{qual}.weight_hh{suffix}", {"type": "linear", "in_channels": h_size,
+                          "out_channels": gates * hidden, "tokens": batch, "repeat": steps}, hh, None,
+                          kind, "exported (hidden-state gates, step by step)", ())
+                self.layers[-1].inputs = frozenset({self.layers[-2].layer["name"]})
+                if proj:
+                    hr = getattr(mod, f"weight_hr{suffix}")
+                    self._add(f"{qual}.weight_hr{suffix}", {"type": "linear", "in_channels": hidden,
+                              "out_channels": proj, "tokens": batch, "repeat": steps}, hr, None, kind,
+                              "exported (projection, step by step)", ())
+                    self.layers[-1].inputs = frozenset({self.layers[-2].layer["name"]})
+                made.append(self.layers[-1].layer["name"])
+            produced = made
+        self._tag(out, frozenset(produced))
 
     def _product(self, op: str, eq: str, a: torch.Tensor, b: torch.Tensor, adds: tuple = ()) -> None:
         try:
