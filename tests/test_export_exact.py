@@ -282,7 +282,8 @@ def test_recurrent_nets_are_their_gate_products_per_step() -> None:
            for n, x in layers.items()}
     assert got == {
         "lstm.weight_ih_l0": (8, 64, 7, 1, 7 * 8 * 64), "lstm.weight_hh_l0": (16, 64, 1, 7, 7 * 16 * 64),
-        "lstm.weight_ih_l0_reverse": (8, 64, 7, 1, 7 * 8 * 64), "lstm.weight_hh_l0_reverse": (16, 64, 1, 7, 7 * 16 * 64),
+        "lstm.weight_ih_l0_reverse": (8, 64, 7, 1, 7 * 8 * 64),
+        "lstm.weight_hh_l0_reverse": (16, 64, 1, 7, 7 * 16 * 64),
         "lstm.weight_ih_l1": (32, 64, 7, 1, 7 * 32 * 64), "lstm.weight_hh_l1": (16, 64, 1, 7, 7 * 16 * 64),
         "lstm.weight_ih_l1_reverse": (32, 64, 7, 1, 7 * 32 * 64),
         "lstm.weight_hh_l1_reverse": (16, 64, 1, 7, 7 * 16 * 64),
