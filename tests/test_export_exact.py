@@ -301,6 +301,65 @@ def test_recurrent_nets_are_their_gate_products_per_step() -> None:
     assert layers["gru.weight_ih_l0"]["inputs"] == ["lstm.weight_hh_l1", "lstm.weight_hh_l1_reverse"]
 
 
+class Sdpa(nn.Module):
+    def __init__(self, causal: bool = False) -> None:
+        super().__init__()
+        self.qkv, self.causal = nn.Linear(16, 48), causal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (1, 5, 16): 2 heads of 8
+        q, k, v = self.qkv(x).view(1, 5, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+
+
+class CrossAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.att = nn.MultiheadAttention(16, 4, kdim=10, vdim=12)  # sequence first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (1, 3, 16): 3 queries
+        memory_k, memory_v = torch.ones(7, 1, 10), torch.ones(7, 1, 12)  # 7 keys and values
+        return self.att(x.transpose(0, 1), memory_k, memory_v)[0]
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc(x)
+
+
+def test_attention_is_its_projections_and_two_matmuls_per_head() -> None:
+    """SDPA, nn.MultiheadAttention (cross-attention with other key and value widths) and a
+    transformer encoder layer, counted by hand: projections are weight layers; Q K^T and
+    softmax(Q K^T) V are matmuls of activations, one per head (repeat = heads)."""
+    got = {n: (x["in_channels"], x["out_channels"], x.get("tokens", 1), x.get("repeat", 1), _macs(x))
+           for n, x in _layers(Sdpa(), (1, 5, 16)).items()}
+    assert got == {"qkv": (16, 48, 5, 1, 5 * 16 * 48),
+                   "scaled_dot_product_attention.scores": (8, 5, 5, 2, 2 * 5 * 5 * 8),
+                   "scaled_dot_product_attention.values": (5, 8, 5, 2, 2 * 5 * 5 * 8)}
+    got = {n: (x["in_channels"], x["out_channels"], x.get("tokens", 1), x.get("repeat", 1), _macs(x))
+           for n, x in _layers(CrossAttention(), (1, 3, 16)).items()}
+    assert got == {"att.q_proj": (16, 16, 3, 1, 3 * 16 * 16), "att.k_proj": (10, 16, 7, 1, 7 * 10 * 16),
+                   "att.v_proj": (12, 16, 7, 1, 7 * 12 * 16), "att.scores": (4, 7, 3, 4, 4 * 3 * 7 * 4),
+                   "att.values": (7, 4, 3, 4, 4 * 3 * 7 * 4), "att.out_proj": (16, 16, 3, 1, 3 * 16 * 16)}
+    layers = _layers(Encoder().eval(), (1, 5, 16))
+    assert [(n, _macs(x)) for n, x in layers.items()] == [
+        ("enc.self_attn.q_proj", 1280), ("enc.self_attn.k_proj", 1280), ("enc.self_attn.v_proj", 1280),
+        ("enc.self_attn.scores", 400), ("enc.self_attn.values", 400), ("enc.self_attn.out_proj", 1280),
+        ("enc.linear1", 5 * 16 * 32), ("enc.linear2", 5 * 32 * 16)]
+    assert layers["enc.self_attn.values"]["inputs"] == ["enc.self_attn.v_proj", "enc.self_attn.scores"]
+    assert layers["enc.linear2"]["residual"] == ["enc.self_attn.out_proj"]  # the feed-forward's skip
+
+
+def test_a_masked_attention_is_refused() -> None:
+    """A causal or masked attention computes fewer products than its shapes say: refused until
+    cimco counts only those a mask keeps (issue 23)."""
+    with pytest.raises(ExportError, match="scaled_dot_product_attention .* has an attention mask .causal."):
+        export(Sdpa(causal=True), torch.randn(1, 5, 16), "c")
+
+
 # --- data-dependent control flow (fx cannot trace it) ---------------------------------------
 
 class Branchy(nn.Module):

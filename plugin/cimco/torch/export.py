@@ -9,8 +9,10 @@ the example input takes (say which input you used).
 - ``conv2d`` becomes a conv layer (stride, dilation, groups, per-side padding, including
   ``padding='same'`` with an even kernel); ``conv1d`` a conv of height 1; ``conv_transpose2d``
   a linear layer (each input position times the weight, the overlaps added outside the macro).
-  An LSTM/GRU/RNN module or cell is exported from its weights when it returns
-  (:meth:`_Recorder._recurrent`); its own ops are not recorded. A zero ``F.pad`` (``nn.ZeroPad2d``) of the height
+  An LSTM/GRU/RNN module or cell, and ``nn.MultiheadAttention``, are exported from their
+  weights and arguments when they return (:meth:`_Recorder._recurrent`,
+  :meth:`_Recorder._attention`); their own ops are not recorded. ``scaled_dot_product_attention``
+  is its two matmuls of activations per head; a causal or masked attention is refused. A zero ``F.pad`` (``nn.ZeroPad2d``) of the height
   and width whose output a conv consumes is folded into that conv's padding; any other pad
   (reflect, non-zero) is a conv on the padded input, which has the same MACs.
 - ``linear``, the matmul family (:data:`PRODUCTS`) and ``einsum`` become linear layers when
@@ -75,20 +77,21 @@ _OPERANDS = {"__rmatmul__": ("other", "input"), "addmm": ("mat1", "mat2"), "addm
              "baddbmm": ("batch1", "batch2")}
 _CONV = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 _CONV_T = ("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation")
+_SDPA = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
 _PAD = ("input", "pad", "mode", "value")
 UNSUPPORTED: frozenset[str] = frozenset({
     "conv3d", "conv_transpose1d", "conv_transpose3d", "conv_tbc",
     "convolution", "_convolution", "bilinear", "embedding", "embedding_bag", "addbmm", "addr",
     "vdot", "inner", "outer", "ger", "tensordot", "chain_matmul", "multi_dot", "vecdot", "kron",
-    "scaled_dot_product_attention", "multi_head_attention_forward", "lstm", "gru", "rnn_tanh",
+    "multi_head_attention_forward", "lstm", "gru", "rnn_tanh",
     "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell", "cdist",
     "matrix_power", "linalg_multi_dot", "linalg_vecdot", "cosine_similarity", "pairwise_distance",
 })
 MACRO_WORK: tuple[type, ...] = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose3d, nn.Bilinear,
-                                nn.MultiheadAttention, nn.Embedding, nn.EmbeddingBag)
-# Recurrent modules, exported from their weights as they run (see _Recorder._recurrent): the
-# gate products of each time step, per layer and direction
-RECURRENT: tuple[type, ...] = (nn.RNNBase, nn.RNNCellBase)
+                                nn.Embedding, nn.EmbeddingBag)
+# Modules exported from their weights and arguments when they return (their own ops are not
+# recorded): recurrent nets (_Recorder._recurrent) and multi-head attention (_Recorder._attention)
+RECURRENT: tuple[type, ...] = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1, "LSTMCell": 4, "GRUCell": 3, "RNNCell": 1}
 # Ops known to do no macro work (their in-place variants, ``relu_``, too), passed through. Any
 # other op that returns a tensor is refused by name: an op cimco does not know may multiply
@@ -132,8 +135,8 @@ NO_MACRO_WORK: frozenset[str] = frozenset({
 # Ops whose result is all of their operands (no add, so no residual).
 CONCAT: frozenset[str] = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack",
                                     "column_stack", "row_stack", "__setitem__"})
-SUPPORTED = ("conv1d/2d, conv_transpose2d, linear, einsum, matmul/mm/bmm/mv/dot/addmm/addmv/baddbmm and the "
-             "LSTM/GRU/RNN modules and cells")
+SUPPORTED = ("conv1d/2d, conv_transpose2d, linear, einsum, matmul/mm/bmm/mv/dot/addmm/addmv/baddbmm, "
+             "LSTM/GRU/RNN modules and cells, unmasked scaled_dot_product_attention and MultiheadAttention")
 
 
 @dataclass
@@ -276,16 +279,19 @@ class _Recorder(TorchFunctionMode):
 
     def run(self, x: torch.Tensor, name: str) -> None:
         """Run the model on ``x``; a failure names the innermost module that was running."""
-        def enter(mod: nn.Module, args, *, qual: str) -> None:
+        def enter(mod: nn.Module, args, kwargs, *, qual: str) -> None:
             if isinstance(mod, MACRO_WORK):
                 raise ExportError(f"module {qual!r} ({type(mod).__name__}) needs macro work but cimco "
                                   f"cannot export it yet; supported: {SUPPORTED}")
             self.stack.append((qual, mod))
             self.recurrent += isinstance(mod, RECURRENT)
 
-        def leave(mod: nn.Module, args, out) -> None:  # returns None: a value would replace the output
-            if isinstance(mod, RECURRENT):
-                self._recurrent(mod, args, out)  # (its own torch calls unrecorded, as the module's were)
+        def leave(mod: nn.Module, args, kwargs, out) -> None:  # returns None: a value would replace the output
+            if isinstance(mod, RECURRENT):  # (its own torch calls unrecorded, as the module's were)
+                if isinstance(mod, nn.MultiheadAttention):
+                    self._attention(mod, {**dict(zip(("query", "key", "value"), args)), **kwargs}, out)
+                else:
+                    self._recurrent(mod, args, out)
                 self.recurrent -= 1
             self.stack.pop()
 
@@ -297,7 +303,8 @@ class _Recorder(TorchFunctionMode):
         handles = []
         for qual, m in self.model.named_modules():
             if qual:
-                handles += [m.register_forward_pre_hook(partial(enter, qual=qual)), m.register_forward_hook(leave)]
+                handles += [m.register_forward_pre_hook(partial(enter, qual=qual), with_kwargs=True),
+                            m.register_forward_hook(leave, with_kwargs=True)]
         try:
             with torch.no_grad(), self:
                 self.model(x)
@@ -367,8 +374,8 @@ class _Recorder(TorchFunctionMode):
             raise ExportError(f"{name} in {self._where()} needs macro work but cimco cannot export it yet; "
                               f"supported: {SUPPORTED}")
         out = func(*args, **kwargs)
-        known = op in ("conv1d", "conv2d", "conv_transpose2d", "einsum") or op in PRODUCTS or op in NO_MACRO_WORK \
-            or op in CONCAT
+        known = op in ("conv1d", "conv2d", "conv_transpose2d", "scaled_dot_product_attention", "einsum") \
+            or op in PRODUCTS or op in NO_MACRO_WORK or op in CONCAT
         if not known and _tensors(out):
             raise ExportError(f"{name} in {self._where()} is an op cimco does not know, so it cannot tell "
                               f"whether it multiplies and accumulates: it refuses it rather than drop it "
@@ -379,6 +386,13 @@ class _Recorder(TorchFunctionMode):
             self._conv({**dict(zip(_CONV, args)), **kwargs}, out, op)
         elif op == "conv_transpose2d":
             self._transposed({**dict(zip(_CONV_T, args)), **kwargs}, out)
+        elif op == "scaled_dot_product_attention":
+            a = {**dict(zip(_SDPA, args)), **kwargs}
+            self._refuse_masks(op, a.get("attn_mask"), a.get("is_causal"))
+            q, k, v = a["query"], a["key"], a["value"]
+            heads = math.prod(int(n) for n in q.shape[:-2])
+            self._scores(f"{self.stack[-1][0]}.{op}" if self.stack[-1][0] else op, q.shape[-2], k.shape[-2],
+                         q.shape[-1], v.shape[-1], heads, (q, k), (v,), q)
         elif op in PRODUCTS:
             a = {**dict(zip(PRODUCTS[op], args)), **kwargs}
             keys = _OPERANDS.get(op, PRODUCTS[op][:2])
@@ -471,6 +485,54 @@ class _Recorder(TorchFunctionMode):
         self._add(name.removesuffix(".weight"), layer, weight.reshape(cout * kh * kw, cin), x, "conv_transpose2d",
                   "exported (as the product of each input position and the weight; overlaps added)",
                   (x, w), (a.get("bias"),))
+
+    def _refuse_masks(self, op: str, mask, causal) -> None:
+        if mask is not None or causal:
+            raise ExportError(f"{op} in {self._where()} has an attention mask ({'causal' if causal else 'attn_mask'}); "
+                              f"cimco cannot yet count only the products a mask keeps, and would overcount them")
+
+    def _scores(self, base: str, n_q: int, n_k: int, e: int, ev: int, heads: int, reads: tuple, values: tuple,
+                x: torch.Tensor | None) -> None:
+        """Attention's two matmuls of activations, each head loading its own keys and values:
+        the scores (queries x keys^T: n_q tokens, e -> n_k) and the weighted values (scores x V:
+        n_q tokens, n_k -> ev), ``repeat`` = heads (x batch)."""
+        n_q, n_k, e, ev = int(n_q), int(n_k), int(e), int(ev)
+        self._add(f"{base}.scores", {"type": "linear", "in_channels": e, "out_channels": n_k, "tokens": n_q,
+                                     "repeat": heads}, None, x, "attention", "exported (matmul of activations: Q K^T)",
+                  reads)
+        scores = self.layers[-1].layer["name"]
+        self._add(f"{base}.values", {"type": "linear", "in_channels": n_k, "out_channels": ev, "tokens": n_q,
+                                     "repeat": heads}, None, None, "attention",
+                  "exported (matmul of activations: softmax(Q K^T) V)", values)
+        self.layers[-1].inputs |= {scores}
+
+    def _attention(self, mod: nn.MultiheadAttention, a: dict, out) -> None:
+        """``nn.MultiheadAttention`` that just ran, from its weights and arguments: the query, key
+        and value projections (one ``in_proj_weight`` split in three, or three weights), the
+        two matmuls of each head (:meth:`_scores`), the output projection."""
+        self._refuse_masks("multi-head attention", a.get("attn_mask"), a.get("is_causal"))
+        q, k, v = a["query"], a["key"], a["value"]
+        batched = q.dim() == 3
+        seq = 1 if (mod.batch_first and batched) else 0
+        n_q, n_k = int(q.shape[seq]), int(k.shape[seq])
+        batch = int(q.shape[1 - seq]) if batched else 1
+        e, heads, qual = mod.embed_dim, mod.num_heads, self.stack[-1][0]
+        names = []
+        for i, (t, n, dim) in enumerate(((q, n_q, e), (k, n_k, mod.kdim), (v, n_k, mod.vdim))):
+            w = mod.in_proj_weight[i * e:(i + 1) * e] if mod._qkv_same_embed_dim else \
+                getattr(mod, ("q", "k", "v")[i] + "_proj_weight")
+            self._add(f"{qual}.{'qkv'[i]}_proj", {"type": "linear", "in_channels": int(dim), "out_channels": e,
+                                                  "tokens": n * batch}, w, t, "multi_head_attention",
+                      "exported (projection)", (t,))
+            names.append(self.layers[-1].layer["name"])
+        self._scores(qual, n_q, n_k, e // heads, e // heads, heads * batch, (), (), None)
+        self.layers[-2].inputs = frozenset(names[:2])
+        self.layers[-1].inputs = frozenset({self.layers[-2].layer["name"], names[2]})
+        self._add(f"{qual}.out_proj", {"type": "linear", "in_channels": e, "out_channels": e,
+                                       "tokens": n_q * batch}, mod.out_proj.weight, None, "multi_head_attention",
+                  "exported (output projection)", ())
+        self.layers[-1].inputs = frozenset({self.layers[-2].layer["name"]})
+        self._tag(out, frozenset({self.layers[-1].layer["name"]}))
 
     def _recurrent(self, mod: nn.Module, args: tuple, out) -> None:
         """An LSTM/GRU/RNN (or cell) that just ran, from its weights: for each layer and direction,
