@@ -12,9 +12,10 @@ the example input takes (say which input you used).
   An LSTM/GRU/RNN module or cell, and ``nn.MultiheadAttention``, are exported from their
   weights and arguments when they return (:meth:`_Recorder._recurrent`,
   :meth:`_Recorder._attention`); their own ops are not recorded. ``scaled_dot_product_attention``
-  is its two matmuls of activations per head; a causal or masked attention is refused. A zero ``F.pad`` (``nn.ZeroPad2d``) of the height
-  and width whose output a conv consumes is folded into that conv's padding; any other pad
-  (reflect, non-zero) is a conv on the padded input, which has the same MACs.
+  is its two matmuls of activations per head; a causal or masked attention is refused. A
+  zero ``F.pad`` (``nn.ZeroPad2d``) of the height and width whose output a conv consumes is
+  folded into that conv's padding; any other pad (reflect, non-zero) is a conv on the padded
+  input, which has the same MACs.
 - ``linear``, the matmul family (:data:`PRODUCTS`) and ``einsum`` become linear layers when
   they are a (batched) matrix product. A parameter operand (a tensor sharing a parameter's or
   buffer's storage; in a ``Conv2d``/``Linear`` module, its weight however computed) is the
