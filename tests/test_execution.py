@@ -229,3 +229,29 @@ def test_macros_needed_follow_each_runs_own_mask(mapped) -> None:
     pruned = [replace(runs[0], mask=np.zeros((16, 16, 3, 3), bool)), *runs[1:]]
     _, plan = apply(system, SKIP, pruned)
     assert (dense.macros_needed, plan.macros_needed) == (3, 2)
+
+
+def test_a_dynamic_layer_writes_its_operand_at_every_run(mapped) -> None:
+    """A matmul of activations (``dynamic``: attention's Q K^T) is never resident: its operand's
+    DRAM reads and cell writes stay in every run's counts, not amortized over a batch, and its
+    macros come beside the resident weights (the largest dynamic layer's when layers take turns;
+    each one's in a pipeline)."""
+    from cimco.execution import _stages
+
+    system, runs, _ = mapped
+    dyn = _w(_conv("a", 16, 16, 8), _conv("b", 16, 16, 8, dynamic=True), _conv("c", 16, 16, 8, residual=["a"]))
+    for how in (Execution(weights="resident"), Execution(weights="reload", batch=4)):
+        out, plan = apply(system, dyn, runs, how=how)
+        for r, after, layer in zip(runs, out, dyn.layers):
+            for comp, act in (("DRAM", "read"), ("CellArray", "write")):
+                kept = after.tensor_actions.get((comp, "W", act), 0.0)
+                loaded = r.result.tensor_actions[(comp, "W", act)]
+                if layer.dynamic:
+                    assert kept == loaded
+                else:
+                    assert kept == pytest.approx(0.0 if how.weights == "resident" else loaded / 4)
+        assert ("CellArray", "write") in plan.weight_load_actions or how.weights == "reload"
+    macros = [s.macros for s in _stages(system, dyn, [None] * 3)]
+    two = _w(*[{**x.model_dump(exclude_defaults=True), "dynamic": x.name != "a"} for x in dyn.layers])
+    assert apply(system, two, runs, how=Execution(weights="resident"))[1].macros_needed == macros[0] + max(macros[1:])
+    assert apply(system, two, runs, how=Execution(mode="pipelined"))[1].macros_needed == sum(macros)

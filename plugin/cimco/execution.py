@@ -19,7 +19,11 @@ that:
   the spatial model of :mod:`cimco.codesign.spatial`); they are programmed once, reported
   apart (``weight_load_j``), and an inference moves no weights. ``reload``: weights come
   from DRAM for every batch, so per inference their traffic is divided by ``batch``.
-  ``auto`` (default) is ``resident`` when the network fits in the macros.
+  ``auto`` (default) is ``resident`` when the network fits in the macros. A ``dynamic``
+  layer (a matmul of activations, attention's Q K^T) writes its stored operand into macros at
+  every run, whatever the mode: its load stays in each run's counts, and its macros come
+  beside the resident weights (the largest dynamic layer's, one after another; each one's in
+  a pipeline).
 - **Mode.** ``sequential``: layers run one after another (latency = sum, throughput = one
   over it). ``pipelined``: every layer is a stage on its own macros (weights resident),
   stage time from the spatial model LRMP uses (so ``cimco map`` and ``cimco lrmp`` agree),
@@ -112,14 +116,21 @@ def _stages(system: SystemSpec, workload: WorkloadSpec, masks: list) -> list | N
     return out
 
 
-def _macros_needed(system: SystemSpec, workload: WorkloadSpec, stages: list | None) -> int:
-    """Macros for one copy of every layer's weights: the spatial model's count, or, for
-    layers too large for it, the lower bound of the weight bits over a macro's bits."""
+def _macros_needed(system: SystemSpec, workload: WorkloadSpec, stages: list | None, pipelined: bool) -> int:
+    """Macros for one copy of every layer's weights (the spatial model's count, or, for layers
+    too large for it, the weight bits over a macro's bits, a lower bound), and beside them the
+    macros a ``dynamic`` layer writes its operand into at every run: the largest one's when
+    layers run one after another, each one's in a pipeline."""
     if stages is not None:
-        return sum(s.macros for s in stages)
-    m = system.macro
-    bits = sum(x.out_channels * x.reduction * workload.layer_bits(x).weight for x in workload.layers)
-    return -(-bits // (m.rows * m.cols * m.bits_per_cell))
+        dynamic = [s.macros for x, s in zip(workload.layers, stages) if x.dynamic]
+        static = sum(s.macros for x, s in zip(workload.layers, stages) if not x.dynamic)
+    else:
+        m = system.macro
+        cell_bits = m.rows * m.cols * m.bits_per_cell
+        bits = [x.out_channels * x.reduction * workload.layer_bits(x).weight for x in workload.layers]
+        dynamic = [-(-b // cell_bits) for x, b in zip(workload.layers, bits) if x.dynamic]
+        static = -(-sum(b for x, b in zip(workload.layers, bits) if not x.dynamic) // cell_bits)
+    return static + (sum(dynamic) if pipelined else max(dynamic, default=0))
 
 
 def _residency(workload: WorkloadSpec, capacity: int, pipelined: bool) -> list[bool]:
@@ -194,7 +205,7 @@ def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: E
     """Refuse, before any mapping, an execution the system cannot give (SpecError); the
     layers' stages (:func:`_stages`), which :func:`apply` may be given again."""
     stages = _stages(system, workload, [(masks or {}).get(x.name) for x in workload.layers])
-    _weights(system, how, _macros_needed(system, workload, stages), stages)
+    _weights(system, how, _macros_needed(system, workload, stages, how.mode == "pipelined"), stages)
     return stages
 
 
@@ -205,7 +216,7 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
     how = how or Execution()
     if stages is False:
         stages = _stages(system, workload, [r.mask for r in runs])
-    need = _macros_needed(system, workload, stages)
+    need = _macros_needed(system, workload, stages, how.mode == "pipelined")
     weights = _weights(system, how, need, stages)
     kept = _residency(workload, system.global_buffer.size_bits, how.mode == "pipelined")
     index = {x.name: i for i, x in enumerate(workload.layers)}
@@ -238,6 +249,8 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
         moved = {(comp, act): v for (comp, tensor, act), v in run.tensor_actions.items()
                  if tensor == "W" and (comp, act) in ((DRAM, "read"), (CELL_ARRAY, "write"))}
         for (comp, act), v in moved.items():
+            if x.dynamic:  # an activation, written into the macros at every run
+                continue
             if weights == "resident":  # programmed once, reported apart
                 _move(a, comp, "W", act, -v)
                 key = (comp, act)

@@ -82,6 +82,10 @@ class Layer(Strict):
     bits: Bits | None = Field(None, description="this layer's precision (default: the workload's)")
     repeat: Bounded(1, 2**20) = Field(1, description="times the layer runs per inference")
     sparsity: Sparsity | None = Field(None, description="how its weights are pruned")
+    # Both operands are activations (attention's Q K^T, a matmul of activations): the stored
+    # operand is written into the macros at every run, so it is never resident.
+    dynamic: bool = Field(False, description="both operands are activations (a matmul of activations): its "
+                          "stored operand is written into the macros at every run, never resident")
     # Fraction of non-zero inputs (activations) entering the layer; zeros are gated.
     input_density: Number(gt=0.0, le=1.0) = Field(1.0, description="share of non-zero inputs (zeros are gated)")
     # The dataflow graph (for on-chip residency of activations). ``inputs``: earlier layers

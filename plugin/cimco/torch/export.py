@@ -21,10 +21,10 @@ the example input takes (say which input you used).
   buffer's storage; in a ``Conv2d``/``Linear`` module, its weight however computed) is the
   stored weight: ``tokens`` rows stream through it and its zeros are the mask (a module's own
   ``weight`` parameter for a ``Conv2d``/``Linear``, as pruning left it). Two activations
-  (attention's Q.K^T) are a matmul of activations: the right operand is the stored one, and
-  each of the ``repeat`` batch entries loads its own. An einsum that is not a matrix product
-  (three operands, a diagonal, an index summed over one operand alone, no index summed over
-  both) and a parameter operand with its own batch of weights are refused.
+  (attention's Q.K^T) are a matmul of activations (``dynamic``): the right operand is the
+  stored one, and each of the ``repeat`` batch entries loads its own. An einsum that is not a
+  matrix product (three operands, a diagonal, an index summed over one operand alone, no index
+  summed over both) and a parameter operand with its own batch of weights are refused.
 - Ops in :data:`UNSUPPORTED` and modules in :data:`MACRO_WORK` are refused with the op, the
   module and its class named; an in-place op (``addmm_``) is its op. Ops in
   :data:`NO_MACRO_WORK` (activations, pooling, adds, elementwise products, batch norm,
@@ -499,11 +499,11 @@ class _Recorder(TorchFunctionMode):
         n_q tokens, n_k -> ev), ``repeat`` = heads (x batch)."""
         n_q, n_k, e, ev = int(n_q), int(n_k), int(e), int(ev)
         self._add(f"{base}.scores", {"type": "linear", "in_channels": e, "out_channels": n_k, "tokens": n_q,
-                                     "repeat": heads}, None, x, "attention", "exported (matmul of activations: Q K^T)",
-                  reads)
+                                     "repeat": heads, "dynamic": True}, None, x, "attention",
+                  "exported (matmul of activations: Q K^T)", reads)
         scores = self.layers[-1].layer["name"]
         self._add(f"{base}.values", {"type": "linear", "in_channels": n_k, "out_channels": ev, "tokens": n_q,
-                                     "repeat": heads}, None, None, "attention",
+                                     "repeat": heads, "dynamic": True}, None, None, "attention",
                   "exported (matmul of activations: softmax(Q K^T) V)", values)
         self.layers[-1].inputs |= {scores}
 
@@ -602,12 +602,13 @@ class _Recorder(TorchFunctionMode):
                 weight = _own_weight(mod, weight)
             self._add(base, layer, weight, x, op, "exported", (a, b), adds)
         else:
-            layer = {"type": "linear", "in_channels": k, "out_channels": m, "tokens": n, "repeat": batch}
+            layer = {"type": "linear", "in_channels": k, "out_channels": m, "tokens": n, "repeat": batch,
+                     "dynamic": True}
             self._add(f"{qual}.{op}" if qual else op, layer, None, a, op, "exported (matmul of activations)",
                       (a, b), adds)
 
 
-_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "tokens": 1, "repeat": 1}
+_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "tokens": 1, "repeat": 1, "dynamic": False}
 
 
 def _compact(layer: dict, default_bits: dict) -> dict:
