@@ -353,11 +353,26 @@ def test_attention_is_its_projections_and_two_matmuls_per_head() -> None:
     assert layers["enc.linear2"]["residual"] == ["enc.self_attn.out_proj"]  # the feed-forward's skip
 
 
-def test_a_masked_attention_is_refused() -> None:
-    """A causal or masked attention computes fewer products than its shapes say: refused until
-    cimco counts only those a mask keeps (issue 23)."""
-    with pytest.raises(ExportError, match="scaled_dot_product_attention .* has an attention mask .causal."):
-        export(Sdpa(causal=True), torch.randn(1, 5, 16), "c")
+class Masked(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (1, 2, 5, 8): any mask but a causal one
+        return F.scaled_dot_product_attention(x, x, x, attn_mask=torch.ones(5, 5, dtype=torch.bool))
+
+
+def test_a_causal_attention_counts_the_products_its_mask_keeps() -> None:
+    """5 queries: query i multiplies keys 0..i, 1 + 2 + ... + 5 = 15 of the 25 products, per head
+    and per element of the 8-wide head: exactly, as dense blocks (3 queries x 2 keys... down to
+    single products), each a matmul of activations."""
+    layers = _layers(Sdpa(causal=True), (1, 5, 16))
+    scores = [x for n, x in layers.items() if ".scores" in n]
+    values = [x for n, x in layers.items() if ".values" in n]
+    assert sum(_macs(x) for x in scores) == 2 * 8 * 15 and sum(_macs(x) for x in values) == 2 * 8 * 15
+    assert all(x["dynamic"] for x in scores + values)
+    assert all(set(x["inputs"]) >= {y["name"] for y in scores} for x in values)
+
+
+def test_a_mask_other_than_causal_is_refused() -> None:
+    with pytest.raises(ExportError, match="has an attention mask other than a causal one"):
+        export(Masked(), torch.randn(1, 2, 5, 8), "m")
 
 
 # --- data-dependent control flow (fx cannot trace it) ---------------------------------------

@@ -12,7 +12,8 @@ the example input takes (say which input you used).
   An LSTM/GRU/RNN module or cell, and ``nn.MultiheadAttention``, are exported from their
   weights and arguments when they return (:meth:`_Recorder._recurrent`,
   :meth:`_Recorder._attention`); their own ops are not recorded. ``scaled_dot_product_attention``
-  is its two matmuls of activations per head; a causal or masked attention is refused. A
+  is its two matmuls of activations per head, a causal one as the dense blocks that exactly
+  cover the products its mask keeps (:func:`_causal_blocks`); other masks are refused. A
   zero ``F.pad`` (``nn.ZeroPad2d``) of the height and width whose output a conv consumes is
   folded into that conv's padding; any other pad (reflect, non-zero) is a conv on the padded
   input, which has the same MACs.
@@ -137,7 +138,8 @@ NO_MACRO_WORK: frozenset[str] = frozenset({
 CONCAT: frozenset[str] = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack",
                                     "column_stack", "row_stack", "__setitem__"})
 SUPPORTED = ("conv1d/2d, conv_transpose2d, linear, einsum, matmul/mm/bmm/mv/dot/addmm/addmv/baddbmm, "
-             "LSTM/GRU/RNN modules and cells, unmasked scaled_dot_product_attention and MultiheadAttention")
+             "LSTM/GRU/RNN modules and cells, scaled_dot_product_attention and MultiheadAttention (unmasked or "
+             "causal)")
 
 
 @dataclass
@@ -389,11 +391,11 @@ class _Recorder(TorchFunctionMode):
             self._transposed({**dict(zip(_CONV_T, args)), **kwargs}, out)
         elif op == "scaled_dot_product_attention":
             a = {**dict(zip(_SDPA, args)), **kwargs}
-            self._refuse_masks(op, a.get("attn_mask"), a.get("is_causal"))
+            causal = self._causal(op, a.get("attn_mask"), a.get("is_causal"))
             q, k, v = a["query"], a["key"], a["value"]
             heads = math.prod(int(n) for n in q.shape[:-2])
             self._scores(f"{self.stack[-1][0]}.{op}" if self.stack[-1][0] else op, q.shape[-2], k.shape[-2],
-                         q.shape[-1], v.shape[-1], heads, (q, k), (v,), q)
+                         q.shape[-1], v.shape[-1], heads, self._tags(q, k), self._tags(v), q, causal)
         elif op in PRODUCTS:
             a = {**dict(zip(PRODUCTS[op], args)), **kwargs}
             keys = _OPERANDS.get(op, PRODUCTS[op][:2])
@@ -487,31 +489,45 @@ class _Recorder(TorchFunctionMode):
                   "exported (as the product of each input position and the weight; overlaps added)",
                   (x, w), (a.get("bias"),))
 
-    def _refuse_masks(self, op: str, mask, causal) -> None:
-        if mask is not None or causal:
-            raise ExportError(f"{op} in {self._where()} has an attention mask ({'causal' if causal else 'attn_mask'}); "
-                              f"cimco cannot yet count only the products a mask keeps, and would overcount them")
+    def _causal(self, op: str, mask, causal, padding=None) -> bool:
+        """Whether the attention is causal (torch's top-left mask: query i attends keys 0..i); any
+        other mask is refused (cimco would count products it drops)."""
+        if (mask is not None and not causal) or padding is not None:
+            raise ExportError(f"{op} in {self._where()} has an attention mask other than a causal one; cimco "
+                              f"cannot count only the products such a mask keeps, and would overcount them")
+        return bool(causal)
 
-    def _scores(self, base: str, n_q: int, n_k: int, e: int, ev: int, heads: int, reads: tuple, values: tuple,
-                x: torch.Tensor | None) -> None:
-        """Attention's two matmuls of activations, each head loading its own keys and values:
-        the scores (queries x keys^T: n_q tokens, e -> n_k) and the weighted values (scores x V:
-        n_q tokens, n_k -> ev), ``repeat`` = heads (x batch)."""
+    def _scores(self, base: str, n_q: int, n_k: int, e: int, ev: int, heads: int, qk_from: frozenset[str],
+                v_from: frozenset[str], x: torch.Tensor | None, causal: bool = False) -> list[str]:
+        """Attention's two matmuls of activations (``dynamic``), each head loading its own keys
+        and values: the scores (queries x keys^T: n_q tokens, e -> n_k) and the weighted values
+        (scores x V: n_q tokens, n_k -> ev), ``repeat`` = heads (x batch). A causal attention is
+        the dense blocks that exactly cover the products its mask keeps (:func:`_causal_blocks`).
+        Returns the names of the value layers."""
         n_q, n_k, e, ev = int(n_q), int(n_k), int(e), int(ev)
-        self._add(f"{base}.scores", {"type": "linear", "in_channels": e, "out_channels": n_k, "tokens": n_q,
-                                     "repeat": heads, "dynamic": True}, None, x, "attention",
-                  "exported (matmul of activations: Q K^T)", reads)
-        scores = self.layers[-1].layer["name"]
-        self._add(f"{base}.values", {"type": "linear", "in_channels": n_k, "out_channels": ev, "tokens": n_q,
-                                     "repeat": heads, "dynamic": True}, None, None, "attention",
-                  "exported (matmul of activations: softmax(Q K^T) V)", values)
-        self.layers[-1].inputs |= {scores}
+        blocks = _causal_blocks(n_q, n_k) if causal else [(n_q, n_k, 1)]
+        tag = (lambda q, k: f".{q}x{k}") if causal else (lambda q, k: "")
+        scores, values = [], []
+        for q, k, times in blocks:
+            self._add(f"{base}.scores{tag(q, k)}", {"type": "linear", "in_channels": e, "out_channels": k,
+                      "tokens": q, "repeat": heads * times, "dynamic": True}, None, x if not scores else None,
+                      "attention", "exported (matmul of activations: Q K^T)", ())
+            self.layers[-1].inputs = qk_from
+            scores.append(self.layers[-1].layer["name"])
+        for q, k, times in blocks:
+            self._add(f"{base}.values{tag(q, k)}", {"type": "linear", "in_channels": k, "out_channels": ev,
+                      "tokens": q, "repeat": heads * times, "dynamic": True}, None, None, "attention",
+                      "exported (matmul of activations: softmax(Q K^T) V)", ())
+            self.layers[-1].inputs = v_from | set(scores)
+            values.append(self.layers[-1].layer["name"])
+        return values
 
     def _attention(self, mod: nn.MultiheadAttention, a: dict, out) -> None:
         """``nn.MultiheadAttention`` that just ran, from its weights and arguments: the query, key
         and value projections (one ``in_proj_weight`` split in three, or three weights), the
         two matmuls of each head (:meth:`_scores`), the output projection."""
-        self._refuse_masks("multi-head attention", a.get("attn_mask"), a.get("is_causal"))
+        causal = self._causal("multi-head attention", a.get("attn_mask"), a.get("is_causal"),
+                              a.get("key_padding_mask"))
         q, k, v = a["query"], a["key"], a["value"]
         batched = q.dim() == 3
         seq = 1 if (mod.batch_first and batched) else 0
@@ -526,13 +542,12 @@ class _Recorder(TorchFunctionMode):
                                                   "tokens": n * batch}, w, t, "multi_head_attention",
                       "exported (projection)", (t,))
             names.append(self.layers[-1].layer["name"])
-        self._scores(qual, n_q, n_k, e // heads, e // heads, heads * batch, (), (), None)
-        self.layers[-2].inputs = frozenset(names[:2])
-        self.layers[-1].inputs = frozenset({self.layers[-2].layer["name"], names[2]})
+        values = self._scores(qual, n_q, n_k, e // heads, e // heads, heads * batch, frozenset(names[:2]),
+                              frozenset(names[2:]), None, causal)
         self._add(f"{qual}.out_proj", {"type": "linear", "in_channels": e, "out_channels": e,
                                        "tokens": n_q * batch}, mod.out_proj.weight, None, "multi_head_attention",
                   "exported (output projection)", ())
-        self.layers[-1].inputs = frozenset({self.layers[-2].layer["name"]})
+        self.layers[-1].inputs = frozenset(values)
         self._tag(out, frozenset({self.layers[-1].layer["name"]}))
 
     def _recurrent(self, mod: nn.Module, args: tuple, out) -> None:
@@ -609,6 +624,27 @@ class _Recorder(TorchFunctionMode):
 
 
 _DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "tokens": 1, "repeat": 1, "dynamic": False}
+
+
+def _causal_blocks(n_q: int, n_k: int) -> list[tuple[int, int, int]]:
+    """(queries, keys, how many) dense blocks that exactly cover the products a causal mask keeps
+    (query i attends keys 0..i): queries beyond the keys see them all; the triangle of the
+    first min(n_q, n_k) splits into the later half's queries times the earlier half's keys and
+    two triangles, down to single products. About 2 log2(n) shapes: 128 tokens, 8 blocks."""
+    blocks: Counter[tuple[int, int]] = Counter()
+    if n_q > n_k:
+        blocks[n_q - n_k, n_k] += 1
+    sizes = Counter({min(n_q, n_k): 1})
+    while sizes:
+        n, times = sizes.popitem()
+        if n == 1:
+            blocks[1, 1] += times
+            continue
+        a = (n + 1) // 2
+        blocks[n - a, a] += times
+        sizes[a] += times
+        sizes[n - a] += times
+    return sorted(((q, k, c) for (q, k), c in blocks.items()), reverse=True)
 
 
 def _compact(layer: dict, default_bits: dict) -> dict:
