@@ -116,3 +116,30 @@ NETS = {
     "resnet50_imagenet": resnet50,
     "mobilenetv2_imagenet": mobilenetv2,
 }
+
+
+def transformer(tokens: int, dim: int, depth: int, heads: int, head: tuple[int, int, int],
+                attended: int, extra_static: int = 0) -> tuple[int, int]:
+    """(static, dynamic) MACs of a transformer, by hand: per block, the Q, K, V and output
+    projections (4 d^2 per token) and the MLP (2 x d x 4d per token); per block and head, Q K^T
+    and softmax(Q K^T) V, each (d / heads) per attended (query, key) pair; plus the head
+    (tokens x in x out) and ``extra_static`` (a patch embedding)."""
+    per_token = 4 * dim * dim + 2 * dim * 4 * dim
+    static = depth * tokens * per_token + head[0] * head[1] * head[2] + extra_static
+    dynamic = depth * heads * 2 * attended * (dim // heads)
+    return static, dynamic
+
+
+TRANSFORMERS = {
+    # DeiT-Tiny (Touvron et al., ICML 2021): 197 tokens (196 patches + class), d 192, 12 blocks,
+    # 3 heads; every token attends all 197; head 192 -> 1000 on the class token; the patch
+    # embedding is a 16x16 stride-16 conv, 3 -> 192, over 14 x 14 positions
+    "deit_tiny_imagenet": transformer(197, 192, 12, 3, (1, 192, 1000), 197 * 197, 14 * 14 * 192 * 3 * 16 * 16),
+    # BERT-base (Devlin et al., NAACL 2019): 128 tokens, d 768, 12 blocks, 12 heads; pooler 768 -> 768
+    "bert_base_seq128": transformer(128, 768, 12, 12, (1, 768, 768), 128 * 128),
+    # GPT-2 small (Radford et al., 2019): causal, token i attends 0..i: 128 x 129 / 2 pairs; LM
+    # head 768 -> 50257 on the last token
+    "gpt2_small_prefill128": transformer(128, 768, 12, 12, (1, 768, 50257), 128 * 129 // 2),
+    # one token decoded after 128 cached: it attends 129 keys
+    "gpt2_small_decode128": transformer(1, 768, 12, 12, (1, 768, 50257), 129),
+}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hand_shapes import NETS
+from hand_shapes import NETS, TRANSFORMERS
 from torch import nn
 
 from cimco.cli import main
@@ -25,7 +25,7 @@ def _macs(layers: list[dict]) -> Counter:
                    for x in layers)
 
 
-@pytest.mark.parametrize("name", sorted(zoo.ZOO))
+@pytest.mark.parametrize("name", sorted(NETS))
 def test_zoo_macs_equal_hand_count(name: str) -> None:
     """Every exported layer's MACs equal the layer list written by hand from the paper."""
     model, example = zoo.get(name)
@@ -82,9 +82,25 @@ def test_bundled_graph_by_hand(name: str) -> None:
 
 
 def test_shipped_workloads_are_the_zoo_exports() -> None:
-    for name in zoo.ZOO:
+    assert set(zoo.ZOO) == set(NETS) | set(TRANSFORMERS)
+    for name in NETS:
         shipped = load(ROOT / f"workloads/{name}.yaml")
         assert _macs([x.model_dump() for x in shipped.layers]) == _macs(NETS[name]())
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMERS))
+def test_transformer_macs_equal_hand_count(name: str) -> None:
+    """Static (weights) and dynamic (matmuls of activations) MACs of the zoo's transformers,
+    exported and as bundled, against the paper dimensions counted by hand."""
+    model, example = zoo.get(name)
+    ex = export(model, example, name)
+    for layers in (ex.workload["layers"], [x.model_dump(exclude_defaults=True) for x in
+                                           load(ROOT / f"workloads/{name}.yaml").layers]):
+        total = Counter()
+        for x in layers:
+            layer = Layer.model_validate({k: v for k, v in x.items() if k != "bits"})
+            total[layer.dynamic] += layer.macs * layer.repeat
+        assert (total[False], total[True]) == TRANSFORMERS[name]
 
 
 class MyConv(nn.Conv2d):

@@ -36,6 +36,7 @@ def test_conv_output_and_macs_by_hand() -> None:
     ("resnet18_imagenet", 1.82e9, 0.01),
     ("resnet20_cifar", 40.8e6, 0.01),
     ("vgg16_cifar", 313.5e6, 0.01),
+    ("deit_tiny_imagenet", 1.3e9, 0.05),  # Touvron et al., ICML 2021, Table 1: 1.3 G "FLOPs" (multiply-adds)
 ])
 def test_zoo_totals_match_published(name: str, macs: float, tol: float) -> None:
     w = load(ROOT / f"workloads/{name}.yaml")

@@ -52,12 +52,14 @@ def adc_too_narrow(m: MacroSpec) -> str | None:
 
 def chain_mismatches(workload: WorkloadSpec) -> list[str]:
     """Layers whose input channels are neither the sum of their producers' output channels
-    (concatenated), nor one producer's (added), nor, for a linear layer, their flattened outputs."""
+    (concatenated), nor one producer's (added), nor, for a linear layer, their flattened outputs.
+    Not checked: layers fed by or feeding a ``dynamic`` layer (attention's heads and blocks are
+    reshaped between them; the exporter writes those shapes from the run)."""
     by_name = {x.name: x for x in workload.layers}
     out = []
     for i, layer in enumerate(workload.layers):
         producers = [by_name[n] for n in workload.producers(i) if n in by_name]
-        if not producers:
+        if not producers or layer.dynamic or any(p.dynamic for p in producers):
             continue
         channels = [p.out_channels for p in producers]
         flat = [p.out_channels * math.prod(p.output_hw()) * p.tokens for p in producers]

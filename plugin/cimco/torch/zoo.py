@@ -3,7 +3,9 @@
 ResNet-20/56 and VGG-16 for CIFAR-10 (32x32), ResNet-18/50 and MobileNetV2 at ImageNet
 shapes (224x224). Architectures follow the papers: He et al., CVPR 2016 (ResNet; the CIFAR
 variants of its Sec. 4.2 with identity shortcuts); Simonyan & Zisserman, ICLR 2015 (VGG-16,
-CIFAR variant with one 512->10 classifier); Sandler et al., CVPR 2018 (MobileNetV2).
+CIFAR variant with one 512->10 classifier); Sandler et al., CVPR 2018 (MobileNetV2). The
+transformers: DeiT-Tiny (ImageNet 224), BERT-base (128 tokens) and GPT-2 small (a 128-token
+prompt, and one token decoded after it), whose sizes follow their papers (see :data:`ZOO`).
 """
 
 from __future__ import annotations
@@ -167,6 +169,65 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+class Block(nn.Module):
+    """A transformer block: multi-head attention (``scaled_dot_product_attention``; causal, or
+    over ``cached`` keys and values kept from earlier tokens), then a GELU MLP; pre-norm (BERT's
+    post-norm moves the norms, not a MAC)."""
+
+    def __init__(self, dim: int, heads: int, hidden: int, causal: bool = False, cached: int = 0):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.heads, self.causal, self.cached = heads, causal, cached
+        if cached:  # the keys and values of the tokens before (a KV cache)
+            self.register_buffer("k_cache", torch.zeros(1, heads, cached, dim // heads))
+            self.register_buffer("v_cache", torch.zeros(1, heads, cached, dim // heads))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if self.cached:
+            k, v = torch.cat([self.k_cache, k], 2), torch.cat([self.v_cache, v], 2)
+        a = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        x = x + self.proj(a.transpose(1, 2).reshape(n, t, d))
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.ln2(x))))
+
+
+class DeiT(nn.Module):
+    """DeiT-Tiny (Touvron et al., ICML 2021): 16x16 patches of a 224x224 image, 196 + a class
+    token, 12 blocks of width 192, 3 heads, MLP 768; the head on the class token."""
+
+    def __init__(self, classes: int = 1000, dim: int = 192, depth: int = 12, heads: int = 3):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 16, 16)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, 197, dim))
+        self.blocks = nn.Sequential(*[Block(dim, heads, 4 * dim) for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = self.blocks(torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos)
+        return self.head(self.norm(x[:, 0]))
+
+
+class Encoder(nn.Module):
+    """A stack of blocks on an embedded sequence (the token and position lookups and their sum
+    do no MACs), then a head: BERT-base's pooler on the [CLS] token, or GPT-2's LM head (tied
+    to the 50257-token embedding) on the last token, the next token's logits."""
+
+    def __init__(self, dim: int, depth: int, heads: int, head_out: int, first: bool, causal: bool = False,
+                 cached: int = 0):
+        super().__init__()
+        self.blocks = nn.Sequential(*[Block(dim, heads, 4 * dim, causal, cached) for _ in range(depth)])
+        self.norm, self.head, self.first = nn.LayerNorm(dim), nn.Linear(dim, head_out), first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.blocks(x))
+        return self.head(x[:, 0] if self.first else x[:, -1])
+
+
 ZOO: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "resnet20_cifar": (lambda: ResNet(BasicBlock, [3, 3, 3], [16, 32, 64], 10, False, False), (1, 3, 32, 32)),
     "resnet56_cifar": (lambda: ResNet(BasicBlock, [9, 9, 9], [16, 32, 64], 10, False, False), (1, 3, 32, 32)),
@@ -175,6 +236,13 @@ ZOO: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "resnet18_imagenet": (lambda: ResNet(BasicBlock, [2, 2, 2, 2], [64, 128, 256, 512], 1000, True), (1, 3, 224, 224)),
     "resnet50_imagenet": (lambda: ResNet(Bottleneck, [3, 4, 6, 3], [64, 128, 256, 512], 1000, True), (1, 3, 224, 224)),
     "mobilenetv2_imagenet": (lambda: MobileNetV2(1000), (1, 3, 224, 224)),
+    "deit_tiny_imagenet": (lambda: DeiT(), (1, 3, 224, 224)),
+    # BERT-base (Devlin et al., NAACL 2019): 128 embedded tokens, 12 blocks of 768, 12 heads
+    "bert_base_seq128": (lambda: Encoder(768, 12, 12, 768, first=True), (1, 128, 768)),
+    # GPT-2 small (Radford et al., 2019): a causal prompt of 128 tokens, then one token decoded
+    # with the 128 before it in the KV cache
+    "gpt2_small_prefill128": (lambda: Encoder(768, 12, 12, 50257, first=False, causal=True), (1, 128, 768)),
+    "gpt2_small_decode128": (lambda: Encoder(768, 12, 12, 50257, first=False, cached=128), (1, 1, 768)),
 }
 
 
