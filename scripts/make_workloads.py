@@ -26,7 +26,7 @@ SOURCES = {
     "mobilenetv2_imagenet": "Sandler et al., MobileNetV2, CVPR 2018; ImageNet 224x224",
     "deit_tiny_imagenet": "Touvron et al., DeiT, ICML 2021: DeiT-Tiny, ImageNet 224x224",
     "bert_base_seq128": "Devlin et al., BERT, NAACL 2019: BERT-base, 128 tokens (embedded; pooler head)",
-    "gpt2_small_prefill128": "Radford et al., GPT-2, 2019: GPT-2 small, a causal 128-token prompt (LM head on the last)",
+    "gpt2_small_prefill128": "Radford et al., GPT-2, 2019: GPT-2 small, a causal 128-token prompt (LM head: last)",
     "gpt2_small_decode128": "Radford et al., GPT-2, 2019: GPT-2 small, one token decoded with 128 in the KV cache",
 }
 

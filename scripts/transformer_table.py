@@ -1,0 +1,62 @@
+"""The bundled transformers on the MARS-like system and its digital variant: the table in docs/torch.md.
+
+Maps DeiT-Tiny, BERT-base (128 tokens) and GPT-2 small (a 128-token prompt; one token decoded
+with 128 in the KV cache) with the cimco backend, default execution (weights resident when
+they fit, else reloaded), and prints per network and system: MACs with weights (static) and
+of matmuls of activations (dynamic: Q K^T, softmax(Q K^T) V, their operand written into the
+macros at every run), energy per inference and per token, TOPS/W (all, on chip, macros),
+inferences per second, the dynamic layers' share of the energy, and the weights mode. Last
+line: RESULT bert_uj_per_token=... bert_on_chip_uj_per_token=... ... (the MARS-like system).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NETS = {"deit_tiny_imagenet": 1, "bert_base_seq128": 128, "gpt2_small_prefill128": 128, "gpt2_small_decode128": 1}
+MACROS = {"analog (MARS-like)": "mars_macro_28nm", "digital (Chih)": "chih_isscc_2021"}
+
+
+def main() -> int:
+    import cimco
+    from cimco.spec import load
+    from cimco.spec.load import read_yaml
+    from cimco.spec.system import SystemSpec
+    from cimco.sweeps import _system_data
+
+    print("| network | system | MACs static / dynamic | energy uJ (per token) | on chip uJ per token "
+          "| TOPS/W all / on chip / macros | inferences/s | dynamic share | weights |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    result = {}
+    for label, macro in MACROS.items():
+        data = _system_data(ROOT / "arch_specs/mars_system.yaml")
+        if macro != "mars_macro_28nm":
+            data["macro"] = read_yaml(ROOT / f"arch_specs/{macro}.yaml")
+        system = SystemSpec.model_validate(data)
+        for name, tokens in NETS.items():
+            workload = load(ROOT / f"workloads/{name}.yaml")
+            r = cimco.map(system, workload).data
+            t = r["totals"]
+            dynamic = {x.name for x in workload.layers if x.dynamic}
+            static_macs = sum(x.macs * x.repeat for x in workload.layers if not x.dynamic)
+            share = sum(x["energy_j"] for x in r["layers"] if x["name"] in dynamic) / t["energy_j"]
+            uj = t["energy_j"] * 1e6
+            chip = (t["energy_j"] - r["energy_by_component"].get("DRAM", 0.0)) * 1e6 / tokens
+            per_token = f" ({uj / tokens:.2f})" if tokens > 1 else ""
+            print(f"| {name} | {label} | {static_macs / 1e6:,.0f} M / {(t['dense_macs'] - static_macs) / 1e6:,.1f} M "
+                  f"| {uj:,.1f}{per_token} | {chip:.2f} | {t['tops_per_w']:.2f} / {t['tops_per_w_on_chip']:.2f} / "
+                  f"{t['tops_per_w_macro']:.1f} | {t['fps']:,.1f} | {share:.1%} | {t['weights']} |", flush=True)
+            if macro == "mars_macro_28nm":
+                result[name] = uj / tokens
+                result[f"{name}_chip"] = chip
+    print(f"RESULT bert_uj_per_token={result['bert_base_seq128']:.3f} "
+          f"bert_on_chip_uj_per_token={result['bert_base_seq128_chip']:.3f} "
+          f"gpt2_prefill_uj_per_token={result['gpt2_small_prefill128']:.3f} "
+          f"gpt2_decode_uj_per_token={result['gpt2_small_decode128']:.3f} deit_uj={result['deit_tiny_imagenet']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
