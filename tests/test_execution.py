@@ -255,3 +255,28 @@ def test_a_dynamic_layer_writes_its_operand_at_every_run(mapped) -> None:
     two = _w(*[{**x.model_dump(exclude_defaults=True), "dynamic": x.name != "a"} for x in dyn.layers])
     assert apply(system, two, runs, how=Execution(weights="resident"))[1].macros_needed == macros[0] + max(macros[1:])
     assert apply(system, two, runs, how=Execution(mode="pipelined"))[1].macros_needed == sum(macros)
+
+
+def test_a_dynamic_layer_on_preloaded_macros_is_refused_before_mapping(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Macros whose weights are preloaded (``weights_loaded: once``: writes cost no time) cannot
+    take a matmul of activations, whose operand is written at every run: exit 2, naming the field."""
+    import yaml
+
+    from cimco.cli import main
+
+    def no_mapping(*a, **k):
+        raise AssertionError("mapped before checking the execution")
+
+    monkeypatch.setattr("cimco.mapping.map_workload", no_mapping)
+    macro = yaml.safe_load((ROOT / "arch_specs/mars_macro_28nm.yaml").read_text())
+    system = yaml.safe_load((ROOT / "arch_specs/mars_system.yaml").read_text())
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({**macro, "weights_loaded": "once"}))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**system, "macro": "m.yaml"}))
+    (tmp_path / "w.yaml").write_text("kind: workload\nname: w\nsource: t\nlayers:\n"
+                                     "  - {name: scores, type: linear, in_channels: 64, out_channels: 16, "
+                                     "tokens: 16, repeat: 4, dynamic: true}\n")
+    code = main(["map", "--system", str(tmp_path / "s.yaml"), "--workload", str(tmp_path / "w.yaml"),
+                 "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "macro.weights_loaded" in err and "'scores'" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

@@ -204,6 +204,12 @@ def _weights(system: SystemSpec, how: Execution, need: int, stages: list | None)
 def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> list | None:
     """Refuse, before any mapping, an execution the system cannot give (SpecError); the
     layers' stages (:func:`_stages`), which :func:`apply` may be given again."""
+    dynamic = [x.name for x in workload.layers if x.dynamic]
+    if dynamic and system.macro.weights_loaded == "once":
+        raise SpecError([Problem(f"system {system.name!r}", "macro.weights_loaded",
+                                 f"'once' (weights preloaded, their writes take no time), but {len(dynamic)} layers "
+                                 f"of workload {workload.name!r} (e.g. {dynamic[0]!r}) are dynamic: a matmul of "
+                                 f"activations writes its operand into the macros at every run; use 'per_layer'")])
     stages = _stages(system, workload, [(masks or {}).get(x.name) for x in workload.layers])
     _weights(system, how, _macros_needed(system, workload, stages, how.mode == "pipelined"), stages)
     return stages
