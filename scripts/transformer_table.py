@@ -1,10 +1,12 @@
-"""The bundled transformers on the MARS-like system and its digital variant: the table in docs/torch.md.
+"""The bundled transformers on the MARS-like system, its digital variant and with a digital unit: docs/torch.md.
 
 Maps DeiT-Tiny, BERT-base (128 tokens) and GPT-2 small (a 128-token prompt; one token decoded
-with 128 in the KV cache) with the cimco backend, default execution (weights resident when
+with 128 in the KV cache) with the cimco backend on the MARS-like system, on its variant with
+Chih's digital adder-tree macro, and on it with a digital unit for the matmuls of activations
+(:data:`UNIT`), default execution (weights resident when
 they fit, else reloaded), and prints per network and system: MACs with weights (static) and
 of matmuls of activations (dynamic: Q K^T, softmax(Q K^T) V, their operand written into the
-macros at every run), energy per inference and per token, TOPS/W (all, on chip, macros),
+macros at every run, or on the digital unit), energy per inference and per token, TOPS/W (all, on chip, macros),
 inferences per second, the dynamic layers' share of the energy, and the weights mode. Last
 line: RESULT bert_uj_per_token=... bert_on_chip_uj_per_token=... ... (the MARS-like system).
 """
@@ -16,7 +18,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NETS = {"deit_tiny_imagenet": 1, "bert_base_seq128": 128, "gpt2_small_prefill128": 128, "gpt2_small_decode128": 1}
-MACROS = {"analog (MARS-like)": "mars_macro_28nm", "digital (Chih)": "chih_isscc_2021"}
+# A digital unit beside the macros for the matmuls of activations (cimco.digital): an 8-bit
+# multiply 0.2 pJ + a 32-bit add 0.1 pJ at 45 nm (M. Horowitz, ISSCC 2014, "Computing's energy
+# problem"), not scaled to 28 nm; 256 MACs a cycle at 1 GHz and 0.1 mm^2 assumed.
+UNIT = {"energy_per_mac_j": {"value": 0.3e-12,
+                             "source": "Horowitz, ISSCC 2014 (45 nm): 8b multiply 0.2 pJ + 32b add 0.1 pJ"},
+        "macs_per_s": 2.56e11, "area_m2": {"value": 0.1e-6, "source": "assumed"}}
+SYSTEMS = {"analog (MARS-like)": ("mars_macro_28nm", None), "digital (Chih)": ("chih_isscc_2021", None),
+           "analog + digital unit": ("mars_macro_28nm", UNIT)}
 
 
 def main() -> int:
@@ -30,10 +39,12 @@ def main() -> int:
           "| TOPS/W all / on chip / macros | inferences/s | dynamic share | weights |")
     print("|---|---|---|---|---|---|---|---|---|")
     result = {}
-    for label, macro in MACROS.items():
+    for label, (macro, unit) in SYSTEMS.items():
         data = _system_data(ROOT / "arch_specs/mars_system.yaml")
         if macro != "mars_macro_28nm":
             data["macro"] = read_yaml(ROOT / f"arch_specs/{macro}.yaml")
+        if unit is not None:
+            data["digital_unit"] = unit
         system = SystemSpec.model_validate(data)
         for name, tokens in NETS.items():
             workload = load(ROOT / f"workloads/{name}.yaml")
@@ -48,7 +59,7 @@ def main() -> int:
             print(f"| {name} | {label} | {static_macs / 1e6:,.0f} M / {(t['dense_macs'] - static_macs) / 1e6:,.1f} M "
                   f"| {uj:,.1f}{per_token} | {chip:.2f} | {t['tops_per_w']:.2f} / {t['tops_per_w_on_chip']:.2f} / "
                   f"{t['tops_per_w_macro']:.1f} | {t['fps']:,.1f} | {share:.1%} | {t['weights']} |", flush=True)
-            if macro == "mars_macro_28nm":
+            if label == "analog (MARS-like)":
                 result[name] = uj / tokens
                 result[f"{name}_chip"] = chip
     print(f"RESULT bert_uj_per_token={result['bert_base_seq128']:.3f} "

@@ -280,3 +280,35 @@ def test_a_dynamic_layer_on_preloaded_macros_is_refused_before_mapping(tmp_path:
     err = capsys.readouterr().err
     assert code == 2 and "macro.weights_loaded" in err and "'scores'" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+UNIT = {"energy_per_mac_j": {"value": 0.3e-12, "source": "test"}, "macs_per_s": 2.56e11,
+        "area_m2": {"value": 0.05e-6, "source": "test"}}
+
+
+def test_dynamic_layers_run_on_the_digital_unit_counted_by_hand() -> None:
+    """With a digital unit, a matmul of activations (16 queries x 64 -> 16 keys, 4 heads) is its
+    MACs at the unit's energy and rate, its operands through the buffer; no macro works on it
+    or is set aside for it; the other layers are the macros' as before."""
+    import cimco
+    from cimco.spec import load
+    from cimco.spec.system import SystemSpec
+
+    base = load(SYSTEM)
+    system = SystemSpec.model_validate({**base.model_dump(mode="json"), "digital_unit": UNIT})
+    w = _w({"name": "proj", "type": "linear", "in_channels": 64, "out_channels": 64, "tokens": 16},
+           {"name": "scores", "type": "linear", "in_channels": 16, "out_channels": 16, "tokens": 16, "repeat": 4,
+            "dynamic": True})
+    on_unit, on_macros = (cimco.map(s, w, backend="cimco").data for s in (system, base))
+    scores = {x["name"]: x for x in on_unit["layers"]}["scores"]
+    macs = 4 * 16 * 16 * 16
+    assert scores["energy_by_component"]["DigitalUnit"] == pytest.approx(macs * 0.3e-12)
+    assert scores["latency_by_component_s"]["DigitalUnit"] == pytest.approx(macs / 2.56e11)
+    assert not {"CellArray", "ADC", "WordlineDriver"} & {k for k, v in scores["energy_by_component"].items() if v}
+    assert scores["action_counts"]["DigitalUnit.read"] == macs
+    # both operands (16 x 16 at 8 bits, per head) come through the buffer; the output leaves it
+    assert scores["action_counts"]["GlobalBuffer.read"] == pytest.approx(4 * (2 * 16 * 16 * 8 + 16 * 16 * 8))
+    proj_unit, proj_macros = ({x["name"]: x for x in r["layers"]}["proj"] for r in (on_unit, on_macros))
+    assert proj_unit["energy_by_component"] == proj_macros["energy_by_component"]
+    assert on_unit["totals"]["macros_needed"] < on_macros["totals"]["macros_needed"]
+    assert on_unit["totals"]["area_m2"] == pytest.approx(on_macros["totals"]["area_m2"] + 0.05e-6)

@@ -23,7 +23,8 @@ that:
   layer (a matmul of activations, attention's Q K^T) writes its stored operand into macros at
   every run, whatever the mode: its load stays in each run's counts, and its macros come
   beside the resident weights (the largest dynamic layer's, one after another; each one's in
-  a pipeline).
+  a pipeline). On a system with a ``digital_unit`` dynamic layers run there instead
+  (:mod:`cimco.digital`) and need no macros.
 - **Mode.** ``sequential``: layers run one after another (latency = sum, throughput = one
   over it). ``pipelined``: every layer is a stage on its own macros (weights resident),
   stage time from the spatial model LRMP uses (so ``cimco map`` and ``cimco lrmp`` agree),
@@ -121,14 +122,15 @@ def _macros_needed(system: SystemSpec, workload: WorkloadSpec, stages: list | No
     too large for it, the weight bits over a macro's bits, a lower bound), and beside them the
     macros a ``dynamic`` layer writes its operand into at every run: the largest one's when
     layers run one after another, each one's in a pipeline."""
+    macros = [not system.on_digital_unit(x) for x in workload.layers]  # the others run on the digital unit
     if stages is not None:
-        dynamic = [s.macros for x, s in zip(workload.layers, stages) if x.dynamic]
+        dynamic = [s.macros for x, s, m in zip(workload.layers, stages, macros) if x.dynamic and m]
         static = sum(s.macros for x, s in zip(workload.layers, stages) if not x.dynamic)
     else:
         m = system.macro
         cell_bits = m.rows * m.cols * m.bits_per_cell
         bits = [x.out_channels * x.reduction * workload.layer_bits(x).weight for x in workload.layers]
-        dynamic = [-(-b // cell_bits) for x, b in zip(workload.layers, bits) if x.dynamic]
+        dynamic = [-(-b // cell_bits) for x, b, on in zip(workload.layers, bits, macros) if x.dynamic and on]
         static = -(-sum(b for x, b in zip(workload.layers, bits) if not x.dynamic) // cell_bits)
     return static + (sum(dynamic) if pipelined else max(dynamic, default=0))
 
@@ -204,12 +206,13 @@ def _weights(system: SystemSpec, how: Execution, need: int, stages: list | None)
 def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> list | None:
     """Refuse, before any mapping, an execution the system cannot give (SpecError); the
     layers' stages (:func:`_stages`), which :func:`apply` may be given again."""
-    dynamic = [x.name for x in workload.layers if x.dynamic]
+    dynamic = [x.name for x in workload.layers if x.dynamic and not system.on_digital_unit(x)]
     if dynamic and system.macro.weights_loaded == "once":
         raise SpecError([Problem(f"system {system.name!r}", "macro.weights_loaded",
                                  f"'once' (weights preloaded, their writes take no time), but {len(dynamic)} layers "
                                  f"of workload {workload.name!r} (e.g. {dynamic[0]!r}) are dynamic: a matmul of "
-                                 f"activations writes its operand into the macros at every run; use 'per_layer'")])
+                                 f"activations writes its operand into the macros at every run; use 'per_layer', "
+                                 f"or give the system a digital_unit")])
     stages = _stages(system, workload, [(masks or {}).get(x.name) for x in workload.layers])
     _weights(system, how, _macros_needed(system, workload, stages, how.mode == "pipelined"), stages)
     return stages

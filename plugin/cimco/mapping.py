@@ -56,7 +56,12 @@ class LayerRun:
 
 def _map(backend: Backend, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None,
          timeout_s: float | None) -> LayerResult:
-    """One layer through ``backend`` (a worker task)."""
+    """One layer through ``backend`` (a worker task), or, a dynamic layer on a system with a
+    digital unit, on that unit (:mod:`cimco.digital`, whatever the backend)."""
+    if system.on_digital_unit(layer):
+        from cimco import digital
+
+        return digital.result(system, layer, bits)
     return backend.map_layer(system, layer, bits, scratch, timeout_s)
 
 

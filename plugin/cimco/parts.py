@@ -16,6 +16,7 @@ SHIFT_ADD = "ShiftAdd"
 CELL_ARRAY = "CellArray"
 COMPUTE = "Compute"
 INDEX_MEMORY = "IndexMemory"
+DIGITAL_UNIT = "DigitalUnit"  # optional, beside the macros: the matmuls of activations (cimco.digital)
 
 # The parts inside each family's macro, as named in the architecture (cimco.arch).
 FAMILY_PARTS: dict[str, tuple[str, ...]] = {

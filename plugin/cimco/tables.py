@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from cimco.parts import INDEX_MEMORY
+from cimco.parts import DIGITAL_UNIT, INDEX_MEMORY
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, WorkloadSpec
 
@@ -95,6 +95,8 @@ def instances(system: SystemSpec, bits: Bits) -> dict[str, int]:
     out = {node["name"]: n for node, n in _placed(system, bits)}
     if system.index_memory is not None:
         out[INDEX_MEMORY] = system.n_macros
+    if system.digital_unit is not None:
+        out[DIGITAL_UNIT] = 1
     return out
 
 
@@ -107,7 +109,7 @@ def _parameters(cls: type) -> frozenset[str]:
 
 def component_tables(system: SystemSpec, workload: WorkloadSpec) -> Tables:
     """ERT and ART of ``system`` at the bits of the workload's first layer
-    (:func:`component_costs`), with the index memory beside them."""
+    (:func:`component_costs`), with the index memory and the digital unit beside them."""
     bits = workload.layer_bits(workload.layers[0])
     ert, art = component_costs(system, bits)
     tables = Tables(ert=ert, art=art, instances=instances(system, bits))
@@ -119,6 +121,10 @@ def component_tables(system: SystemSpec, workload: WorkloadSpec) -> Tables:
                                  index_area=im.area_m2.value)
         tables.ert[INDEX_MEMORY] = {"read": model.read().energy}
         tables.art[INDEX_MEMORY] = model.area * system.n_macros
+    unit = system.digital_unit
+    if unit is not None:  # the spec's figures (cimco.digital): a "read" is one MAC
+        tables.ert[DIGITAL_UNIT] = {"read": unit.energy_per_mac_j.value}
+        tables.art[DIGITAL_UNIT] = unit.area_m2.value
     return tables
 
 

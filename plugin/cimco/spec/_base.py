@@ -39,6 +39,7 @@ def Bounded(lo: int = 1, hi: int = 2**20) -> Any:  # noqa: N802 (reads as a type
 # Unit hints by the field name's suffix (longest first): shown when a value is out of range.
 UNIT_HINTS = (
     ("_bits_per_s", "in bits per second (12.8 GB/s is 1.024e11)"),
+    ("macs_per_s", "in multiply-accumulates per second (256 a cycle at 1 GHz is 2.56e11)"),
     ("_m2", "in square metres (0.5 mm^2 is 0.5e-6)"),
     ("_j", "in joules (1 pJ is 1e-12)"),
     ("_m", "in metres (28 nm is 28e-9)"),

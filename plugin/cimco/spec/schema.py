@@ -27,10 +27,12 @@ _DOC = {
     "cores": "CIM cores", "macros_per_core": "macros in each core",
     "dram": "off-chip memory", "global_buffer": "on-chip buffer of inputs and outputs",
     "index_memory": "per-macro memory of the index codes of kept weight blocks (MARS); none: dense storage",
+    "digital_unit": "a digital matrix unit that runs the dynamic layers (matmuls of activations); none: the "
+    "macros run them, writing their operand at every run",
     "energy_per_bit_j": "energy per bit read or written (J)", "bandwidth_bits_per_s": "bandwidth (bit/s)",
     "size_bits": "capacity (bits)", "area_m2": "area (m^2)", "code_bits": "bits of one index code",
 }
-_UNITS = {"_m2": "m^2", "_j": "J", "_m": "m", "_v": "V", "_s": "s", "_bits_per_s": "bit/s"}
+_UNITS = {"_m2": "m^2", "_j": "J", "_m": "m", "_v": "V", "_s": "s", "_bits_per_s": "bit/s", "macs_per_s": "MAC/s"}
 
 
 def _unit(name: str) -> str:

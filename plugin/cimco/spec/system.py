@@ -1,4 +1,4 @@
-"""Multi-macro system spec: DRAM, a global buffer, cores of macros, index memory."""
+"""Multi-macro system spec: DRAM, a global buffer, cores of macros, index memory, a digital unit."""
 
 from __future__ import annotations
 
@@ -33,6 +33,17 @@ class IndexMemorySpec(Strict):
     area_m2: SquareMetres
 
 
+class DigitalUnitSpec(Strict):
+    """A digital matrix unit beside the macros that runs the workload's dynamic layers (matmuls
+    of activations: attention's Q K^T and softmax(Q K^T) V) instead of writing their operand
+    into the macros at every run (:mod:`cimco.digital`)."""
+
+    energy_per_mac_j: Joules = Field(description="one multiply-accumulate at the layer's bits, operands in "
+                                     "registers (J)")
+    macs_per_s: Number(ge=1e3, le=1e18) = Field(description="multiply-accumulates per second, all lanes")
+    area_m2: SquareMetres = Field(description="the unit's area")
+
+
 class SystemSpec(Strict):
     kind: Literal["system"] = "system"
     name: str = Field(min_length=1, max_length=200)
@@ -43,6 +54,11 @@ class SystemSpec(Strict):
     dram: DramSpec
     global_buffer: BufferSpec
     index_memory: IndexMemorySpec | None = None
+    digital_unit: DigitalUnitSpec | None = None
+
+    def on_digital_unit(self, layer) -> bool:
+        """Whether ``layer`` runs on the digital unit (a dynamic layer, where there is one)."""
+        return layer.dynamic and self.digital_unit is not None
 
     @property
     def n_macros(self) -> int:

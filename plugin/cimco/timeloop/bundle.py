@@ -107,6 +107,10 @@ def export_system(system: SystemSpec, workload: WorkloadSpec, tables: Tables, ou
     masks = masks or {}
     done, index = [], []
     for i, layer in enumerate(workload.layers):
+        if system.on_digital_unit(layer):  # not the macros' work: no Timeloop files (cimco.digital)
+            index.append({"dir": None, "layer": layer.name, "repeat": layer.repeat, "macs": layer.macs,
+                          "digital_unit": True})
+            continue
         plan, sp = _plan(system, workload, layer, masks.get(layer.name))
         dense = compressed_layer(layer, sp) if sp else None
         d = layer_dir(out, i, layer)
