@@ -82,6 +82,7 @@ def cold() -> None:
 
     cim._spreads.cache_clear()
     cim._arrays.cache_clear()
+    cim._nests.cache_clear()
     models._adc_survey.cache_clear()
     tables._PRICED.clear()
 

@@ -305,6 +305,18 @@ def _relevance(shape: Shape, tensor: str, rank: str) -> str:
     return "full" if rank in RELEVANT[tensor] else "none"
 
 
+def _nest(shape: Shape, p: Plan) -> _Nest:
+    """``_Nest(shape, p)``, kept per process: sweep points that differ only in what the nest
+    does not depend on (ADC bits, buffer size, energies) share their layers' nests."""
+    return _nests(tuple(shape.dims.items()), shape.stride, shape.dilation, p.array, p.macro, p.core, p.loops)
+
+
+@functools.lru_cache(maxsize=16384)
+def _nests(dims: tuple, stride: tuple, dilation: tuple, array: tuple, macro: tuple, core: tuple,
+           loops: tuple) -> _Nest:
+    return _Nest(Shape(dict(dims), stride, dilation), Plan(array, macro, core, loops, 0, 0))
+
+
 def _holders(shape: Shape, p: Plan) -> dict[str, tuple[int, int]]:
     """Where each tile starts: (loop index, order among the nodes at one index). The cells
     come first; of the buffer's two tiles the one that the next loop does not concern
@@ -693,13 +705,13 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict
             break
         nested = nests(shape, turns, positions, held)
         first = Plan(array, macro, core, nested[0][0], 0, 0)
-        nest = _Nest(shape, first)
+        nest = _nest(shape, first)
         macros = _Macros.of(shape, nest, first, bits, g)  # the same for every loop order
         if _bound(costs, bits, nest, macros, floors[array]) > best:
             continue
         for j, (loops, starts_i, starts_o) in enumerate(nested):
             if j:
-                nest = _Nest(shape, Plan(array, macro, core, loops, 0, 0))
+                nest = _nest(shape, Plan(array, macro, core, loops, 0, 0))
             for i in starts_i:
                 for o in starts_o:
                     p = Plan(array, macro, core, loops, i, o)
