@@ -93,7 +93,7 @@ MACRO_WORK: tuple[type, ...] = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose3
                                 nn.Embedding, nn.EmbeddingBag)
 # Modules exported from their weights and arguments when they return (their own ops are not
 # recorded): recurrent nets (_Recorder._recurrent) and multi-head attention (_Recorder._attention)
-RECURRENT: tuple[type, ...] = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
+WHOLE_MODULES: tuple[type, ...] = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1, "LSTMCell": 4, "GRUCell": 3, "RNNCell": 1}
 # Ops known to do no macro work (their in-place variants, ``relu_``, too), passed through. Any
 # other op that returns a tensor is refused by name: an op cimco does not know may multiply
@@ -124,7 +124,7 @@ NO_MACRO_WORK: frozenset[str] = frozenset({
     "gelu", "silu", "mish", "softplus", "hardswish", "hardsigmoid", "prelu", "rrelu", "threshold",
     "glu", "logsigmoid", "softmax", "log_softmax", "softmin", "dropout", "dropout1d", "dropout2d", "dropout3d",
     "alpha_dropout", "feature_alpha_dropout",
-    # reductions and normalization (a sum of values, not of products)
+    # reductions and normalizations (sums, and sums of squares of one tensor: digital work, no stored operand)
     "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "std", "var", "var_mean", "std_mean",
     "prod", "cumsum", "cumprod", "logsumexp", "norm", "all", "any", "topk", "sort", "argsort", "batch_norm",
     "layer_norm", "group_norm", "instance_norm", "local_response_norm", "normalize", "rms_norm",
@@ -278,7 +278,7 @@ class _Recorder(TorchFunctionMode):
         self.summary: list[tuple[str, str, str]] = []
         self.nonzero: Counter[str] = Counter()
         self.numel: Counter[str] = Counter()
-        self.recurrent = 0  # recurrent modules running: their own ops are not recorded
+        self.inside = 0  # WHOLE_MODULES running: their own ops are not recorded
 
     def run(self, x: torch.Tensor, name: str) -> None:
         """Run the model on ``x``; a failure names the innermost module that was running."""
@@ -287,15 +287,15 @@ class _Recorder(TorchFunctionMode):
                 raise ExportError(f"module {qual!r} ({type(mod).__name__}) needs macro work but cimco "
                                   f"cannot export it yet; supported: {SUPPORTED}")
             self.stack.append((qual, mod))
-            self.recurrent += isinstance(mod, RECURRENT)
+            self.inside += isinstance(mod, WHOLE_MODULES)
 
         def leave(mod: nn.Module, args, kwargs, out) -> None:  # returns None: a value would replace the output
-            if isinstance(mod, RECURRENT):  # (its own torch calls unrecorded, as the module's were)
+            if isinstance(mod, WHOLE_MODULES):  # (its own torch calls unrecorded, as the module's were)
                 if isinstance(mod, nn.MultiheadAttention):
                     self._attention(mod, {**dict(zip(("query", "key", "value"), args)), **kwargs}, out)
                 else:
                     self._recurrent(mod, args, out)
-                self.recurrent -= 1
+                self.inside -= 1
             self.stack.pop()
 
         scripted = [q or "the model" for q, m in self.model.named_modules() if isinstance(m, torch.jit.ScriptModule)]
@@ -371,7 +371,7 @@ class _Recorder(TorchFunctionMode):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         op = name[:-1] if name.endswith("_") and not name.endswith("__") else name  # in place: its op
-        if self.recurrent:  # inside an LSTM/GRU/RNN: exported from its weights when it returns
+        if self.inside:  # inside an LSTM/GRU/RNN or attention: exported from its weights when it returns
             return func(*args, **kwargs)
         if op in UNSUPPORTED:
             raise ExportError(f"{name} in {self._where()} needs macro work but cimco cannot export it yet; "
