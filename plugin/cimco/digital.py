@@ -11,7 +11,7 @@ layer. Latency: the slowest of the unit, DRAM and the buffer (each bandwidth-bou
 
 from __future__ import annotations
 
-from cimco.backends import LayerResult
+from cimco.backends import LayerResult, by_action
 from cimco.parts import DIGITAL_UNIT, DRAM, GLOBAL_BUFFER
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, Layer
@@ -30,9 +30,7 @@ def result(system: SystemSpec, layer: Layer, bits: Bits) -> LayerResult:
     for t, b in moved.items():
         tensor_actions |= {(DRAM, t, "read"): float(b), (GLOBAL_BUFFER, t, "write"): float(b),
                            (GLOBAL_BUFFER, t, "read"): float(b)}
-    actions: dict[tuple[str, str], float] = {}
-    for (part, _, action), n in tensor_actions.items():
-        actions[part, action] = actions.get((part, action), 0.0) + n
+    actions = by_action(tensor_actions)
     per_bit = {DRAM: system.dram.energy_per_bit_j.value, GLOBAL_BUFFER: system.global_buffer.energy_per_bit_j.value,
                DIGITAL_UNIT: unit.energy_per_mac_j.value}
     energy = {k: n * per_bit[k[0]] for k, n in actions.items()}

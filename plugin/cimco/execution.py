@@ -117,20 +117,26 @@ def _stages(system: SystemSpec, workload: WorkloadSpec, masks: list) -> list | N
     return out
 
 
+def _written(system: SystemSpec, layer) -> bool:
+    """A dynamic layer the macros run (none runs it on a digital unit): its operand is written
+    into them at every run."""
+    return layer.dynamic and not system.on_digital_unit(layer)
+
+
 def _macros_needed(system: SystemSpec, workload: WorkloadSpec, stages: list | None, pipelined: bool) -> int:
     """Macros for one copy of every layer's weights (the spatial model's count, or, for layers
     too large for it, the weight bits over a macro's bits, a lower bound), and beside them the
     macros a ``dynamic`` layer writes its operand into at every run: the largest one's when
     layers run one after another, each one's in a pipeline."""
-    macros = [not system.on_digital_unit(x) for x in workload.layers]  # the others run on the digital unit
+    written = [_written(system, x) for x in workload.layers]
     if stages is not None:
-        dynamic = [s.macros for x, s, m in zip(workload.layers, stages, macros) if x.dynamic and m]
+        dynamic = [s.macros for s, w in zip(stages, written) if w]
         static = sum(s.macros for x, s in zip(workload.layers, stages) if not x.dynamic)
     else:
         m = system.macro
         cell_bits = m.rows * m.cols * m.bits_per_cell
         bits = [x.out_channels * x.reduction * workload.layer_bits(x).weight for x in workload.layers]
-        dynamic = [-(-b // cell_bits) for x, b, on in zip(workload.layers, bits, macros) if x.dynamic and on]
+        dynamic = [-(-b // cell_bits) for b, w in zip(bits, written) if w]
         static = -(-sum(b for x, b in zip(workload.layers, bits) if not x.dynamic) // cell_bits)
     return static + (sum(dynamic) if pipelined else max(dynamic, default=0))
 
@@ -206,7 +212,7 @@ def _weights(system: SystemSpec, how: Execution, need: int, stages: list | None)
 def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> list | None:
     """Refuse, before any mapping, an execution the system cannot give (SpecError); the
     layers' stages (:func:`_stages`), which :func:`apply` may be given again."""
-    dynamic = [x.name for x in workload.layers if x.dynamic and not system.on_digital_unit(x)]
+    dynamic = [x.name for x in workload.layers if _written(system, x)]
     if dynamic and system.macro.weights_loaded == "once":
         raise SpecError([Problem(f"system {system.name!r}", "macro.weights_loaded",
                                  f"'once' (weights preloaded, their writes take no time), but {len(dynamic)} layers "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cimco import _af, cache
-from cimco.backends import Backend, LayerResult
+from cimco.backends import Backend, LayerResult, by_action
 from cimco.io import remove_stale_scratch
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, Layer, WorkloadSpec
@@ -48,9 +48,7 @@ class LayerRun:
     def actions(self) -> dict[tuple[str, str], float]:
         """Counts by (part, action): the tensors' summed, and the backend's actions that move
         no tensor (the compute unit's)."""
-        out: dict[tuple[str, str], float] = {}
-        for (part, _, action), n in self.tensor_actions.items():
-            out[part, action] = out.get((part, action), 0.0) + n
+        out = by_action(self.tensor_actions)
         return {**{k: v for k, v in self.result.actions.items() if k not in out}, **out}
 
 

@@ -28,6 +28,14 @@ from cimco.spec.workload import Bits, Layer
 Key = tuple[str, str]  # (part, action)
 
 
+def by_action(tensor_actions: dict[tuple[str, str, str], float]) -> dict[Key, float]:
+    """Counts by (part, action), summed over the tensors of (part, tensor, action) counts."""
+    out: dict[Key, float] = {}
+    for (part, _, action), n in tensor_actions.items():
+        out[part, action] = out.get((part, action), 0.0) + n
+    return out
+
+
 @dataclasses.dataclass
 class LayerResult:
     """One dense layer mapped by a backend (plain numbers, picklable, cached as JSON)."""

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from cimco.backends import LayerResult
+from cimco.backends import LayerResult, by_action
 from cimco.geometry import MacroGeometry
 from cimco.parts import ADC, ADDER_TREE, CELL_ARRAY, COMPUTE, DRAM, GLOBAL_BUFFER, SHIFT_ADD, WORDLINE_DRIVER
 from cimco.spec.system import SystemSpec
@@ -570,9 +570,7 @@ def evaluate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, ert: dict[st
              (WORDLINE_DRIVER, "I", "read"): macros.drives, (WORDLINE_DRIVER, "I", "write"): 0.0}
     for r in readouts:
         moved |= {(r, "O", "read"): macros.conversions, (r, "O", "write"): 0.0}
-    actions: dict[tuple[str, str], float] = {(COMPUTE, "compute"): computes}
-    for (part, _, action), n in moved.items():
-        actions[part, action] = actions.get((part, action), 0.0) + n
+    actions = {(COMPUTE, "compute"): computes, **by_action(moved)}
     energy = {(part, a): actions[part, a] * e for part, acts in ert.items() for a, e in acts.items()}
     energy |= {(part, "leak"): 0.0 for part in ert}  # cimco's models leak nothing
     latency = {DRAM: t.dram / c.dram_bw, GLOBAL_BUFFER: t.glb / c.glb_bw, COMPUTE: 0.0,

@@ -103,7 +103,7 @@ def plan(system: SystemSpec, layer: Layer, bits: Bits):
     from cimco.tables import component_costs
 
     def expressible(shape, p) -> bool:
-        return _levels(shape, p, cim._Nest(shape, p), cim._holders(shape, p)) is not None
+        return _levels(shape, p, cim._nest(shape, p), cim._holders(shape, p)) is not None
 
     einsum = _af.einsum_of(layer)
     best = cim.ranked(system, layer, einsum, bits, component_costs(system, bits)[0], whole=True, accept=expressible)
@@ -118,7 +118,7 @@ def layout(system: SystemSpec, layer: Layer, bits: Bits) -> Layout:
     from cimco.backends import cim
 
     shape, p = plan(system, layer, bits)
-    nest, holders = cim._Nest(shape, p), cim._holders(shape, p)
+    nest, holders = cim._nest(shape, p), cim._holders(shape, p)
     out = _levels(shape, p, nest, holders)
     inner = None
     if len(out) == 3:

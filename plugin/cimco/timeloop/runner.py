@@ -23,7 +23,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cimco.backends import LayerResult
+from cimco.backends import LayerResult, by_action
 from cimco.errors import LimitError, MappingError, Problem, SpecError
 from cimco.geometry import MacroGeometry
 from cimco.io import scratch_dir, write_atomic
@@ -153,9 +153,7 @@ def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerR
             elif level == CELL_ARRAY:
                 add(level, space, "read", c["read"] * both)
                 add(level, space, "write", c["fill"] * bits.weight)
-    actions: dict[tuple[str, str], float] = {(COMPUTE, "compute"): float(summary.computes)}
-    for (part, _, action), n in tensor.items():
-        actions[(part, action)] = actions.get((part, action), 0.0) + n
+    actions = {(COMPUTE, "compute"): float(summary.computes), **by_action(tensor)}
     latency = {level: n * g.cycle_s for level, n in cycles.items()}
     latency.update({p: latency[readout] for p in readouts if readout in latency})
     # the buffer's two levels (where it has two) are one SRAM: their words share its bandwidth
