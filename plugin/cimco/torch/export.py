@@ -354,18 +354,22 @@ class _Recorder(TorchFunctionMode):
         self._tag(out, frozenset({newest}))
 
     def _add(self, base: str, layer: dict, weight: torch.Tensor | None, x: torch.Tensor | None, op: str, what: str,
-             reads: tuple, adds: tuple = ()) -> None:
-        """Record a layer that multiplies ``reads`` (its inputs) and adds ``adds`` to its output."""
+             reads: tuple | frozenset[str], adds: tuple = ()) -> str:
+        """Record a layer that multiplies ``reads`` (the tensors, whose producers are its inputs,
+        or those producers' names, for a module exported whole) and adds ``adds`` to its output;
+        its name."""
         self.count[base] += 1
         name = base if self.count[base] == 1 else f"{base}#{self.count[base]}"
         layer = {"name": name, **layer}
         self.index[name] = len(self.layers)
+        inputs = reads if isinstance(reads, frozenset) else self._tags(*reads)
         self.layers.append(_Layer(layer, self.stack[-1][1], None if weight is None else weight.detach(), what,
-                                  self._tags(*reads), set(self._tags(*adds))))
+                                  inputs, set(self._tags(*adds))))
         self.summary.append((name, op, what))
         if x is not None:  # (a recurrent layer's inner inputs are not seen: no density measured)
             self.nonzero[name] += int(torch.count_nonzero(x))
             self.numel[name] += x.numel()
+        return name
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -507,20 +511,14 @@ class _Recorder(TorchFunctionMode):
         n_q, n_k, e, ev = int(n_q), int(n_k), int(e), int(ev)
         blocks = _causal_blocks(n_q, n_k) if causal else [(n_q, n_k, 1)]
         tag = (lambda q, k: f".{q}x{k}") if causal else (lambda q, k: "")
-        scores, values = [], []
-        for q, k, times in blocks:
-            self._add(f"{base}.scores{tag(q, k)}", {"type": "linear", "in_channels": e, "out_channels": k,
-                      "tokens": q, "repeat": heads * times, "dynamic": True}, None, x if not scores else None,
-                      "attention", "exported (matmul of activations: Q K^T)", ())
-            self.layers[-1].inputs = qk_from
-            scores.append(self.layers[-1].layer["name"])
-        for q, k, times in blocks:
-            self._add(f"{base}.values{tag(q, k)}", {"type": "linear", "in_channels": k, "out_channels": ev,
-                      "tokens": q, "repeat": heads * times, "dynamic": True}, None, None, "attention",
-                      "exported (matmul of activations: softmax(Q K^T) V)", ())
-            self.layers[-1].inputs = v_from | set(scores)
-            values.append(self.layers[-1].layer["name"])
-        return values
+        scores = [self._add(f"{base}.scores{tag(q, k)}", {"type": "linear", "in_channels": e, "out_channels": k,
+                            "tokens": q, "repeat": heads * times, "dynamic": True}, None, x if not i else None,
+                            "attention", "exported (matmul of activations: Q K^T)", qk_from)
+                  for i, (q, k, times) in enumerate(blocks)]
+        return [self._add(f"{base}.values{tag(q, k)}", {"type": "linear", "in_channels": k, "out_channels": ev,
+                          "tokens": q, "repeat": heads * times, "dynamic": True}, None, None, "attention",
+                          "exported (matmul of activations: softmax(Q K^T) V)", v_from | set(scores))
+                for q, k, times in blocks]
 
     def _attention(self, mod: nn.MultiheadAttention, a: dict, out) -> None:
         """``nn.MultiheadAttention`` that just ran, from its weights and arguments: the query, key
@@ -538,17 +536,15 @@ class _Recorder(TorchFunctionMode):
         for i, (t, n, dim) in enumerate(((q, n_q, e), (k, n_k, mod.kdim), (v, n_k, mod.vdim))):
             w = mod.in_proj_weight[i * e:(i + 1) * e] if mod._qkv_same_embed_dim else \
                 getattr(mod, ("q", "k", "v")[i] + "_proj_weight")
-            self._add(f"{qual}.{'qkv'[i]}_proj", {"type": "linear", "in_channels": int(dim), "out_channels": e,
-                                                  "tokens": n * batch}, w, t, "multi_head_attention",
-                      "exported (projection)", (t,))
-            names.append(self.layers[-1].layer["name"])
+            names.append(self._add(f"{qual}.{'qkv'[i]}_proj", {"type": "linear", "in_channels": int(dim),
+                                   "out_channels": e, "tokens": n * batch}, w, t, "multi_head_attention",
+                                   "exported (projection)", (t,)))
         values = self._scores(qual, n_q, n_k, e // heads, e // heads, heads * batch, frozenset(names[:2]),
                               frozenset(names[2:]), None, causal)
-        self._add(f"{qual}.out_proj", {"type": "linear", "in_channels": e, "out_channels": e,
-                                       "tokens": n_q * batch}, mod.out_proj.weight, None, "multi_head_attention",
-                  "exported (output projection)", ())
-        self.layers[-1].inputs = frozenset(values)
-        self._tag(out, frozenset({self.layers[-1].layer["name"]}))
+        last = self._add(f"{qual}.out_proj", {"type": "linear", "in_channels": e, "out_channels": e,
+                                              "tokens": n_q * batch}, mod.out_proj.weight, None,
+                         "multi_head_attention", "exported (output projection)", frozenset(values))
+        self._tag(out, frozenset({last}))
 
     def _recurrent(self, mod: nn.Module, args: tuple, out) -> None:
         """An LSTM/GRU/RNN (or cell) that just ran, from its weights: for each layer and direction,
@@ -578,21 +574,19 @@ class _Recorder(TorchFunctionMode):
                 suffix = "" if cell else f"_l{k}" + ("_reverse" if d else "")
                 h_size = proj or hidden
                 ih, hh = getattr(mod, f"weight_ih{suffix}"), getattr(mod, f"weight_hh{suffix}")
-                self._add(f"{qual}.weight_ih{suffix}", {"type": "linear", "in_channels": int(ih.shape[1]),
-                          "out_channels": gates * hidden, "tokens": steps * batch}, ih, x if k == 0 else None,
-                          kind, "exported (input gates, all steps)", ())
-                self.layers[-1].inputs = frozenset(before if k == 0 else produced)
-                self._add(f"{qual}.weight_hh{suffix}", {"type": "linear", "in_channels": h_size,
-                          "out_channels": gates * hidden, "tokens": batch, "repeat": steps}, hh, None,
-                          kind, "exported (hidden-state gates, step by step)", ())
-                self.layers[-1].inputs = frozenset({self.layers[-2].layer["name"]})
+                last = self._add(f"{qual}.weight_ih{suffix}", {"type": "linear", "in_channels": int(ih.shape[1]),
+                                 "out_channels": gates * hidden, "tokens": steps * batch}, ih,
+                                 x if k == 0 else None, kind, "exported (input gates, all steps)",
+                                 frozenset(before if k == 0 else produced))
+                last = self._add(f"{qual}.weight_hh{suffix}", {"type": "linear", "in_channels": h_size,
+                                 "out_channels": gates * hidden, "tokens": batch, "repeat": steps}, hh, None,
+                                 kind, "exported (hidden-state gates, step by step)", frozenset({last}))
                 if proj:
                     hr = getattr(mod, f"weight_hr{suffix}")
-                    self._add(f"{qual}.weight_hr{suffix}", {"type": "linear", "in_channels": hidden,
-                              "out_channels": proj, "tokens": batch, "repeat": steps}, hr, None, kind,
-                              "exported (projection, step by step)", ())
-                    self.layers[-1].inputs = frozenset({self.layers[-2].layer["name"]})
-                made.append(self.layers[-1].layer["name"])
+                    last = self._add(f"{qual}.weight_hr{suffix}", {"type": "linear", "in_channels": hidden,
+                                     "out_channels": proj, "tokens": batch, "repeat": steps}, hr, None, kind,
+                                     "exported (projection, step by step)", frozenset({last}))
+                made.append(last)
             produced = made
         self._tag(out, frozenset(produced))
 
