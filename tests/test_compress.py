@@ -154,3 +154,38 @@ def test_cim_result_of_a_sample_does_not_depend_on_its_batch(qmodel) -> None:
     batch = cim_forward(qmodel, x, MARS, adc_bits=6)
     for i in range(4):
         assert torch.equal(cim_forward(qmodel, x[i:i + 1], MARS, adc_bits=6), batch[i:i + 1])
+
+
+def _small_transformer() -> tuple[nn.Module, torch.Tensor]:
+    """Two of the zoo's blocks (width 64, 2 heads, causal) and a head: as GPT-2's, smaller."""
+    torch.manual_seed(0)
+    return zoo.Encoder(64, 2, 2, 10, first=False, causal=True).eval(), torch.randn(1, 6, 64)
+
+
+def test_transformer_presets_prune_the_feed_forward_not_attention() -> None:
+    """MARS-style row-block pruning and 4-bit quantization on a transformer: the feed-forward
+    weights are pruned (masks in the export), attention's projections stay dense unless asked;
+    every weight layer carries the preset's bits."""
+    model, x = _small_transformer()
+    model = quantize(model, Bits(input=4, weight=4, output=8), pot=True)
+    projections = {f"blocks.{i}.{n}" for i in range(2) for n in ("qkv", "proj")}
+    pr = Pruner(model, "row_block", 0.5, MARS, ramp_epochs=1, recover_epochs=1, example=x)
+    assert set(pr.skip) == {"blocks.0.qkv", "head"} | projections
+    pr(model, 0)
+    ex = export(model, x, "t")
+    layers = {y["name"]: y for y in ex.workload["layers"]}
+    assert set(ex.masks) == {f"blocks.{i}.{n}" for i in range(2) for n in ("fc1", "fc2")}
+    assert all(abs(float(m.mean()) - 0.5) < 0.1 for m in ex.masks.values())
+    assert all(layers[n]["bits"] == {"input": 4, "weight": 4, "output": 8} for n in projections | set(ex.masks))
+    assert not any("sparsity" in y for y in layers.values() if y.get("dynamic"))
+    asked = Pruner(model, "row_block", 0.5, MARS, example=x, attention=True)
+    assert set(asked.skip) == {"blocks.0.qkv", "head"}
+
+
+def test_attention_projections_found_in_multihead_attention_and_refused_when_asked() -> None:
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True).eval()
+    model = nn.Sequential(nn.Linear(8, 16), layer, nn.Linear(16, 4))
+    pr = Pruner(model, "row_block", 0.5, MARS)
+    assert "1.self_attn.out_proj" in pr.skip and "1.linear1" not in pr.skip
+    with pytest.raises(SpecError, match="MultiheadAttention"):
+        Pruner(model, "row_block", 0.5, MARS, attention=True)

@@ -178,6 +178,9 @@ def _field_problems(report: dict) -> list[tuple[str, str]]:
     for k in ("latency_s", "tops_per_w", "tops_per_w_on_chip", "tops", "fps", "area_m2", "energy_j",
               *counts) if t is not None else ():
         num(t, k, f"totals.{k}", integer=k in counts, positive=k == "energy_j")
+    for k in ("vector_share", "energy_per_token_j", "tokens") if t is not None else ():
+        if k in t:  # read by the summary where present (reports before 2026-12-04 lack them)
+            num(t, k, f"totals.{k}", integer=k == "tokens", positive=k == "tokens")
     if t is not None:
         get(t, "mode", "totals.mode", str, "text")
         weights = get(t, "weights", "totals.weights", str, "text")
@@ -317,16 +320,35 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-def _load_model(spec: str, shape: tuple[int, ...] | None, example: str, seed: int):
-    """A zoo name or ``module:callable`` -> (model, example input, name, from the zoo?)."""
+def _tokens(text: str | None, model: str) -> int | None:
+    """--tokens as a whole number from 1 to the zoo's longest sequence; refused for a zoo model
+    that has no sequence."""
+    from cimco.torch import zoo
+
+    if text is None:
+        return None
+    n = int(text) if text.strip().isdigit() and len(text) < 10 else 0
+    if not 1 <= n <= zoo.MAX_SEQUENCE_LENGTH:
+        raise SpecError([Problem("cimco export", "--tokens", f"expected a whole number of tokens from 1 to "
+                                 f"{zoo.MAX_SEQUENCE_LENGTH}, got {text[:60]!r}")])
+    if model in zoo.ZOO and model not in zoo.SEQUENCE:
+        raise SpecError([Problem("cimco export", "--tokens", f"zoo model {model!r} has no sequence length "
+                                 f"(sequence models: {', '.join(zoo.SEQUENCE)})")])
+    return n
+
+
+def _load_model(spec: str, shape: tuple[int, ...] | None, example: str, seed: int, length: int | None = None):
+    """A zoo name or ``module:callable`` -> (model, example input, name, from the zoo?); a zoo
+    sequence model at ``length`` tokens."""
     import importlib
 
     from cimco.torch import zoo
     from cimco.torch.export import example_input
 
     if spec in zoo.ZOO:
-        model, x = zoo.get(spec, example, seed)
-        return model, example_input(shape, example, seed) if shape else x, spec, True
+        model, x = zoo.get(spec, example, seed, length)
+        name = spec if length is None else spec.removesuffix(str(zoo.SEQUENCE_LENGTH)) + str(length)
+        return model, example_input(shape, example, seed) if shape else x, name, True
     mod_name, _, attr = spec.partition(":")
     if not attr:
         raise ExportError(f"--model {spec!r}: not a zoo model ({', '.join(zoo.ZOO)}) "
@@ -401,22 +423,23 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise SpecError([Problem("cimco export", "--out", "an output directory is required")])
     out = Path(args.out)
     if not args.workload:  # every option checked before OUT is made
-        bits, shape = _bits(args.bits), _shape(args.input_shape)
+        bits, shape, length = _bits(args.bits), _shape(args.input_shape), _tokens(args.tokens, args.model)
         if args.name is not None:
             _file_name(args.name, "--name")
     _writable_dir(out, "--out")
     if args.workload:
         workload = load(args.workload, "workload")
     else:
-        from cimco.torch import export
+        from cimco.torch import export, zoo
 
-        model, example, name, from_zoo = _load_model(args.model, shape, args.example, args.seed)
+        model, example, name, from_zoo = _load_model(args.model, shape, args.example, args.seed, length)
+        tokens = zoo.tokens(args.model, length) if from_zoo else (length or 1)
         values = f"random normal, seed {args.seed}" if args.example == "random" else "all zeros"
         used = f"example input {'x'.join(map(str, example.shape))}, {values}"
         print(f"{used} (data-dependent branches follow it)")
         masks = args.masks if args.masks is not None else not from_zoo  # zoo weights: random init
         ex = export(model, example, args.name or name, source=f"cimco export --model {args.model}, {used}",
-                    bits=bits, mask_file=f"{args.name or name}.masks.npz", masks=masks)
+                    bits=bits, mask_file=f"{args.name or name}.masks.npz", masks=masks, tokens=tokens)
         workload = WorkloadSpec.model_validate(ex.workload)
         ex.write(out)
         passed = sum(1 for *_, what in ex.summary if what.startswith("passed"))
@@ -648,6 +671,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--masks", action=argparse.BooleanOptionalAction, default=None,
                    help="reference the weights' exact zeros as masks (default: on for module:callable, "
                    "off for zoo models, whose weights are a random init)")
+    e.add_argument("--tokens", help="tokens an inference processes (energy per token is energy over it); for "
+                   "the zoo's sequence models also their length: BERT's tokens, GPT-2's prompt (prefill), or "
+                   "the tokens in the KV cache before the one decoded (decode). Default: the zoo model's own "
+                   "(128), else 1")
     e.add_argument("--bits", default="8,8,8", help="input,weight,output bits (default 8,8,8)")
     e.add_argument("--name", help="workload name (default: the model's)")
     e.add_argument("--out", help="output directory")

@@ -25,6 +25,11 @@ that:
   beside the resident weights (the largest dynamic layer's, one after another; each one's in
   a pipeline). On a system with a ``digital_unit`` dynamic layers run there instead
   (:mod:`cimco.digital`) and need no macros.
+- **KV cache.** A layer's ``kv_cache_writes`` (the keys and values a decoder's attention keeps
+  for the tokens after) are written to DRAM at the layer's output bits; reading them back is
+  the dynamic layers' operand load.
+- **Non-MAC work.** A layer's ``ops`` (activations, adds, pooling, softmax, norms on its
+  output) run on the system's ``vector_unit`` beside the layer (:mod:`cimco.vector`).
 - **Mode.** ``sequential``: layers run one after another (latency = sum, throughput = one
   over it). ``pipelined``: every layer is a stage on its own macros (weights resident),
   stage time from the spatial model LRMP uses (so ``cimco map`` and ``cimco lrmp`` agree),
@@ -39,9 +44,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cimco import vector
 from cimco.errors import Problem, SpecError
 from cimco.mapping import LayerRun, with_counts
-from cimco.parts import CELL_ARRAY, DRAM, GLOBAL_BUFFER, MACRO_PARTS, MEMORIES
+from cimco.parts import CELL_ARRAY, DRAM, GLOBAL_BUFFER, MACRO_PARTS, MEMORIES, VECTOR_UNIT
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import MAX_MASK_WEIGHTS, WorkloadSpec
 
@@ -272,7 +278,13 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
                 plan.weight_load_actions[key] = plan.weight_load_actions.get(key, 0.0) + v * n
             else:  # one load per batch
                 _move(a, comp, "W", act, -v * (1 - 1 / how.batch))
+        if x.kv_cache_writes:  # the keys and values appended to the KV cache, in DRAM
+            _move(a, DRAM, "W", "write", x.kv_cache_writes * workload.layer_bits(x).output / n)
         lat = dict(run.latency_by_component)
+        if x.ops and system.vector_unit is not None:  # on the layer's outputs as they come (cimco.vector)
+            ops = vector.operations(x.ops) / n
+            _move(a, VECTOR_UNIT, "O", "read", ops)
+            lat[VECTOR_UNIT] = ops / system.vector_unit.ops_per_s
         for comp in MEMORIES:
             if comp in lat:
                 lat[comp] = _scale_latency(run, a, comp)

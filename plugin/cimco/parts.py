@@ -17,6 +17,7 @@ CELL_ARRAY = "CellArray"
 COMPUTE = "Compute"
 INDEX_MEMORY = "IndexMemory"
 DIGITAL_UNIT = "DigitalUnit"  # optional, beside the macros: the matmuls of activations (cimco.digital)
+VECTOR_UNIT = "VectorUnit"  # optional, beside the macros: the work that is not a MAC (cimco.vector)
 
 # The parts inside each family's macro, as named in the architecture (cimco.arch).
 FAMILY_PARTS: dict[str, tuple[str, ...]] = {

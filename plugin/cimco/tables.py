@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from cimco.parts import DIGITAL_UNIT, INDEX_MEMORY
+from cimco.parts import DIGITAL_UNIT, INDEX_MEMORY, VECTOR_UNIT
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, WorkloadSpec
 
@@ -97,6 +97,8 @@ def instances(system: SystemSpec, bits: Bits) -> dict[str, int]:
         out[INDEX_MEMORY] = system.n_macros
     if system.digital_unit is not None:
         out[DIGITAL_UNIT] = 1
+    if system.vector_unit is not None:
+        out[VECTOR_UNIT] = 1
     return out
 
 
@@ -109,7 +111,7 @@ def _parameters(cls: type) -> frozenset[str]:
 
 def component_tables(system: SystemSpec, workload: WorkloadSpec) -> Tables:
     """ERT and ART of ``system`` at the bits of the workload's first layer
-    (:func:`component_costs`), with the index memory and the digital unit beside them."""
+    (:func:`component_costs`), with the index memory and the digital and vector units beside them."""
     bits = workload.layer_bits(workload.layers[0])
     ert, art = component_costs(system, bits)
     tables = Tables(ert=ert, art=art, instances=instances(system, bits))
@@ -125,6 +127,10 @@ def component_tables(system: SystemSpec, workload: WorkloadSpec) -> Tables:
     if unit is not None:  # the spec's figures (cimco.digital): a "read" is one MAC
         tables.ert[DIGITAL_UNIT] = {"read": unit.energy_per_mac_j.value}
         tables.art[DIGITAL_UNIT] = unit.area_m2.value
+    vec = system.vector_unit
+    if vec is not None:  # the spec's figures (cimco.vector): a "read" is one basic operation
+        tables.ert[VECTOR_UNIT] = {"read": vec.energy_per_op_j.value}
+        tables.art[VECTOR_UNIT] = vec.area_m2.value
     return tables
 
 

@@ -14,7 +14,7 @@ from cimco import execution
 from cimco.backends import Backend
 from cimco.execution import Plan
 from cimco.mapping import LayerRun
-from cimco.parts import DRAM
+from cimco.parts import DRAM, VECTOR_UNIT
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import WorkloadSpec
 from cimco.tables import Tables
@@ -172,6 +172,11 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "cached": run.cached,
         })
     latency = sum(x["latency_s"] for x in layers)
+    ops: dict[str, int] = {}
+    for x in workload.layers:
+        for kind, count in x.ops.items():
+            ops[kind] = ops.get(kind, 0) + count
+    energy = sum(x["energy_j"] for x in layers)
     return {
         "cimco_version": __version__,
         "ceilings": ceilings(system, workload),
@@ -191,6 +196,13 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "weight_load_j": sum(tables.energy(c, a) * k for (c, a), k in plan.weight_load_actions.items()),
             "column_split_layers": sum(x["column_split"] for x in layers),
             "area_m2": sum(tables.art.values()),
+            # non-MAC work (cimco.vector): elements per inference by kind, and its share of energy_j
+            "vector_ops": dict(sorted(ops.items())),
+            "vector_share": by_comp_total.get(VECTOR_UNIT, 0.0) / energy if energy else 0.0,
+            "tokens": workload.tokens,
+            "energy_per_token_j": energy / workload.tokens,
+            # keys and values a decoder appends to its KV cache per inference (in energy_j, as DRAM writes)
+            "kv_cache_bits": sum(x.kv_cache_writes * workload.layer_bits(x).output for x in workload.layers),
         },
         "layers": layers,
         "energy_by_component": by_comp_total,

@@ -69,6 +69,9 @@ def totals_line(report: dict) -> str:
             + (f" (one-time load {t['weight_load_j'] * 1e6:.2f} uJ, not in the energy)" if t["weights"] == "resident"
                else f", batch {t['batch']}")
             + f" | DRAM {report['energy_by_component'].get(DRAM, 0.0) / t['energy_j']:.1%} of the energy"
+            + (f" | non-MAC work {t['vector_share']:.1%} (vector unit)" if t.get("vector_share") else "")
+            + (f" | {t['energy_per_token_j'] * 1e6:.3f} uJ per token ({t['tokens']} tokens)"
+               if t.get("tokens", 1) > 1 else "")
             + (f" | {t['column_split_layers']} layer(s) mapped with columns splitting a reduction (fallback)"
                if t["column_split_layers"] else "")
             + "".join(f" | {x['name']}: mapped within {', '.join(f'{k} {v:.0f} b' for k, v in b.items())} "

@@ -1,4 +1,4 @@
-"""Multi-macro system spec: DRAM, a global buffer, cores of macros, index memory, a digital unit."""
+"""Multi-macro system spec: DRAM, a global buffer, cores of macros, index memory, digital and vector units."""
 
 from __future__ import annotations
 
@@ -44,6 +44,17 @@ class DigitalUnitSpec(Strict):
     area_m2: SquareMetres = Field(description="the unit's area")
 
 
+class VectorUnitSpec(Strict):
+    """A digital vector unit beside the macros for the work that is not a multiply-accumulate
+    (activations, residual adds, pooling, softmax, normalizations), counted per element in
+    basic operations (:mod:`cimco.vector`)."""
+
+    energy_per_op_j: Joules = Field(description="one basic operation (an add, multiply or compare) on an "
+                                    "element, operands in registers (J)")
+    ops_per_s: Number(ge=1e3, le=1e18) = Field(description="basic operations per second, all lanes")
+    area_m2: SquareMetres = Field(description="the unit's area")
+
+
 class SystemSpec(Strict):
     kind: Literal["system"] = "system"
     name: str = Field(min_length=1, max_length=200)
@@ -55,6 +66,7 @@ class SystemSpec(Strict):
     global_buffer: BufferSpec
     index_memory: IndexMemorySpec | None = None
     digital_unit: DigitalUnitSpec | None = None
+    vector_unit: VectorUnitSpec | None = None
 
     def on_digital_unit(self, layer) -> bool:
         """Whether ``layer`` runs on the digital unit (a dynamic layer, where there is one)."""

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from cimco.errors import Problem
 from cimco.spec._base import Bounded, Number, Strict
+from cimco.vector import OPS
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -23,6 +24,8 @@ class Bits(Strict):
     weight: Bounded(1, 32) = Field(8, description="bits of each weight")
     output: Bounded(1, 32) = Field(8, description="bits of each output kept between layers")
 
+
+VectorOp = Literal[tuple(OPS)]  # kinds of non-MAC work (cimco.vector)
 
 # Pruning patterns cimco can generate (cimco.sparse.patterns); one definition of the names.
 Pattern = Literal["unstructured", "row_block", "kernel_group", "crossbar", "channel", "n:m"]
@@ -86,6 +89,11 @@ class Layer(Strict):
     # operand is written into the macros at every run, so it is never resident.
     dynamic: bool = Field(False, description="both operands are activations (a matmul of activations): its "
                           "stored operand is written into the macros at every run, never resident")
+    ops: dict[VectorOp, Bounded(0, 2**50)] = Field(
+        default={}, description="elements per inference of non-MAC ops on its output (activations, adds, "
+        "pooling, softmax, norms), by kind (cimco.vector.OPS), run on the system's vector_unit")
+    kv_cache_writes: Bounded(0, 2**50) = Field(0, description="elements of keys and values its attention "
+                                               "appends to a KV cache per inference (written to DRAM)")
     # Fraction of non-zero inputs (activations) entering the layer; zeros are gated.
     input_density: Number(gt=0.0, le=1.0) = Field(1.0, description="share of non-zero inputs (zeros are gated)")
     # The dataflow graph (for on-chip residency of activations). ``inputs``: earlier layers
@@ -188,6 +196,8 @@ class WorkloadSpec(Strict):
     name: str = Field(min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=2000, description="where the network comes from")
     bits: Bits = Field(Bits(), description="every layer's precision unless the layer gives its own")
+    tokens: Bounded(1, 2**24) = Field(1, description="tokens an inference processes (a prompt's length; 1 for "
+                                      "a decoded token or an image): energy per token is energy over it")
     layers: list[Layer] = Field(min_length=1, description="the layers, in execution order")
 
     def layer_bits(self, layer: Layer) -> Bits:

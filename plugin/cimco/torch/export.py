@@ -95,6 +95,12 @@ MACRO_WORK: tuple[type, ...] = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose3
 # recorded): recurrent nets (_Recorder._recurrent) and multi-head attention (_Recorder._attention)
 WHOLE_MODULES: tuple[type, ...] = (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1, "LSTMCell": 4, "GRUCell": 3, "RNNCell": 1}
+# Non-MAC elements (cimco.vector) per hidden unit and step, after the gate products. LSTM: the
+# input and hidden gates added (4), sigmoid x3 and tanh for the gates and tanh(c), then f*c + i*g
+# and o*tanh(c) (4). GRU: r and z added (2), sigmoid x2 and tanh, r*(W_hn h) and its add (2),
+# (1-z)*n + z*h (4). RNN: the add, then tanh (or ReLU).
+STEP_OPS = {"LSTM": {"activation": 5, "elementwise": 8}, "GRU": {"activation": 3, "elementwise": 8},
+            "RNN_TANH": {"activation": 1, "elementwise": 1}, "RNN_RELU": {"elementwise": 2}}
 # Ops known to do no macro work (their in-place variants, ``relu_``, too), passed through. Any
 # other op that returns a tensor is refused by name: an op cimco does not know may multiply
 # (``torch.cdist``, a new fused kernel), and a refusal beats a silently lost layer.
@@ -134,6 +140,32 @@ NO_MACRO_WORK: frozenset[str] = frozenset({
     "adaptive_max_pool2d", "adaptive_max_pool3d", "lp_pool2d", "interpolate", "upsample", "pixel_shuffle",
     "pixel_unshuffle", "channel_shuffle", "unfold", "fold",
 })
+# Ops of NO_MACRO_WORK that compute on every element (cimco.vector), by kind: recorded as ``ops``
+# of the layer whose output they work on. The rest move data (views, copies, indexing, pads,
+# dropout in eval), are batch norm (folded into the conv before it), or are comparisons and
+# logic (masks).
+VECTOR_OPS: dict[str, str] = {
+    **dict.fromkeys(("add", "__add__", "__radd__", "__iadd__", "sub", "__sub__", "__rsub__", "__isub__", "rsub",
+                     "mul", "__mul__", "__rmul__", "__imul__", "div", "__truediv__", "__rtruediv__",
+                     "__itruediv__", "true_divide", "neg", "__neg__", "abs", "square", "clamp", "clamp_min",
+                     "clamp_max", "clip", "where", "maximum", "minimum", "fmax", "fmin", "round", "floor",
+                     "ceil", "trunc", "relu", "relu6", "leaky_relu", "hardtanh", "threshold", "prelu", "rrelu",
+                     "addcmul", "addcdiv", "lerp", "masked_fill"), "elementwise"),
+    **dict.fromkeys(("pow", "__pow__", "__rpow__", "sqrt", "rsqrt", "exp", "exp2", "expm1", "log", "log2",
+                     "log10", "log1p", "reciprocal", "sin", "cos", "erf", "sigmoid", "tanh", "elu", "selu",
+                     "celu", "gelu", "silu", "mish", "softplus", "hardswish", "hardsigmoid", "glu",
+                     "logsigmoid"), "activation"),
+    **dict.fromkeys(("softmax", "log_softmax", "softmin", "logsumexp"), "softmax"),
+    **dict.fromkeys(("layer_norm", "group_norm", "instance_norm", "local_response_norm", "normalize"),
+                    "layer_norm"),
+    "rms_norm": "rms_norm",
+    **dict.fromkeys(("max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices", "avg_pool1d",
+                     "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+                     "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+                     "lp_pool2d"), "pool"),
+    **dict.fromkeys(("sum", "mean", "max", "min", "amax", "amin", "std", "var", "var_mean", "std_mean", "prod",
+                     "cumsum", "cumprod", "norm"), "reduce"),
+}
 # Ops whose result is all of their operands (no add, so no residual).
 CONCAT: frozenset[str] = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack",
                                     "column_stack", "row_stack", "__setitem__"})
@@ -246,6 +278,7 @@ class _Layer:
     what: str
     inputs: frozenset[str]  # producers of the multiplied operands
     residual: set[str] = field(default_factory=set)  # producers added to its output
+    ops: Counter[str] = field(default_factory=Counter)  # elements of non-MAC ops on its output, by kind
 
 
 def _tensors(x) -> list[torch.Tensor]:
@@ -353,6 +386,16 @@ class _Recorder(TorchFunctionMode):
         self.layers[self.index[newest]].residual |= tags - {newest}
         self._tag(out, frozenset({newest}))
 
+    def _vector(self, kind: str, args: tuple, kwargs: dict, out) -> None:
+        """Count an op's elements (the largest of its tensors: what pooling reads, what an add
+        writes) as ``ops`` of the newest layer whose output it works on. An op on the network's
+        input alone (preprocessing) or on weights alone (fake quantization of a weight) is not
+        counted: it is not done per inference on the system."""
+        tags = self._tags(args, kwargs)
+        if tags:
+            newest = max(tags, key=self.index.__getitem__)
+            self.layers[self.index[newest]].ops[kind] += max(t.numel() for t in _tensors((args, kwargs, out)))
+
     def _add(self, base: str, layer: dict, weight: torch.Tensor | None, x: torch.Tensor | None, op: str, what: str,
              reads: tuple | frozenset[str], adds: tuple = ()) -> str:
         """Record a layer that multiplies ``reads`` (the tensors, whose producers are its inputs,
@@ -419,6 +462,8 @@ class _Recorder(TorchFunctionMode):
                 self._pad({**dict(zip(_PAD, args)), **kwargs}, out)
             qual = self.stack[-1][0]
             self.summary.append((f"{qual}.{name}" if qual else name, name, "passed through (no macro work)"))
+            if op in VECTOR_OPS:
+                self._vector(VECTOR_OPS[op], args, kwargs, out)
         if len(self.layers) > n:  # a layer ran: its result is its own
             self._tag(out, frozenset({self.layers[-1].layer["name"]}))
         else:
@@ -515,6 +560,10 @@ class _Recorder(TorchFunctionMode):
                             "tokens": q, "repeat": heads * times, "dynamic": True}, None, x if not i else None,
                             "attention", "exported (matmul of activations: Q K^T)", qk_from)
                   for i, (q, k, times) in enumerate(blocks)]
+        for name, (q, k, times) in zip(scores, blocks):  # the scaled scores' softmax
+            self.layers[self.index[name]].ops["softmax"] += q * k * heads * times
+        if causal or n_k > n_q:  # a decoder: the queries' keys and values are kept for the tokens after
+            self.layers[self.index[scores[0]]].layer["kv_cache_writes"] = heads * n_q * (e + ev)
         return [self._add(f"{base}.values{tag(q, k)}", {"type": "linear", "in_channels": k, "out_channels": ev,
                           "tokens": q, "repeat": heads * times, "dynamic": True}, None, None, "attention",
                           "exported (matmul of activations: softmax(Q K^T) V)", v_from | set(scores))
@@ -554,6 +603,8 @@ class _Recorder(TorchFunctionMode):
         qual = self.stack[-1][0]
         kind = getattr(mod, "mode", type(mod).__name__)
         gates, x = GATES[kind], args[0]
+        cell_kind = kind.removesuffix("Cell")
+        step_ops = STEP_OPS[f"RNN_{mod.nonlinearity.upper()}" if cell_kind == "RNN" else cell_kind]
         cell = isinstance(mod, nn.RNNCellBase)
         if cell:  # one step: (batch, input) or (input)
             steps, batch = 1, (int(x.shape[0]) if x.dim() == 2 else 1)
@@ -581,6 +632,8 @@ class _Recorder(TorchFunctionMode):
                 last = self._add(f"{qual}.weight_hh{suffix}", {"type": "linear", "in_channels": h_size,
                                  "out_channels": gates * hidden, "tokens": batch, "repeat": steps}, hh, None,
                                  kind, "exported (hidden-state gates, step by step)", frozenset({last}))
+                for what, n in step_ops.items():  # the gates' activations and the state update
+                    self.layers[self.index[last]].ops[what] += n * hidden * steps * batch
                 if proj:
                     hr = getattr(mod, f"weight_hr{suffix}")
                     last = self._add(f"{qual}.weight_hr{suffix}", {"type": "linear", "in_channels": hidden,
@@ -617,7 +670,8 @@ class _Recorder(TorchFunctionMode):
                       (a, b), adds)
 
 
-_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "tokens": 1, "repeat": 1, "dynamic": False}
+_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "tokens": 1, "repeat": 1, "dynamic": False,
+             "kv_cache_writes": 0}
 
 
 def _causal_blocks(n_q: int, n_k: int) -> list[tuple[int, int, int]]:
@@ -667,7 +721,7 @@ def _validated(workload: dict) -> None:
 
 def export(model: nn.Module, example_input: torch.Tensor, name: str, source: str = "torch export",
            bits: Bits | dict[str, Bits] | None = None, calibration: Iterable[torch.Tensor] | None = None,
-           mask_file: str | None = None, masks: bool = True) -> Exported:
+           mask_file: str | None = None, masks: bool = True, tokens: int = 1) -> Exported:
     """Export ``model`` run on ``example_input`` (batch first, batch 1) to a cimco workload.
 
     ``bits``: one :class:`Bits` for all layers, or a mapping from layer name (and
@@ -675,6 +729,7 @@ def export(model: nn.Module, example_input: torch.Tensor, name: str, source: str
     modules) wins. ``calibration``: batches (or a DataLoader) to measure input densities.
     ``masks``: reference the weights' exact zeros from ``mask_file`` (an ``.npz``); turn it
     off for shapes-only models, whose random init may hold an exact zero by chance.
+    ``tokens``: how many an inference processes (a prompt's length), for energy per token.
     """
     if example_input.dim() == 0 or example_input.shape[0] != 1:
         raise ExportError(f"the example input has shape {tuple(example_input.shape)}: a workload is one "
@@ -692,6 +747,8 @@ def export(model: nn.Module, example_input: torch.Tensor, name: str, source: str
             x.layer["inputs"] = inputs
         if x.residual:
             x.layer["residual"] = sorted(x.residual, key=rec.index.__getitem__)
+        if x.ops:
+            x.layer["ops"] = dict(sorted(x.ops.items()))
         per_layer = bits.get(x.layer["name"]) if isinstance(bits, dict) else None
         x.layer["bits"] = (getattr(x.module, "cimco_bits", None) or per_layer or default).model_dump()
         if masks and x.weight is not None and bool((x.weight == 0).any()):
@@ -709,6 +766,7 @@ def export(model: nn.Module, example_input: torch.Tensor, name: str, source: str
             if numel[x["name"]]:
                 x["input_density"] = max(round(nonzero[x["name"]] / numel[x["name"]], 6), 1e-6)
     workload = {"kind": "workload", "name": name, "source": f"{source} (cimco export)",
-                "bits": default.model_dump(), "layers": [_compact(x, default.model_dump()) for x in layers]}
+                "bits": default.model_dump(), **({"tokens": tokens} if tokens != 1 else {}),
+                "layers": [_compact(x, default.model_dump()) for x in layers]}
     _validated(workload)
     return Exported(workload, weight_masks, rec.summary)

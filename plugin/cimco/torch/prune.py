@@ -96,9 +96,32 @@ def check(model: nn.Module, pattern: str, density: float, macro: MacroSpec,
     return out
 
 
+def attention_projections(model: nn.Module, example: torch.Tensor | None = None) -> set[str]:
+    """The Conv2d/Linear modules that are attention's projections: inside an
+    ``nn.MultiheadAttention`` (its ``out_proj``), and, from one run on ``example``, every layer
+    whose output a matmul of activations multiplies (query, key, value) or that multiplies one's
+    output (the output projection), as ``cimco export`` sees the run."""
+    names = {f"{q}.{n}" for q, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)
+             for n, sub in m.named_modules() if isinstance(sub, nn.Linear)}
+    if example is not None:
+        from cimco.torch.export import export
+
+        layers = export(model, example, "probe", masks=False).workload["layers"]
+        dynamic = {x["name"] for x in layers if x.get("dynamic")}
+        for i, x in enumerate(layers):
+            inputs = set(x.get("inputs", [layers[i - 1]["name"]] if i else []))
+            names |= inputs - dynamic if x["name"] in dynamic else ({x["name"]} if inputs & dynamic else set())
+    modules = {n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    return names & modules
+
+
 @dataclass
 class Pruner:
-    """Gradual CIM-aware pruning of every Conv2d/Linear in a model (call per step)."""
+    """Gradual CIM-aware pruning of every Conv2d/Linear in a model (call per step).
+
+    Attention's projections (:func:`attention_projections`; give ``example``, an input, for
+    attention written with ``scaled_dot_product_attention`` or matmuls) stay dense unless
+    ``attention`` is set: the feed-forward and other weight layers are pruned."""
 
     model: nn.Module
     pattern: str
@@ -108,11 +131,21 @@ class Pruner:
     recover_epochs: int = 2
     p: int = 1
     skip: tuple[str, ...] | None = None  # default: the first and last layer stay dense
+    example: torch.Tensor | None = None  # an input, to find attention's projections
+    attention: bool = False  # prune attention's projections too
 
     def __post_init__(self) -> None:
         names = [n for n, m in self.model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
         if self.skip is None:
             self.skip = (names[0], names[-1])
+        if self.attention:
+            held = [q for q, m in self.model.named_modules() if isinstance(m, nn.MultiheadAttention)]
+            if held:
+                raise SpecError([Problem("prune", "attention", f"module {held[0]!r} (MultiheadAttention) holds "
+                                         f"its query, key and value weights as parameters, not Linear modules: "
+                                         f"cimco prunes Linear and Conv2d modules only")])
+        else:
+            self.skip = tuple(self.skip) + tuple(sorted(attention_projections(self.model, self.example)))
         problems = check(self.model, self.pattern, self.density, self.macro, self.skip)
         if problems:
             raise SpecError(problems)

@@ -228,6 +228,21 @@ class Encoder(nn.Module):
         return self.head(x[:, 0] if self.first else x[:, -1])
 
 
+# The sequence models, as functions of their length: BERT-base's tokens, GPT-2's prompt
+# (prefill) or the tokens in its KV cache before the one decoded -> (model, input shape, tokens
+# an inference processes).
+SEQUENCE: dict[str, Callable[[int], tuple[Callable[[], nn.Module], tuple[int, ...], int]]] = {
+    # BERT-base (Devlin et al., NAACL 2019): n embedded tokens, 12 blocks of 768, 12 heads
+    "bert_base_seq128": lambda n: (lambda: Encoder(768, 12, 12, 768, first=True), (1, n, 768), n),
+    # GPT-2 small (Radford et al., 2019): a causal prompt of n tokens, then one token decoded
+    # with the n before it in the KV cache
+    "gpt2_small_prefill128": lambda n: (lambda: Encoder(768, 12, 12, 50257, first=False, causal=True),
+                                        (1, n, 768), n),
+    "gpt2_small_decode128": lambda n: (lambda: Encoder(768, 12, 12, 50257, first=False, cached=n), (1, 1, 768), 1),
+}
+SEQUENCE_LENGTH = 128  # the bundled sequence models' length (their names say it)
+MAX_SEQUENCE_LENGTH = 2**14
+
 ZOO: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "resnet20_cifar": (lambda: ResNet(BasicBlock, [3, 3, 3], [16, 32, 64], 10, False, False), (1, 3, 32, 32)),
     "resnet56_cifar": (lambda: ResNet(BasicBlock, [9, 9, 9], [16, 32, 64], 10, False, False), (1, 3, 32, 32)),
@@ -237,21 +252,24 @@ ZOO: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "resnet50_imagenet": (lambda: ResNet(Bottleneck, [3, 4, 6, 3], [64, 128, 256, 512], 1000, True), (1, 3, 224, 224)),
     "mobilenetv2_imagenet": (lambda: MobileNetV2(1000), (1, 3, 224, 224)),
     "deit_tiny_imagenet": (lambda: DeiT(), (1, 3, 224, 224)),
-    # BERT-base (Devlin et al., NAACL 2019): 128 embedded tokens, 12 blocks of 768, 12 heads
-    "bert_base_seq128": (lambda: Encoder(768, 12, 12, 768, first=True), (1, 128, 768)),
-    # GPT-2 small (Radford et al., 2019): a causal prompt of 128 tokens, then one token decoded
-    # with the 128 before it in the KV cache
-    "gpt2_small_prefill128": (lambda: Encoder(768, 12, 12, 50257, first=False, causal=True), (1, 128, 768)),
-    "gpt2_small_decode128": (lambda: Encoder(768, 12, 12, 50257, first=False, cached=128), (1, 1, 768)),
+    **{name: f(SEQUENCE_LENGTH)[:2] for name, f in SEQUENCE.items()},
 }
 
 
-def get(name: str, example: str = "random", seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+def tokens(name: str, length: int | None = None) -> int:
+    """Tokens an inference of zoo model ``name`` processes (1 for the image models)."""
+    return SEQUENCE[name](length or SEQUENCE_LENGTH)[2] if name in SEQUENCE else 1
+
+
+def get(name: str, example: str = "random", seed: int = 0, length: int | None = None) -> tuple[nn.Module, torch.Tensor]:
     """A zoo model (eval mode, init seeded with 0) and an example input of its shape:
-    ``random`` (standard normal from ``seed``) or ``zeros``. The weights are random: export
-    them without masks (an exact zero in them is chance, not pruning)."""
+    ``random`` (standard normal from ``seed``) or ``zeros``; a sequence model (:data:`SEQUENCE`)
+    at ``length`` tokens (default its own). The weights are random: export them without masks
+    (an exact zero in them is chance, not pruning)."""
     if name not in ZOO:
         raise KeyError(name)
-    make, shape = ZOO[name]
+    if length is not None and name not in SEQUENCE:
+        raise ValueError(f"zoo model {name!r} has no sequence length (sequence models: {', '.join(SEQUENCE)})")
+    make, shape = SEQUENCE[name](length)[:2] if length is not None else ZOO[name]
     torch.manual_seed(0)
     return make().eval(), example_input(shape, example, seed)
