@@ -26,7 +26,7 @@ MODULE_LEVEL = {
     "test_calibration": "engine", "test_macro_families": "engine", "test_upstream": "engine",
     "test_map_fuzz": "engine", "test_sparse_map": "engine", "test_lrmp": "engine", "test_execution": "engine",
     "test_timeloop_export": "engine", "test_cim_backend": "engine", "test_vector": "engine",
-    "test_sequence": "engine",
+    "test_sequence": "engine", "test_placement": "engine",
     "test_api": "e2e", "test_faults": "e2e", "test_map_e2e": "e2e", "test_sweep": "e2e",
     "test_timeloop_runner": "e2e", "test_fuzz": "e2e", "test_bad_input": "e2e", "test_docs": "e2e",
     "test_backends": "e2e", "test_hardening_cli": "e2e",

@@ -50,7 +50,7 @@ def _keys(x, prefix: str = "") -> set[str]:
     """Every dotted key of a report, lists of layers read as their first element; maps whose
     keys are data (parts, actions, layer names) count as one key."""
     data = ("energy_by_component", "action_counts", "latency_by_component_s", "memory_budget_bits", "engine",
-            "sparsity", "bits", "mapping_loops")
+            "sparsity", "bits", "mapping_loops", "placement")
     if any(prefix.endswith(d) for d in data):
         return {prefix}
     if isinstance(x, list):

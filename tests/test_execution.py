@@ -225,10 +225,14 @@ def test_macros_needed_follow_each_runs_own_mask(mapped) -> None:
     import numpy as np
 
     system, runs, tables = mapped
-    _, dense = apply(system, SKIP, runs)
     pruned = [replace(runs[0], mask=np.zeros((16, 16, 3, 3), bool)), *runs[1:]]
-    _, plan = apply(system, SKIP, pruned)
-    assert (dense.macros_needed, plan.macros_needed) == (3, 2)
+    pipelined = Execution(mode="pipelined")
+    assert (apply(system, SKIP, runs, pipelined)[1].macros_needed,
+            apply(system, SKIP, pruned, pipelined)[1].macros_needed) == (3, 2)
+    # sequential: the placement of the layers' pieces as mapped (cimco.placement); every block of
+    # a pruned, so it holds no cells
+    dense, plan = (apply(system, SKIP, r, Execution(replicate=False))[1] for r in (runs, pruned))
+    assert any("a" in m for m in dense.placement) and not any("a" in m for m in plan.placement)
 
 
 def test_a_dynamic_layer_writes_its_operand_at_every_run(mapped) -> None:
@@ -253,8 +257,15 @@ def test_a_dynamic_layer_writes_its_operand_at_every_run(mapped) -> None:
         assert ("CellArray", "write") in plan.weight_load_actions or how.weights == "reload"
     macros = [s.macros for s in _stages(system, dyn, [None] * 3)]
     two = _w(*[{**x.model_dump(exclude_defaults=True), "dynamic": x.name != "a"} for x in dyn.layers])
-    assert apply(system, two, runs, how=Execution(weights="resident"))[1].macros_needed == macros[0] + max(macros[1:])
     assert apply(system, two, runs, how=Execution(mode="pipelined"))[1].macros_needed == sum(macros)
+    # sequential: the static layer's pieces packed, and the largest dynamic layer's macros (as
+    # mapped) kept whole beside them
+    from cimco.placement import piece
+
+    plan = apply(system, two, runs, how=Execution(weights="resident", replicate=False))[1]
+    used = sum(1 for m in plan.placement if m)
+    assert {n for m in plan.placement for n in m} == {"a"}
+    assert plan.macros_needed == used + max(piece(r, system).macros for r in runs[1:])
 
 
 def test_a_dynamic_layer_on_preloaded_macros_is_refused_before_mapping(tmp_path: Path, capsys, monkeypatch) -> None:

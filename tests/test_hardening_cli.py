@@ -359,10 +359,15 @@ def test_spatial_utilization_is_counted_from_the_mapping(tmp_path: Path, capsys)
     (tmp_path / "w.yaml").write_text("kind: workload\nname: l1\nsource: test\nlayers:\n  - {name: c, type: conv, "
                                      "in_channels: 16, out_channels: 16, input_hw: [32, 32], kernel: 3, padding: 1}\n")
     assert main(["map", "--system", SYSTEM, "--workload", str(tmp_path / "w.yaml"), "--out", str(tmp_path / "OUT"),
-                 "--quiet"]) == 0
+                 "--quiet", "--no-replicate"]) == 0
     x = json.loads((tmp_path / "OUT" / "report.json").read_text())["layers"][0]
     assert (x["macros_used"], x["rows_used"], x["columns_used"]) == (9, 16, 128)
     assert x["spatial_utilization"] == 0.140625 and x["temporal_utilization"] == pytest.approx(1.0)
+    # with copies of its weights in the 23 idle macros (default): 3 copies, 27 macros
+    assert main(["map", "--system", SYSTEM, "--workload", str(tmp_path / "w.yaml"), "--out", str(tmp_path / "R"),
+                 "--quiet"]) == 0
+    r = json.loads((tmp_path / "R" / "report.json").read_text())["layers"][0]
+    assert (r["replication"], r["macros_used"], r["spatial_utilization"]) == (3, 27, 3 * 0.140625)
     row = (tmp_path / "OUT" / "layers.csv").read_text().splitlines()
     assert "macros_used,rows_used,columns_used,spatial_utilization,temporal_utilization" in row[0]
     assert ",9,16,128,0.140625," in row[1]

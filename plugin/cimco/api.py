@@ -51,14 +51,15 @@ class Report:
 
 def map(system: str | Path | SystemSpec, workload: str | Path | WorkloadSpec, out: str | Path | None = None,
         cache_dir: str | Path | None = None, jobs: int = 1, progress: bool = False,  # noqa: A001
-        mode: str = "sequential", weights: str = "auto", batch: int = 1, backend: str | None = None) -> Report:
+        mode: str = "sequential", weights: str = "auto", batch: int = 1, backend: str | None = None,
+        replicate: bool = True) -> Report:
     """Map ``workload`` on ``system`` (spec files or spec objects) and return its Report.
 
     With ``out`` the report's files are written there as by ``cimco map`` (mapping cache in
     ``out/cache`` unless ``cache_dir`` is given); without, nothing is written unless
     ``cache_dir`` is given. Mask files of a workload object are looked up from the cwd.
-    ``mode``, ``weights``, ``batch`` and ``backend`` are ``cimco map``'s ``--mode``,
-    ``--weights``, ``--batch`` and ``--backend`` (:mod:`cimco.execution`,
+    ``mode``, ``weights``, ``batch``, ``backend`` and ``replicate`` are ``cimco map``'s ``--mode``,
+    ``--weights``, ``--batch``, ``--backend`` and ``--replicate`` (:mod:`cimco.execution`,
     :mod:`cimco.backends`); a value they do not allow is a ValueError, an execution the
     system or backend cannot give a SpecError, both before any mapping.
     """
@@ -70,7 +71,7 @@ def map(system: str | Path | SystemSpec, workload: str | Path | WorkloadSpec, ou
     s = system if isinstance(system, SystemSpec) else load(system, "system")
     w = workload if isinstance(workload, WorkloadSpec) else load(workload, "workload")
     w_path = "workload" if isinstance(workload, WorkloadSpec) else str(workload)
-    how = Execution(mode, weights, batch)
+    how = Execution(mode, weights, batch, replicate)
     engine = backends.get(backend or backends.DEFAULT, Path(out) / "timeloop" if out is not None else None)
     cache = Path(cache_dir) if cache_dir else Path(out) / "cache" if out else None
     res = pipeline.run(s, w, resolve(s, w, w_path), how, engine, cache, jobs=jobs, progress=progress,

@@ -87,7 +87,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     system, workload, masks = _load(args)
     out = Path(args.out)
     cache = _cache_dir(args, out)
-    how = Execution(mode=args.mode, weights=args.weights, batch=args.batch)
+    how = Execution(mode=args.mode, weights=args.weights, batch=args.batch, replicate=args.replicate)
     backend = backends.get(args.backend, out / "timeloop", args.timeloop_bin)
     limits = Limits(timeout_s=args.layer_timeout, memory_bytes=int(args.layer_memory_gb * 2**30))
     pipeline.check(system, workload, masks, how, backend, args.jobs, args.workload)  # before OUT is made
@@ -622,6 +622,9 @@ def parser() -> argparse.ArgumentParser:
                    "copy of every layer fits in the macros (default)")
     m.add_argument("--batch", type=_count, default=1,
                    help="inputs per weight load with --weights reload (default 1)")
+    m.add_argument("--replicate", action=argparse.BooleanOptionalAction, default=True,
+                   help="sequential mode, resident weights: copy a layer's weights into the macros' free space "
+                   "while that lowers its latency, its output positions split over the copies (default on)")
     m.add_argument("--layer-timeout", type=_positive, default=1800.0, metavar="SECONDS",
                    help="most wall time the backend may take to map one layer (default 1800)")
     m.add_argument("--layer-memory-gb", type=_positive, default=8.0, metavar="GB",

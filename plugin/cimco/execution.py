@@ -42,6 +42,7 @@ bandwidth-bound in the mapping: time = bits / bandwidth). Everything is per infe
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from cimco import vector
@@ -63,6 +64,7 @@ class Execution:
     mode: str = "sequential"
     weights: str = "auto"
     batch: int = 1
+    replicate: bool = True  # copies of a layer's resident weights in free macros (sequential)
 
     def __post_init__(self) -> None:
         bad = [f"{k} must be one of {', '.join(opts)}, got {v!r}"
@@ -85,6 +87,8 @@ class Plan:
     input_on_chip: list[float]  # fraction of the layer's input read from the buffer
     weight_load_actions: dict[tuple[str, str], float] = field(default_factory=dict)  # one programming
     stage_s: list[float] = field(default_factory=list)  # pipelined stage times
+    placement: list | None = None  # resident weights, macro by macro (cimco.placement), when packed
+    replication: dict[str, int] = field(default_factory=dict)  # copies of a layer's weights, above 1
 
 
 def _sizes(workload: WorkloadSpec) -> list[int]:
@@ -193,11 +197,12 @@ def _scale_latency(run: LayerRun, actions: dict, comp: str) -> float:
     return run.latency_by_component.get(comp, 0.0) * (new / old if old else 0.0)
 
 
-def _weights(system: SystemSpec, how: Execution, need: int, stages: list | None) -> str:
-    """``how.weights`` resolved (resident or reload), or a SpecError if it cannot be."""
+def _weights(system: SystemSpec, how: Execution, need: int, stages: list | None, fits: bool | None = None) -> str:
+    """``how.weights`` resolved (resident or reload), or a SpecError if it cannot be; ``fits``:
+    whether one copy of every layer's weights fits (default: ``need`` macros or fewer)."""
     if how.mode not in MODES or how.weights not in WEIGHTS or how.batch < 1:
         raise ValueError(f"bad execution {how}")
-    fits = need <= system.n_macros
+    fits = need <= system.n_macros if fits is None else fits
     if how.mode == "pipelined" and stages is None:
         raise SpecError([Problem("cimco map", "--mode", f"a layer has over {MAX_MASK_WEIGHTS:,} weights, "
                                  f"beyond what the spatial model of pipelined mode evaluates")])
@@ -208,11 +213,52 @@ def _weights(system: SystemSpec, how: Execution, need: int, stages: list | None)
     if weights == "auto":
         weights = "resident" if fits else "reload"
     if weights == "resident" and not fits:
+        why = (f"needs {need} macros" if need > system.n_macros else
+               "does not fit them, packed as the layers' mappings spread it (cimco.placement)")
         raise SpecError([Problem("cimco map", "--mode" if how.mode == "pipelined" else "--weights",
-                                 f"one copy of every layer's weights needs {need} macros; system "
-                                 f"{system.name!r} has {system.n_macros} (cores x macros_per_core): use "
-                                 f"--weights reload with --mode sequential, or a larger system")])
+                                 f"one copy of every layer's weights {why}; system {system.name!r} has "
+                                 f"{system.n_macros} (cores x macros_per_core): use --weights reload with "
+                                 f"--mode sequential, or a larger system")])
     return weights
+
+
+def _placed(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun]):
+    """(pieces by layer, placement or None, macros reserved for dynamic layers) of the layers'
+    weights as their mappings spread them (:mod:`cimco.placement`); None where a mapping gives
+    no loops (the Timeloop backend) or copies weights."""
+    from cimco import placement
+
+    pieces = {x.name: placement.piece(r, system) for x, r in zip(workload.layers, runs)
+              if not x.dynamic or _written(system, x)}
+    if any(p is None for p in pieces.values()):
+        return None
+    reserved = max((pieces.pop(x.name).macros for x in workload.layers if _written(system, x)), default=0)
+    return pieces, placement.pack(system, list(pieces.values()), reserved), reserved
+
+
+def _replicate(workload: WorkloadSpec, runs: list[LayerRun], pieces: dict, placed) -> dict[str, int]:
+    """Copies of layers' resident weights in the free space of the placement, one at a time to
+    the layer whose latency falls the most per macro it takes (its output positions split over
+    the copies; its other parts unchanged), while one fits and lowers it. Per inference the
+    energy is unchanged (the copies are written once, with the weights), so the energy-delay
+    product falls with the latency."""
+    copies = {name: 1 for name in pieces}
+
+    def latency(run: LayerRun, r: int) -> float:
+        lat, positions = run.latency_by_component, run.layer.positions
+        macro = max((v for c, v in lat.items() if c in MACRO_PARTS), default=0.0) * math.ceil(positions / r) / positions
+        return max([macro] + [v for c, v in lat.items() if c not in MACRO_PARTS]) * run.layer.repeat
+
+    todo = {run.layer.name: run for run in runs if run.layer.name in pieces and pieces[run.layer.name].row_blocks}
+    while todo:
+        gain = {name: (latency(run, copies[name]) - latency(run, copies[name] + 1)) / pieces[name].macros
+                for name, run in todo.items()}
+        name = max(gain, key=lambda k: (gain[k], k))
+        if gain[name] <= 0 or not placed.put(pieces[name]):
+            del todo[name]
+            continue
+        copies[name] += 1
+    return {name: r for name, r in copies.items() if r > 1}
 
 
 def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> list | None:
@@ -226,8 +272,25 @@ def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: E
                                  f"activations writes its operand into the macros at every run; use 'per_layer', "
                                  f"or give the system a digital_unit")])
     stages = _stages(system, workload, [(masks or {}).get(x.name) for x in workload.layers])
-    _weights(system, how, _macros_needed(system, workload, stages, how.mode == "pipelined"), stages)
+    pipelined = how.mode == "pipelined"
+    need = _macros_needed(system, workload, stages, pipelined)
+    _weights(system, how, need if pipelined else min(need, _lower_bound(system, workload, masks)), stages)
     return stages
+
+
+def _lower_bound(system: SystemSpec, workload: WorkloadSpec, masks: dict | None) -> int:
+    """Macros below which no packing (:mod:`cimco.placement`, decided after mapping) holds the
+    weights: their cells (the kept share, where masked) over a macro's, and the largest dynamic
+    layer's beside them."""
+    m, masks = system.macro, masks or {}
+
+    def cells(x) -> float:
+        kept = float(masks[x.name].mean()) if x.name in masks else 1.0
+        return x.out_channels * x.reduction * m.n_weight_slices(workload.layer_bits(x).weight) * kept
+
+    per_macro = m.rows * m.cols
+    dynamic = [math.ceil(cells(x) / per_macro) for x in workload.layers if _written(system, x)]
+    return math.ceil(sum(cells(x) for x in workload.layers if not x.dynamic) / per_macro) + max(dynamic, default=0)
 
 
 def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
@@ -238,11 +301,15 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
     if stages is False:
         stages = _stages(system, workload, [r.mask for r in runs])
     need = _macros_needed(system, workload, stages, how.mode == "pipelined")
-    weights = _weights(system, how, need, stages)
+    placed = None if how.mode == "pipelined" else _placed(system, workload, runs)
+    if placed is not None and placed[1] is not None:
+        need = placed[1].used + placed[2]
+    weights = _weights(system, how, need, stages, None if placed is None else placed[1] is not None)
     kept = _residency(workload, system.global_buffer.size_bits, how.mode == "pipelined")
     index = {x.name: i for i, x in enumerate(workload.layers)}
     size = _sizes(workload)
     plan = Plan(how.mode, weights, how.batch, need, kept, [])
+    cell_writes = {}  # per run of each layer: its weights' cell writes (bits)
     out = []
     for i, (x, run) in enumerate(zip(workload.layers, runs)):
         a = dict(run.tensor_actions)
@@ -269,6 +336,7 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
         # the weights' load: the layer's own counts (its stored weights, after sparsity)
         moved = {(comp, act): v for (comp, tensor, act), v in run.tensor_actions.items()
                  if tensor == "W" and (comp, act) in ((DRAM, "read"), (CELL_ARRAY, "write"))}
+        cell_writes[x.name] = moved.get((CELL_ARRAY, "write"), 0.0)
         for (comp, act), v in moved.items():
             if x.dynamic:  # an activation, written into the macros at every run
                 continue
@@ -295,6 +363,19 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
                     lat[comp] = stage
             plan.stage_s.append(max(lat.values()) * n)
         out.append(with_counts(run, a, lat))
+    if weights == "resident" and placed is not None:
+        pieces, placement, _ = placed
+        if how.replicate:
+            plan.replication = _replicate(workload, out, pieces, placement)
+        plan.placement = placement.as_json(system.n_macros)
+    for name, r in plan.replication.items():  # copies written once with the weights; positions split
+        i = index[name]
+        run, positions = out[i], out[i].layer.positions
+        lat = {c: v * (math.ceil(positions / r) / positions if c in MACRO_PARTS else 1.0)
+               for c, v in run.latency_by_component.items()}
+        out[i] = with_counts(run, run.tensor_actions, lat)
+        written = (r - 1) * cell_writes[name] * run.layer.repeat
+        plan.weight_load_actions[CELL_ARRAY, "write"] = plan.weight_load_actions.get((CELL_ARRAY, "write"), 0) + written
     return out, plan
 
 

@@ -57,7 +57,8 @@ def mapped_costs(system: SystemSpec, layer: Layer, bits: int, macros: int, mask:
     alone_layer = layer.model_copy(update={"bits": None, "repeat": 1, "residual": [], "inputs": None})
     one = WorkloadSpec.model_construct(name=layer.name, source="cimco lrmp",
                                        bits=Bits(input=bits, weight=bits, output=output_bits), layers=[alone_layer])
-    res = pipeline.run(sub, one, {layer.name: mask} if mask is not None else None, Execution(), backend, None)
+    res = pipeline.run(sub, one, {layer.name: mask} if mask is not None else None, Execution(replicate=False),
+                       backend, None)
     row, ert = res.report["layers"][0], res.tables.ert
     counts = {tuple(k.split(".", 1)): n for k, n in row["action_counts"].items()}
     energy = sum(n * ert.get(c, {}).get(a, 0.0) for (c, a), n in counts.items()

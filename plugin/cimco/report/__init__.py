@@ -62,7 +62,7 @@ def efficiency(layers: list[dict], energy_by_component: dict[str, float], fps: f
     }
 
 
-def utilization(run: LayerRun, system: SystemSpec) -> dict:
+def utilization(run: LayerRun, system: SystemSpec, copies: int = 1) -> dict:
     """How much of the system a layer's mapping uses: the macros its spatial loops spread over
     (macros x cores) of all, the word lines each activation turns on (rows) of those a macro
     turns on at once, the columns (output channels x a weight's columns) of a macro's;
@@ -83,7 +83,7 @@ def utilization(run: LayerRun, system: SystemSpec) -> dict:
         return math.prod(d["bound"] for d in loops if d["node"] == "spatial" and d.get("component") == component)
 
     m, g = system.macro, MacroGeometry.of_system(system, run.bits)
-    macros, rows, columns = used("macro") * used("core"), used("row"), used("column") * g.weight_slices
+    macros, rows, columns = used("macro") * used("core") * copies, used("row"), used("column") * g.weight_slices
     busy = run.latency_by_component.get(CELL_ARRAY)
     return dict(zip(keys, (macros, rows, columns, macros / system.n_macros * rows / m.wordlines_on * columns / m.cols,
                            busy / run.latency_s if busy is not None and run.latency_s > 0 else None)))
@@ -158,7 +158,8 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "weight_density": occ.weight_density if occ else 1.0,
             "block_density": occ.block_density if occ else 1.0,
             "input_density": run.layer.input_density,
-            **utilization(run, system),
+            "replication": plan.replication.get(run.layer.name, 1),
+            **utilization(run, system, plan.replication.get(run.layer.name, 1)),
             "sparsity": _sparsity(sp),
             "energy_by_component": by_comp,
             "action_counts": {f"{c}.{a}": k * n for (c, a), k in actions.items()},
@@ -192,6 +193,8 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "weights": plan.weights,
             "batch": plan.batch,
             "macros_needed": plan.macros_needed,
+            # resident weights, macro by macro: layer -> its row blocks and columns (cimco.placement)
+            "placement": plan.placement,
             # one programming of every layer's weights (resident weights): not in energy_j
             "weight_load_j": sum(tables.energy(c, a) * k for (c, a), k in plan.weight_load_actions.items()),
             "column_split_layers": sum(x["column_split"] for x in layers),

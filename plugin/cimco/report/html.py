@@ -278,6 +278,46 @@ def ratios_svg(d: dict) -> str:
     return _svg(fig)
 
 
+MAX_MACROS_DRAWN = 256
+PLACEMENT_COLOURS = 12  # layers with a colour of their own; the rest share one
+
+
+def placement_data(report: dict) -> dict | None:
+    """Each macro's share of cells held by each layer (``totals.placement``), the layers with the
+    most cells named, the others summed; None without a placement (weights reloaded, pipelined)."""
+    macros = (report.get("totals") or {}).get("placement")
+    if not isinstance(macros, list) or not macros:
+        return None
+    macros = macros[:MAX_MACROS_DRAWN]
+    total: dict[str, float] = {}
+    for held in macros:
+        for name, v in held.items():
+            total[name] = total.get(name, 0.0) + _finite(v.get("share"))
+    named = sorted(total, key=lambda k: (-total[k], k))[:PLACEMENT_COLOURS]
+    rest = [sum(_finite(v.get("share")) for k, v in held.items() if k not in named) for held in macros]
+    return {"names": named + (["other layers"] if any(rest) else []),
+            "shares": [[_finite(held.get(k, {}).get("share")) for held in macros] for k in named]
+            + ([rest] if any(rest) else []), "shown": len(macros), "all": len(report["totals"]["placement"])}
+
+
+def placement_svg(d: dict) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.18 * d["shown"] + 2), 3.6))
+    x = list(range(d["shown"]))
+    bottom = [0.0] * d["shown"]
+    colours = list(plt.get_cmap("tab20").colors[:PLACEMENT_COLOURS]) + ["0.6"]  # "other layers": grey
+    for name, vals, colour in zip(d["names"], d["shares"], colours):
+        ax.bar(x, vals, bottom=bottom, label=name, width=0.85, color=colour)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("macro" + (f" (first {d['shown']} of {d['all']})" if d["shown"] < d["all"] else ""))
+    ax.set_ylabel("share of its cells")
+    ax.set_title("resident weights: which layer lives in which macro")
+    ax.legend(fontsize=6, ncols=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return _svg(fig)
+
+
 def roofline_data(report: dict, layers: list[dict]) -> dict | None:
     """Per layer: ops per byte of DRAM and of global-buffer traffic, and ops/s attained (2 ops
     per dense MAC over the layer's time); the system's ceilings (report.json ``ceilings``)."""
@@ -410,6 +450,10 @@ def fragment(report: dict, area_m2: dict[str, float] | None = None, cache: Path 
                                           "top": len(top) < len(layers)}, cache)]
         if roof := roofline_data(report, top):
             parts += ["<h2>Roofline</h2>", figure(roofline_svg, roof, cache)]
+    if placed := placement_data(report):
+        parts += ["<h2>Weight placement</h2><p>Resident weights packed as the layers' mappings spread them; a "
+                  "layer's copies (<code>replication</code>) are in other macros.</p>",
+                  figure(placement_svg, placed, cache)]
     if area and all(_num(v) for v in area.values()):
         mm2 = sorted(((k, v * 1e6) for k, v in area.items() if v > 0), key=lambda kv: kv[1])
         parts += ["<h2>Area by part</h2>", figure(area_svg, {"mm2": mm2}, cache)]
