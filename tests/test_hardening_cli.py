@@ -397,7 +397,8 @@ def test_breakdown_by_level_and_tensor_adds_up_and_counts_weights(tmp_path: Path
     """Issue 21: reads, writes and energy by level and tensor, as Timeloop's stats give them,
     after the sparsity and execution steps: they add up to every layer's energy and the total,
     and the weights move as counted by hand: every weight bit read from DRAM and written into
-    the cells once per batch (ResNet-20, 8-bit weights)."""
+    the cells once per batch, and once more into each copy of a layer's weights (read from DRAM
+    once and broadcast) (ResNet-20, 8-bit weights)."""
     from cimco.spec import load
 
     r20 = Path(SYSTEM).parent.parent / "workloads/resnet20_cifar.yaml"
@@ -409,9 +410,12 @@ def test_breakdown_by_level_and_tensor_adds_up_and_counts_weights(tmp_path: Path
     total = {(b["level"], b["tensor"]): b for b in report["breakdown"]}
     assert sum(b["energy_j"] for b in total.values()) == pytest.approx(report["totals"]["energy_j"], rel=1e-12)
     batch = int(flags[-1])
-    weight_bits = sum(x.out_channels * x.reduction * x.repeat * 8 for x in load(r20).layers)
-    assert total["DRAM", "W"]["reads"] == pytest.approx(weight_bits / batch, rel=1e-12)
-    assert total["CellArray", "W"]["writes"] == pytest.approx(weight_bits / batch, rel=1e-12)
+    bits = {x.name: x.out_channels * x.reduction * x.repeat * 8 for x in load(r20).layers}
+    copies = {x["name"]: x["replication"] for x in report["layers"]}
+    assert max(copies.values()) > 1  # the copies are counted below, not absent
+    assert total["DRAM", "W"]["reads"] == pytest.approx(sum(bits.values()) / batch, rel=1e-12)
+    assert total["CellArray", "W"]["writes"] == pytest.approx(sum(copies[n] * b for n, b in bits.items()) / batch,
+                                                              rel=1e-12)
     head = (tmp_path / "OUT" / "layers.csv").read_text().splitlines()[0]
     assert "energy_j.DRAM.W" in head and "energy_j.GlobalBuffer.I" in head
     assert "## By level and tensor" in (tmp_path / "OUT" / "report.md").read_text()

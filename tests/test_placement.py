@@ -50,7 +50,7 @@ def r20():
 
     system, w = load(SYSTEM), _mars_resnet20()
     runs = {rep: cimco.map(system, w, replicate=rep).data for rep in (True, False)}
-    runs["reload"] = cimco.map(system, w, weights="reload").data
+    runs["reload"] = cimco.map(system, w, weights="reload", replicate=False).data
     return system, runs
 
 
@@ -81,14 +81,23 @@ def test_replication_copies_layer1_and_changes_only_what_it_should(r20) -> None:
     assert off["layer1.0.conv1"]["macros_used"] == 9 and on["layer1.0.conv1"]["macros_used"] > 9
     assert runs[True]["totals"]["energy_j"] == pytest.approx(runs[False]["totals"]["energy_j"], rel=1e-12)
     assert runs[True]["totals"]["latency_s"] < runs[False]["totals"]["latency_s"]
+    from cimco.geometry import MacroGeometry
+
     macro_parts = {"WordlineDriver", "CellArray", "ADC", "AdderTree", "ShiftAdd"}
+    g = MacroGeometry.of(system.macro, 4, 4)
+    layers = {x.name: x for x in _mars_resnet20().layers}
     extra = 0.0
     for name, x in on.items():
         r, p = x["replication"], x["latency_s"]
         positions = 32 * 32 if name.startswith(("conv1", "layer1")) else 16 * 16 if name.startswith("layer2") else \
             8 * 8 if name.startswith("layer3") else 1
+        # the cells' time: reads (MACs x input and weight slices) and the weights' writes (bits),
+        # timed alike (the mapping's dense counts); copies split the reads, and write at once
+        reads = layers[name].macs * g.input_slices * g.weight_slices
+        writes = layers[name].out_channels * layers[name].reduction * 4
+        f = math.ceil(positions / r) / positions
         for c, v in x["latency_by_component_s"].items():
-            scale = math.ceil(positions / r) / positions if c in macro_parts else 1.0
+            scale = (f + (1 - f) * writes / (reads + writes) if c == "CellArray" else f if c in macro_parts else 1.0)
             assert v == pytest.approx(off[name]["latency_by_component_s"][c] * scale, rel=1e-12), (name, c)
         assert p == pytest.approx(max(x["latency_by_component_s"].values()))
         # a copy writes the layer's cells once more (counted per inference when reloaded at batch 1)
@@ -101,6 +110,29 @@ def test_replication_copies_layer1_and_changes_only_what_it_should(r20) -> None:
         extra * write, rel=1e-9)
 
 
-def test_no_placement_or_copies_when_weights_are_reloaded(r20) -> None:
+def test_no_placement_when_weights_are_reloaded(r20) -> None:
     reload = r20[1]["reload"]
     assert reload["totals"]["placement"] is None and all(x["replication"] == 1 for x in reload["layers"])
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_copies_of_reloaded_weights_lower_the_energy_delay_product(batch: int) -> None:
+    """Dense 8-bit ResNet-20 reloads its weights: copies cost their cell writes once a load,
+    a 1/batch share per inference (counted exactly), and lower the energy-delay product."""
+    import cimco
+    from cimco.tables import component_tables
+
+    system, w = load(SYSTEM), load(ROOT / "workloads/resnet20_cifar.yaml")
+    on, off = (cimco.map(system, w, weights="reload", batch=batch, replicate=rep).data for rep in (True, False))
+    layers = {x["name"]: x for x in off["layers"]}
+    copies = {x["name"]: x["replication"] for x in on["layers"] if x["replication"] > 1}
+    assert copies and on["totals"]["placement"] is None
+    write = component_tables(system, w).ert["CellArray"]["write"]
+    full = {n: layers[n]["action_counts"]["CellArray.write"] * batch for n in copies}  # one load's writes
+    extra = sum((r - 1) * full[n] / batch * write for n, r in copies.items())
+    assert on["totals"]["energy_j"] - off["totals"]["energy_j"] == pytest.approx(extra, rel=1e-6)
+    edp = [r["totals"]["energy_j"] * r["totals"]["latency_s"] for r in (on, off)]
+    assert edp[0] < edp[1]
+    for n, r in copies.items():
+        x = {y["name"]: y for y in on["layers"]}[n]
+        assert x["macros_used"] == r * layers[n]["macros_used"] <= system.n_macros

@@ -236,18 +236,29 @@ def _placed(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun]):
     return pieces, placement.pack(system, list(pieces.values()), reserved), reserved
 
 
-def _replicate(workload: WorkloadSpec, runs: list[LayerRun], pieces: dict, placed) -> dict[str, int]:
+def _copied(system: SystemSpec, run: LayerRun, r: int) -> dict[str, float]:
+    """``run``'s latency by part with ``r`` copies of its weights: its output positions split
+    over them, so each macro part takes ``ceil(P / r) / P`` of its time, but for the cells' share
+    that writes the weights (the model times a write as a read, unless they are preloaded), which
+    the copies write at once; memories unchanged (bandwidth-bound)."""
+    positions, t = run.layer.positions, run.result.tensor_actions
+    f = math.ceil(positions / r) / positions
+    writes, reads = t.get((CELL_ARRAY, "W", "write"), 0.0), t.get((CELL_ARRAY, "W", "read"), 0.0)
+    timed = system.macro.weights_loaded != "once" and reads + writes > 0
+    share = writes / (reads + writes) if timed else 0.0
+    return {c: v * (f + (1 - f) * share if c == CELL_ARRAY else f if c in MACRO_PARTS else 1.0)
+            for c, v in run.latency_by_component.items()}
+
+
+def _replicate(system: SystemSpec, runs: list[LayerRun], pieces: dict, placed) -> dict[str, int]:
     """Copies of layers' resident weights in the free space of the placement, one at a time to
-    the layer whose latency falls the most per macro it takes (its output positions split over
-    the copies; its other parts unchanged), while one fits and lowers it. Per inference the
-    energy is unchanged (the copies are written once, with the weights), so the energy-delay
-    product falls with the latency."""
+    the layer whose latency falls the most per macro it takes (:func:`_copied`), while one fits
+    and lowers it. Per inference the energy is unchanged (the copies are written once, with the
+    weights), so the energy-delay product falls with the latency."""
     copies = {name: 1 for name in pieces}
 
     def latency(run: LayerRun, r: int) -> float:
-        lat, positions = run.latency_by_component, run.layer.positions
-        macro = max((v for c, v in lat.items() if c in MACRO_PARTS), default=0.0) * math.ceil(positions / r) / positions
-        return max([macro] + [v for c, v in lat.items() if c not in MACRO_PARTS]) * run.layer.repeat
+        return max(_copied(system, run, r).values()) * run.layer.repeat
 
     todo = {run.layer.name: run for run in runs if run.layer.name in pieces and pieces[run.layer.name].row_blocks}
     while todo:
@@ -259,6 +270,34 @@ def _replicate(workload: WorkloadSpec, runs: list[LayerRun], pieces: dict, place
             continue
         copies[name] += 1
     return {name: r for name, r in copies.items() if r > 1}
+
+
+def _replicate_reloaded(system: SystemSpec, runs: list[LayerRun], pieces: dict, tables, batch: int) -> dict[str, int]:
+    """Copies of reloaded weights: at its turn a layer has every macro (no weights stay), so
+    ``r`` copies take ``r`` times the macros its mapping spreads over; each copy's cells are
+    written at every load (broadcast from the buffer: one DRAM read), ``1 / batch`` of it per
+    inference. Layer by layer, the number of copies that lowers the network's energy-delay
+    product most, the others as chosen so far."""
+    def energy(run: LayerRun) -> float:
+        return sum(tables.energy(c, a) * n for (c, a), n in run.actions.items()) * run.layer.repeat
+
+    e, lat = sum(map(energy, runs)), sum(r.latency_s * r.layer.repeat for r in runs)
+    write_j = tables.energy(CELL_ARRAY, "write")
+    out = {}
+    for run in runs:
+        p = pieces.get(run.layer.name)
+        if p is None or not p.row_blocks:
+            continue
+        cells = run.result.tensor_actions.get((CELL_ARRAY, "W", "write"), 0.0) * write_j * run.layer.repeat / batch
+        now = run.latency_s * run.layer.repeat
+        times = {r: max(_copied(system, run, r).values()) * run.layer.repeat
+                 for r in range(1, system.n_macros // p.macros + 1)}
+        best = min(times, key=lambda r: ((e + (r - 1) * cells) * (lat - now + times[r]), r))  # noqa: B023
+        if best > 1:
+            out[run.layer.name] = best
+            e += (best - 1) * cells
+            lat += times[best] - now
+    return out
 
 
 def check(system: SystemSpec, workload: WorkloadSpec, masks: dict | None, how: Execution) -> list | None:
@@ -293,10 +332,11 @@ def _lower_bound(system: SystemSpec, workload: WorkloadSpec, masks: dict | None)
     return math.ceil(sum(cells(x) for x in workload.layers if not x.dynamic) / per_macro) + max(dynamic, default=0)
 
 
-def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
-          how: Execution | None = None, stages: list | None | bool = False) -> tuple[list[LayerRun], Plan]:
+def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], how: Execution | None = None,
+          stages: list | None | bool = False, tables=None) -> tuple[list[LayerRun], Plan]:
     """Each layer's counts and latency for the whole network run as ``how`` says (``stages``:
-    :func:`check`'s for the same layers and masks, else computed here)."""
+    :func:`check`'s for the same layers and masks, else computed here; ``tables``: the system's
+    ERT, to weigh copies of reloaded weights, none made without it)."""
     how = how or Execution()
     if stages is False:
         stages = _stages(system, workload, [r.mask for r in runs])
@@ -366,16 +406,21 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun],
     if weights == "resident" and placed is not None:
         pieces, placement, _ = placed
         if how.replicate:
-            plan.replication = _replicate(workload, out, pieces, placement)
+            plan.replication = _replicate(system, out, pieces, placement)
         plan.placement = placement.as_json(system.n_macros)
-    for name, r in plan.replication.items():  # copies written once with the weights; positions split
+    elif placed is not None and how.replicate and tables is not None:
+        plan.replication = _replicate_reloaded(system, out, placed[0], tables, how.batch)
+    for name, r in plan.replication.items():  # positions split over the copies, each written
         i = index[name]
-        run, positions = out[i], out[i].layer.positions
-        lat = {c: v * (math.ceil(positions / r) / positions if c in MACRO_PARTS else 1.0)
-               for c, v in run.latency_by_component.items()}
-        out[i] = with_counts(run, run.tensor_actions, lat)
-        written = (r - 1) * cell_writes[name] * run.layer.repeat
-        plan.weight_load_actions[CELL_ARRAY, "write"] = plan.weight_load_actions.get((CELL_ARRAY, "write"), 0) + written
+        run = out[i]
+        a = dict(run.tensor_actions)
+        written = (r - 1) * cell_writes[name]
+        if weights == "resident":  # once, with the weights
+            plan.weight_load_actions[CELL_ARRAY, "write"] = (plan.weight_load_actions.get((CELL_ARRAY, "write"), 0)
+                                                             + written * run.layer.repeat)
+        else:  # at every load, one per batch
+            _move(a, CELL_ARRAY, "W", "write", written / how.batch)
+        out[i] = with_counts(run, a, _copied(system, run, r))
     return out, plan
 
 

@@ -71,7 +71,7 @@ def run(system: SystemSpec, workload: WorkloadSpec, masks: dict[str, np.ndarray]
                         scratch=scratch, limits=limits, isolate=isolate)
     tables = component_tables(system, workload)
     runs = transform.apply(system, runs)
-    runs, plan = execution.apply(system, workload, runs, how, stages)
+    runs, plan = execution.apply(system, workload, runs, how, stages, tables)
     mapped = len({id(r.result) for r in runs if not r.cached})
     report = build_report(system, workload, runs, plan, tables, backend)
     report["warnings"] = warnings_of(system, workload, report["totals"].get("tops_per_w_macro"))
