@@ -130,6 +130,8 @@ def pack(system: SystemSpec, pieces: list[Piece], reserved: int = 0) -> Placemen
     dynamic layers), largest first; None when they do not fit."""
     m = system.macro
     out = Placement(system.n_macros - reserved, m.rows // m.wordlines_on, m.cols)
+    if sum(p.macros * p.row_blocks * p.columns for p in pieces) > out.limit * out.row_blocks * out.cols:
+        return None  # more cells than the macros have: no packing can hold them
     for p in sorted(pieces, key=lambda p: (-p.row_blocks * p.columns, -p.macros, p.layer)):
         if p.row_blocks and not out.put(p):
             return None
