@@ -293,7 +293,9 @@ def _point(system: SystemSpec, workload: WorkloadSpec, workload_path: str, cache
         from cimco.io import write_atomic
 
         write_atomic(Path(report_dir) / "report.json", json.dumps(report, allow_nan=False))  # compact: 5x faster
-    return {"system": report["system"], "workload": report["workload"], "totals": report["totals"]}, res.mapped
+    # the totals but the weights' placement (a list per macro, in the point's report.json): a table's cells
+    totals = {k: v for k, v in report["totals"].items() if k != "placement"}
+    return {"system": report["system"], "workload": report["workload"], "totals": totals}, res.mapped
 
 
 # totals every finished point carries (a report's, per point): numbers, finite, not negative

@@ -64,7 +64,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from cimco.errors import ExportError
-from cimco.spec.workload import Bits, WorkloadSpec
+from cimco.spec.workload import Bits, Layer, WorkloadSpec
 from cimco.torch.data import inputs_of
 
 # Matmul-family ops: full signature (the two multiplied operands are named in _OPERANDS).
@@ -564,10 +564,13 @@ class _Recorder(TorchFunctionMode):
             self.layers[self.index[name]].ops["softmax"] += q * k * heads * times
         if causal or n_k > n_q:  # a decoder: the queries' keys and values are kept for the tokens after
             self.layers[self.index[scores[0]]].layer["kv_cache_writes"] = heads * n_q * (e + ev)
-        return [self._add(f"{base}.values{tag(q, k)}", {"type": "linear", "in_channels": k, "out_channels": ev,
-                          "tokens": q, "repeat": heads * times, "dynamic": True}, None, None, "attention",
-                          "exported (matmul of activations: softmax(Q K^T) V)", v_from | set(scores))
-                for q, k, times in blocks]
+        values = [self._add(f"{base}.values{tag(q, k)}", {"type": "linear", "in_channels": k, "out_channels": ev,
+                            "tokens": q, "repeat": heads * times, "dynamic": True}, None, None, "attention",
+                            "exported (matmul of activations: softmax(Q K^T) V)", v_from | set(scores))
+                  for q, k, times in blocks]
+        for i, name in enumerate(values):  # the blocks' partial sums are added, then requantized once
+            self.layers[self.index[name]].ops["requantize"] = 0 if i else n_q * ev * heads
+        return values
 
     def _attention(self, mod: nn.MultiheadAttention, a: dict, out) -> None:
         """``nn.MultiheadAttention`` that just ran, from its weights and arguments: the query, key
@@ -695,6 +698,12 @@ def _causal_blocks(n_q: int, n_k: int) -> list[tuple[int, int, int]]:
     return sorted(((q, k, c) for (q, k), c in blocks.items()), reverse=True)
 
 
+def _outputs(layer: dict) -> int:
+    """Output elements of an exported layer per inference (all its runs)."""
+    x = Layer.model_validate({k: v for k, v in layer.items() if k not in ("inputs", "residual", "ops")})
+    return x.positions * x.out_channels * x.repeat
+
+
 def _compact(layer: dict, default_bits: dict) -> dict:
     """Readable YAML: equal sides and pairs as one number, defaults and default bits left out."""
     out = {}
@@ -747,8 +756,9 @@ def export(model: nn.Module, example_input: torch.Tensor, name: str, source: str
             x.layer["inputs"] = inputs
         if x.residual:
             x.layer["residual"] = sorted(x.residual, key=rec.index.__getitem__)
-        if x.ops:
-            x.layer["ops"] = dict(sorted(x.ops.items()))
+        if "requantize" not in x.ops:  # each accumulated output to the layer's output bits
+            x.ops["requantize"] = _outputs(x.layer)
+        x.layer["ops"] = {k: v for k, v in sorted(x.ops.items()) if v}
         per_layer = bits.get(x.layer["name"]) if isinstance(bits, dict) else None
         x.layer["bits"] = (getattr(x.module, "cimco_bits", None) or per_layer or default).model_dump()
         if masks and x.weight is not None and bool((x.weight == 0).any()):
