@@ -272,12 +272,13 @@ def _replicate(system: SystemSpec, runs: list[LayerRun], pieces: dict, placed) -
     return {name: r for name, r in copies.items() if r > 1}
 
 
-def _replicate_reloaded(system: SystemSpec, runs: list[LayerRun], pieces: dict, tables, batch: int) -> dict[str, int]:
+def _replicate_reloaded(system: SystemSpec, runs: list[LayerRun], pieces: dict, cell_writes: dict[str, float],
+                        tables, batch: int) -> dict[str, int]:
     """Copies of reloaded weights: at its turn a layer has every macro (no weights stay), so
-    ``r`` copies take ``r`` times the macros its mapping spreads over; each copy's cells are
-    written at every load (broadcast from the buffer: one DRAM read), ``1 / batch`` of it per
-    inference. Layer by layer, the number of copies that lowers the network's energy-delay
-    product most, the others as chosen so far."""
+    ``r`` copies take ``r`` times the macros its mapping spreads over; each copy's cells
+    (``cell_writes``: per run, after sparsity) are written at every load (broadcast from the
+    buffer: one DRAM read), ``1 / batch`` of it per inference. Layer by layer, the number of
+    copies that lowers the network's energy-delay product most, the others as chosen so far."""
     def energy(run: LayerRun) -> float:
         return sum(tables.energy(c, a) * n for (c, a), n in run.actions.items()) * run.layer.repeat
 
@@ -288,7 +289,7 @@ def _replicate_reloaded(system: SystemSpec, runs: list[LayerRun], pieces: dict, 
         p = pieces.get(run.layer.name)
         if p is None or not p.row_blocks:
             continue
-        cells = run.result.tensor_actions.get((CELL_ARRAY, "W", "write"), 0.0) * write_j * run.layer.repeat / batch
+        cells = cell_writes[run.layer.name] * write_j * run.layer.repeat / batch
         now = run.latency_s * run.layer.repeat
         times = {r: max(_copied(system, run, r).values()) * run.layer.repeat
                  for r in range(1, system.n_macros // p.macros + 1)}
@@ -409,7 +410,7 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], how:
             plan.replication = _replicate(system, out, pieces, placement)
         plan.placement = placement.as_json(system.n_macros)
     elif placed is not None and how.replicate and tables is not None:
-        plan.replication = _replicate_reloaded(system, out, placed[0], tables, how.batch)
+        plan.replication = _replicate_reloaded(system, out, placed[0], cell_writes, tables, how.batch)
     for name, r in plan.replication.items():  # positions split over the copies, each written
         i = index[name]
         run = out[i]

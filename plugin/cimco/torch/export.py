@@ -29,7 +29,9 @@ the example input takes (say which input you used).
 - Ops in :data:`UNSUPPORTED` and modules in :data:`MACRO_WORK` are refused with the op, the
   module and its class named; an in-place op (``addmm_``) is its op. Ops in
   :data:`NO_MACRO_WORK` (activations, pooling, adds, elementwise products, batch norm,
-  reshapes) are listed as passed through; any other op returning a tensor is refused by name
+  reshapes) are listed as passed through, and those that compute on every element
+  (:data:`VECTOR_OPS`) counted as ``ops`` of the layer whose output they work on, with every
+  layer's requantization (:mod:`cimco.vector`); any other op returning a tensor is refused by name
   (it may multiply: a refusal beats a silently lost layer), and so is a TorchScript submodule.
 
 A module or op that runs twice gives two layers, named ``name`` and ``name#2`` in execution
