@@ -136,3 +136,40 @@ def test_copies_of_reloaded_weights_lower_the_energy_delay_product(batch: int) -
     for n, r in copies.items():
         x = {y["name"]: y for y in on["layers"]}[n]
         assert x["macros_used"] == r * layers[n]["macros_used"] <= system.n_macros
+
+
+def test_drawn_packings_keep_every_invariant() -> None:
+    """Random pieces (hypothesis) into random macros: no row block over its columns, the cells
+    held equal to the cells taken, a layer at most once a macro and in as many macros as its
+    placed pieces, a refused piece leaving everything as it was, and never refused while enough
+    empty macros remain for a piece that fits one."""
+    import tempfile
+
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "cimco-hypothesis")
+    piece = st.builds(Piece, st.sampled_from("abcdef"), st.integers(1, 5), st.integers(0, 6), st.integers(1, 20))
+
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(limit=st.integers(1, 8), rows=st.integers(1, 5), cols=st.integers(1, 16),
+           pieces=st.lists(piece, max_size=12))
+    def check(limit: int, rows: int, cols: int, pieces: list[Piece]) -> None:
+        p = Placement(limit, rows, cols)
+        placed: dict[str, int] = {}
+        for x in pieces:
+            before = ([list(f) for f in p.free], [dict(h) for h in p.held])
+            fresh = limit - p.used >= x.macros and x.row_blocks <= rows and x.columns <= cols
+            if p.put(x):
+                placed[x.layer] = placed.get(x.layer, 0) + x.macros
+            else:
+                assert ([list(f) for f in p.free], [dict(h) for h in p.held]) == before
+                assert not fresh
+            assert p.used <= limit and all(0 <= c <= cols for f in p.free for c in f)
+            for f, h in zip(p.free, p.held):
+                assert rows * cols - sum(f) == sum(k * c for k, c in h.values())
+            assert all(p.macros_of(name) == n for name, n in placed.items())
+
+    check()
