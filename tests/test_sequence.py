@@ -53,6 +53,7 @@ def test_export_tokens_sets_the_zoo_sequence_length(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "says"), [
     (("--model", "gpt2_small_prefill128", "--tokens", "0"), "--tokens"),
     (("--model", "bert_base_seq128", "--tokens", "-3"), "--tokens"),
+    (("--model", "gpt2_small_prefill128", "--tokens", "4097"), "from 1 to 4096"),
     (("--model", "resnet20_cifar", "--tokens", "8"), "no sequence length"),
     (("--model", "test_sequence:odd_heads", "--input-shape", "1,4,10"), "divisible"),
 ])
