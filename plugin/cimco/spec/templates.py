@@ -51,6 +51,12 @@ global_buffer:
   energy_per_bit_j: {value: 0.4e-12, source: "assumed: on-chip SRAM at 28 nm"}
   bandwidth_bits_per_s: 1.0e12     # assumed: 128 B per cycle at ~1 GHz
   area_m2: {value: 0.6e-6, source: "assumed: ~0.3 um^2 per bit incl. periphery at 28 nm"}
+# Optional: a vector unit for the work that is not a MAC (the workload's `ops`: activations, adds,
+# pooling, softmax, norms, requantization); without one that work is reported, not priced.
+# vector_unit:
+#   energy_per_op_j: {value: 0.75e-12, source: "Horowitz, ISSCC 2014 (45 nm): mean of an FP16 add and multiply"}
+#   ops_per_s: 3.2e10              # assumed: 32 lanes at 1 GHz
+#   area_m2: {value: 0.05e-6, source: "assumed"}
 """
 
 WORKLOAD = """\
