@@ -105,14 +105,9 @@ def warnings_of(system: SystemSpec, workload: WorkloadSpec, tops_per_w_macro: fl
 
 def unpriced_ops(system: SystemSpec, workload: WorkloadSpec) -> list[str]:
     """The workload's non-MAC ops (:mod:`cimco.vector`), where the system has no vector unit to price them."""
-    if system.vector_unit is not None:
+    total = workload.ops
+    if system.vector_unit is not None or not any(total.values()):
         return []
-    total: dict[str, int] = {}
-    for x in workload.layers:
-        for kind, n in x.ops.items():
-            total[kind] = total.get(kind, 0) + n
-    if not any(total.values()):
-        return []
-    listed = ", ".join(f"{kind} {n:,}" for kind, n in sorted(total.items()))
+    listed = ", ".join(f"{kind} {n:,}" for kind, n in total.items())
     return [f"system {system.name!r} has no vector_unit: the workload's non-MAC ops ({listed} elements) are "
             f"not priced; give the system a vector_unit to count them"]

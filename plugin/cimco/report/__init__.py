@@ -173,11 +173,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "cached": run.cached,
         })
     latency = sum(x["latency_s"] for x in layers)
-    ops: dict[str, int] = {}
-    for x in workload.layers:
-        for kind, count in x.ops.items():
-            ops[kind] = ops.get(kind, 0) + count
-    energy = sum(x["energy_j"] for x in layers)
+    totals = efficiency(layers, by_comp_total, execution.throughput_fps(plan, latency))
     return {
         "cimco_version": __version__,
         "ceilings": ceilings(system, workload),
@@ -187,7 +183,7 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
         "system": system.name,
         "workload": workload.name,
         "totals": {
-            **efficiency(layers, by_comp_total, execution.throughput_fps(plan, latency)),
+            **totals,
             "tops_per_w_macro": tops_per_w_macro(runs, tables.ert),
             "mode": plan.mode,
             "weights": plan.weights,
@@ -200,10 +196,10 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
             "column_split_layers": sum(x["column_split"] for x in layers),
             "area_m2": sum(tables.art.values()),
             # non-MAC work (cimco.vector): elements per inference by kind, and its share of energy_j
-            "vector_ops": dict(sorted(ops.items())),
-            "vector_share": by_comp_total.get(VECTOR_UNIT, 0.0) / energy if energy else 0.0,
+            "vector_ops": workload.ops,
+            "vector_share": by_comp_total.get(VECTOR_UNIT, 0.0) / totals["energy_j"] if totals["energy_j"] else 0.0,
             "tokens": workload.tokens,
-            "energy_per_token_j": energy / workload.tokens,
+            "energy_per_token_j": totals["energy_j"] / workload.tokens,
             # keys and values a decoder appends to its KV cache per inference (in energy_j, as DRAM writes)
             "kv_cache_bits": sum(x.kv_cache_writes * workload.layer_bits(x).output for x in workload.layers),
         },

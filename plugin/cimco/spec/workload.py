@@ -229,3 +229,12 @@ class WorkloadSpec(Strict):
     @property
     def macs(self) -> int:
         return sum(layer.macs * layer.repeat for layer in self.layers)
+
+    @property
+    def ops(self) -> dict[str, int]:
+        """Elements per inference of the layers' non-MAC ops, by kind (:mod:`cimco.vector`)."""
+        out: dict[str, int] = {}
+        for layer in self.layers:
+            for kind, n in layer.ops.items():
+                out[kind] = out.get(kind, 0) + n
+        return dict(sorted(out.items()))
