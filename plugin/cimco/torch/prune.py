@@ -104,13 +104,14 @@ def attention_projections(model: nn.Module, example: torch.Tensor | None = None)
     names = {f"{q}.{n}" for q, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)
              for n, sub in m.named_modules() if isinstance(sub, nn.Linear)}
     if example is not None:
+        from cimco.spec.workload import WorkloadSpec
         from cimco.torch.export import export
 
-        layers = export(model, example, "probe", masks=False).workload["layers"]
-        dynamic = {x["name"] for x in layers if x.get("dynamic")}
-        for i, x in enumerate(layers):
-            inputs = set(x.get("inputs", [layers[i - 1]["name"]] if i else []))
-            names |= inputs - dynamic if x["name"] in dynamic else ({x["name"]} if inputs & dynamic else set())
+        w = WorkloadSpec.model_validate(export(model, example, "probe", masks=False).workload)
+        dynamic = {x.name for x in w.layers if x.dynamic}
+        for i, x in enumerate(w.layers):
+            inputs = set(w.producers(i))
+            names |= inputs - dynamic if x.dynamic else ({x.name} if inputs & dynamic else set())
     modules = {n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     return names & modules
 
