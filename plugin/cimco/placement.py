@@ -12,8 +12,8 @@ into the macro it fills best, each strip into the row block it fills best. A pru
 its share of row blocks (its block density, rounded up: kept blocks are stored compacted, their
 index codes in the index memory).
 
-Replicas (:func:`replicate`) are more pieces of a layer in macros it does not use yet; its
-output positions are split among the copies.
+Copies of a layer's weights (the execution step's) are more of its pieces, in macros it does
+not use yet; its output positions are split among them.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from cimco.backends import cim
 from cimco.geometry import MacroGeometry
 from cimco.spec.system import SystemSpec
 
-WEIGHT_RANKS = frozenset("gmcrs")  # ranks of cimco.af.einsum_of that index the weights
+WEIGHT_RANKS = frozenset(cim.WEIGHT_RANKS)  # the einsum's ranks that index the weights
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,13 @@ class Placement:
     def macros_of(self, layer: str) -> int:
         return sum(1 for h in self.held if layer in h)
 
-    def put(self, piece: Piece, copies: int = 1) -> bool:
-        """Place ``copies`` x ``piece.macros`` pieces in macros that do not hold the layer (a new
-        one where none in use fits); all or none (False: they do not fit)."""
+    def put(self, piece: Piece) -> bool:
+        """Place ``piece.macros`` pieces in macros that do not hold the layer (a new one where
+        none in use fits); all or none (False: they do not fit)."""
         if piece.row_blocks > self.row_blocks or piece.columns > self.cols:
             return False
         taken: list[tuple[int, list[int]]] = []
-        for _ in range(copies * piece.macros):
+        for _ in range(piece.macros):
             fits = [i for i, (h, f) in enumerate(zip(self.held, self.free))
                     if piece.layer not in h and sum(c >= piece.columns for c in f) >= piece.row_blocks]
             if fits:
@@ -99,19 +100,14 @@ def piece(run, system: SystemSpec) -> Piece | None:
     the sparsity step's, else its own); None without loops over cimco's architecture (the
     Timeloop backend's name Timeloop's levels) or where the mapping copies weights over output
     positions. A layer whose every block is pruned keeps nothing (no rows)."""
-    loops = run.result.loops
-    if not any(d.get("component") == "column" for d in loops or ()):
+    r = run.result
+    if not any(d.get("component") == "column" for d in r.loops):
         return None
-
-    def spatial(components: tuple[str, ...], ranks=None) -> int:
-        return math.prod(d["bound"] for d in loops if d["node"] == "spatial" and d.get("component") in components
-                         and (ranks is None or d.get("rank") in ranks))
-
-    macros = spatial(("macro", "core"))
-    if spatial(("macro", "core")) != spatial(("macro", "core"), WEIGHT_RANKS):
+    macros = r.spread("macro", "core")
+    if macros != r.spread("macro", "core", ranks=WEIGHT_RANKS):
         return None
     layer, g = run.layer, MacroGeometry.of_system(system, run.bits)
-    outputs = spatial(("column",))
+    outputs = r.spread("column")
     rows = math.ceil(layer.out_channels * layer.reduction / macros / outputs)
     blocks = math.ceil(rows / g.wordlines_on)
     occ = run.sparse.occ if run.sparse is not None else None

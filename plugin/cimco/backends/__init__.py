@@ -19,6 +19,7 @@ cache, sparsity, whole-network execution, the report) is one pipeline
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Protocol
 
@@ -54,6 +55,12 @@ class LayerResult:
     column_split: bool = False  # mapped with the one-input-per-row rule lifted (fallback)
     # memories the mapper was given less of than the spec has (see cimco._af): name -> bits
     budget_bits: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def spread(self, *components: str, ranks: frozenset[str] | None = None) -> int:
+        """Iterations of the mapping's spatial loops at ``components`` (over ``ranks`` only, if
+        given): 1 where it has none."""
+        return math.prod(d["bound"] for d in self.loops if d["node"] == "spatial" and d.get("component") in components
+                         and (ranks is None or d.get("rank") in ranks))
 
     def differences(self, other: LayerResult, rel: float) -> list[str]:
         """Where ``other`` differs from this result: a total, or an entry of a count, energy or

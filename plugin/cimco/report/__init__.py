@@ -69,21 +69,15 @@ def utilization(run: LayerRun, system: SystemSpec, copies: int = 1) -> dict:
     ``spatial_utilization`` their product, the share of the system's cells at work in an
     activation; ``temporal_utilization`` the cell arrays' busy time over the layer's time.
     None where the backend gives no loops (``--backend timeloop``)."""
-    import math
-
     from cimco.geometry import MacroGeometry
     from cimco.parts import CELL_ARRAY
 
     keys = ("macros_used", "rows_used", "columns_used", "spatial_utilization", "temporal_utilization")
-    loops = run.result.loops
-    if not loops:
+    r = run.result
+    if not r.loops:
         return dict.fromkeys(keys)
-
-    def used(component: str) -> int:
-        return math.prod(d["bound"] for d in loops if d["node"] == "spatial" and d.get("component") == component)
-
     m, g = system.macro, MacroGeometry.of_system(system, run.bits)
-    macros, rows, columns = used("macro") * used("core") * copies, used("row"), used("column") * g.weight_slices
+    macros, rows, columns = r.spread("macro", "core") * copies, r.spread("row"), r.spread("column") * g.weight_slices
     busy = run.latency_by_component.get(CELL_ARRAY)
     return dict(zip(keys, (macros, rows, columns, macros / system.n_macros * rows / m.wordlines_on * columns / m.cols,
                            busy / run.latency_s if busy is not None and run.latency_s > 0 else None)))
