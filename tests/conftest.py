@@ -22,7 +22,7 @@ MODULE_LEVEL = {
     "test_sparse_occupancy": "unit", "test_compress": "unit", "test_export_exact": "unit",
     "test_torch_export": "unit", "test_specs": "unit", "test_doctor": "unit", "test_html": "unit",
     "test_workloads": "unit", "test_timeloop_stats": "unit", "test_hardening_specs": "unit",
-    "test_report_scaling": "unit", "test_checks": "unit",
+    "test_report_scaling": "unit", "test_checks": "unit", "test_levels": "unit",
     "test_calibration": "engine", "test_macro_families": "engine", "test_upstream": "engine",
     "test_map_fuzz": "engine", "test_sparse_map": "engine", "test_lrmp": "engine", "test_execution": "engine",
     "test_timeloop_export": "engine", "test_cim_backend": "engine", "test_vector": "engine",

@@ -406,3 +406,55 @@ def test_the_model_counts_a_two_level_imperfect_split_below_the_row_groups_used(
     per_output = evaluated.result().actions[("AdderTree", "read")] / (32 * 16 * 16 * g.conversions_per_output)
     assert per_output == pytest.approx(33 / 7, rel=1e-6)
     assert per_output < math.ceil(32 * 9 / g.wordlines_on) == 5
+
+
+def test_accelforge_network_cannot_cost_a_sliding_window_spread(monkeypatch) -> None:
+    """Why cimco's NoC is a pass-through of its own hops (cimco.noc) and not AccelForge's
+    ``Network``: the model raises NotImplementedError for a spatial loop over a rank only
+    partly relevant to a tensor (a kernel rank of a convolution spread over macros), which
+    the best mapping of nearly every convolution has. When this fails, move to the Network."""
+    from accelforge import arch as A
+    from hwcomponents import ActionCost, ComponentModel, action
+
+    import cimco.models
+    from cimco import arch
+    from cimco.backends.cim import Shape, mapping_nodes, ranked
+    from cimco.spec import load
+    from cimco.spec.workload import Bits
+
+    class Link(ComponentModel):
+        component_name = "TestLink"
+        priority = 0.9
+
+        def __init__(self, hop_energy: float):
+            self.e = hop_energy
+            super().__init__(area=0.0, leak_power=0.0)
+
+        @action
+        def hop(self) -> ActionCost:
+            return ActionCost(energy=self.e, latency=0.0, throughput=1e12)
+
+    def with_network(nodes: list[dict]):
+        built = []
+        for n in nodes:
+            n = dict(n)
+            cls = {"Memory": A.Memory, "Toll": A.Toll, "Container": A.Container, "Compute": A.Compute,
+                   "Network": A.Network}[n.pop("kind")]
+            built.append(cls(**n) if cls is A.Container else cls(leak_power=0, **n))
+        return A.Arch(nodes=built)
+
+    monkeypatch.setattr(cimco.models, "MODELS", (*cimco.models.MODELS, Link))
+    monkeypatch.setattr(_af, "_arch", with_network)
+    system = load(ROOT / "arch_specs/mars_system.yaml")
+    bits = Bits(input=8, weight=8, output=8)
+    layer = next(x for x in load(ROOT / "workloads/resnet20_cifar.yaml").layers if x.name == "layer1.0.conv1")
+    einsum = _af.einsum_of(layer)
+    nodes = arch.build_nodes(system, bits)
+    network = {"kind": "Network", "name": "NoC", "topology": "mesh", "bits_per_action": 1,
+               "component_class": "TestLink", "actions": [{"name": "hop"}],
+               "extra_attributes_for_component_model": {"hop_energy": 1e-13}}
+    model = _af.Evaluator([*nodes[:2], network, *nodes[2:]], einsum, bits)
+    _, plan = ranked(system, layer, einsum, bits, model.ert)[0]
+    assert any(k in ("r", "s") and n > 1 for k, n in (*plan.macro, *plan.core))
+    with pytest.raises(NotImplementedError):
+        model.evaluate([mapping_nodes(system, Shape.of(layer, einsum), plan)])

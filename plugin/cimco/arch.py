@@ -2,7 +2,8 @@
 
 The tree, top to bottom::
 
-    DRAM -> GlobalBuffer (inputs, outputs) -> core[cores] -> macro[macros_per_core]
+    DRAM -> GlobalBuffer (inputs, outputs) [-> NoC] -> core[cores] [-> CoreBuffer]
+        -> macro[macros_per_core]
         -> WordlineDriver, ADC | AdderTree | nothing (by family), ShiftAdd (per macro)
         -> column[cols] -> row[wordlines_on] -> CellArray (weights) -> compute
 
@@ -12,13 +13,29 @@ conversion per output and input/weight slice. Weights stay in their macros: the 
 macro fanouts may not split output positions (no weight copies), which also halves
 mapping time. There is no per-macro buffer: measured, one raises mapping time 20-60x.
 
+The NoC and the memory in each core are optional levels (:mod:`cimco.spec.levels`): the NoC a
+pass-through that charges every bit crossing it (:mod:`cimco.noc`), the core buffer a memory
+the mapper may use for inputs and outputs.
+
 This module builds data only; :mod:`cimco._af` turns it into AccelForge objects.
 """
 
 from __future__ import annotations
 
 from cimco.geometry import MacroGeometry
-from cimco.parts import ADC, ADDER_TREE, CELL_ARRAY, COMPUTE, DRAM, GLOBAL_BUFFER, SHIFT_ADD, WORDLINE_DRIVER
+from cimco.noc import hops
+from cimco.parts import (
+    ADC,
+    ADDER_TREE,
+    CELL_ARRAY,
+    COMPUTE,
+    CORE_BUFFER,
+    DRAM,
+    GLOBAL_BUFFER,
+    NOC,
+    SHIFT_ADD,
+    WORDLINE_DRIVER,
+)
 from cimco.spec.macro import ComponentEnergy, MacroSpec
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits
@@ -28,7 +45,8 @@ from cimco.spec.workload import Bits
 # Assumed ratios.
 DIGITAL_CELL_FA = {"digital_adder_tree": 0.25, "digital_bit_serial": 1.25}
 # The system-spec field that sizes each bounded memory node (for errors naming the spec).
-SPEC_FIELDS = {GLOBAL_BUFFER: "global_buffer.size_bits", CELL_ARRAY: "macro.rows"}
+SPEC_FIELDS = {GLOBAL_BUFFER: "global_buffer.size_bits", CORE_BUFFER: "core_buffer.size_bits",
+               CELL_ARRAY: "macro.rows"}
 # Rank variables of output positions; a fanout that splits these copies weights.
 OUTPUT_POSITION_RANKS = "{p, q, t}"
 
@@ -126,6 +144,28 @@ def _table_parts(m: MacroSpec, e) -> dict[str, dict]:
     return {p: out[p] for p in m.parts}
 
 
+def _noc(system: SystemSpec) -> list[dict]:
+    """The NoC as a pass-through: a bit crossing it costs its mean hops from the buffer to a core."""
+    noc = system.noc
+    if noc is None:
+        return []
+    area = noc.area_m2.value if noc.area_m2 else 0.0
+    return [{"kind": "Toll", "name": NOC, "tensors": {"keep": "All"}, "bits_per_action": 1,
+             "direction": {"input": "down", "weight": "down", "output": "up_and_down"},
+             **_table(noc.hop_energy_per_bit_j.value * hops(noc.topology, system.cores), 0.0,
+                      noc.link_bandwidth_bits_per_s, area)}]
+
+
+def _core_buffer(system: SystemSpec) -> list[dict]:
+    b = system.core_buffer
+    if b is None:
+        return []
+    keep = "~weight" if set(b.keeps) == {"input", "output"} else b.keeps[0]
+    return [{"kind": "Memory", "name": CORE_BUFFER, "size": b.size_bits, "tensors": {"keep": keep},
+             "bits_per_action": 1,
+             **_table(b.energy_per_bit_j.value, b.energy_per_bit_j.value, b.bandwidth_bits_per_s, b.area_m2.value)}]
+
+
 # Columns share word lines, so they see the same inputs: they may split output channels
 # only, never a reduction rank or output positions (a real SRAM macro cannot).
 NOT_ACROSS_COLUMNS = "{c, r, s, p, q, t, g}"
@@ -155,8 +195,10 @@ def build_nodes(system: SystemSpec, bits: Bits, column_split: bool = False, fuse
          "tensors": {"keep": "~weight", "may_keep": "Nothing"}, "bits_per_action": 1,
          **_table(glb.energy_per_bit_j.value, glb.energy_per_bit_j.value,
                   glb.bandwidth_bits_per_s, glb.area_m2.value)},
+        *_noc(system),
         {"kind": "Container", "name": "Core",
          "spatial": [{"name": "core", "fanout": system.cores, "loop_bounds": no_copy}]},
+        *_core_buffer(system),
         {"kind": "Container", "name": "Macro",
          "spatial": [{"name": "macro", "fanout": system.macros_per_core, "loop_bounds": no_copy,
                       "power_gateable": True}]},

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from cimco import vector
 from cimco.errors import Problem, SpecError
 from cimco.mapping import LayerRun, with_counts
-from cimco.parts import CELL_ARRAY, DRAM, GLOBAL_BUFFER, MACRO_PARTS, MEMORIES, VECTOR_UNIT
+from cimco.parts import CELL_ARRAY, DRAM, GLOBAL_BUFFER, MACRO_PARTS, MEMORIES, NOC, VECTOR_UNIT
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import MAX_MASK_WEIGHTS, WorkloadSpec
 
@@ -376,7 +376,7 @@ def apply(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun], how:
                 _move(a, GLOBAL_BUFFER, "I", "write", bits)
         # the weights' load: the layer's own counts (its stored weights, after sparsity)
         moved = {(comp, act): v for (comp, tensor, act), v in run.tensor_actions.items()
-                 if tensor == "W" and (comp, act) in ((DRAM, "read"), (CELL_ARRAY, "write"))}
+                 if tensor == "W" and (comp, act) in ((DRAM, "read"), (NOC, "read"), (CELL_ARRAY, "write"))}
         cell_writes[x.name] = moved.get((CELL_ARRAY, "write"), 0.0)
         for (comp, act), v in moved.items():
             if x.dynamic:  # an activation, written into the macros at every run

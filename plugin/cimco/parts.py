@@ -17,6 +17,8 @@ CELL_ARRAY = "CellArray"
 COMPUTE = "Compute"
 INDEX_MEMORY = "IndexMemory"
 DIGITAL_UNIT = "DigitalUnit"  # optional, beside the macros: the matmuls of activations (cimco.digital)
+NOC = "NoC"  # optional, between the global buffer and the cores (cimco.noc)
+CORE_BUFFER = "CoreBuffer"  # optional, a memory in each core
 VECTOR_UNIT = "VectorUnit"  # optional, beside the macros: the work that is not a MAC (cimco.vector)
 
 # The parts inside each family's macro, as named in the architecture (cimco.arch).
@@ -29,5 +31,5 @@ FAMILY_PARTS: dict[str, tuple[str, ...]] = {
 MACRO_PARTS = tuple(dict.fromkeys(p for parts in FAMILY_PARTS.values() for p in parts))
 # The parts that read a column's sum out, in the order they act (conversion, then shift-add).
 READOUT_PARTS = (ADC, ADDER_TREE, SHIFT_ADD)
-# Memories outside the macros (bandwidth-bound: their time follows their traffic).
-MEMORIES = (DRAM, GLOBAL_BUFFER)
+# Memories and the NoC outside the macros (bandwidth-bound: their time follows their traffic).
+MEMORIES = (DRAM, GLOBAL_BUFFER, NOC)

@@ -48,7 +48,18 @@ from typing import NamedTuple
 
 from cimco.backends import LayerResult, by_action
 from cimco.geometry import MacroGeometry
-from cimco.parts import ADC, ADDER_TREE, CELL_ARRAY, COMPUTE, DRAM, GLOBAL_BUFFER, SHIFT_ADD, WORDLINE_DRIVER
+from cimco.parts import (
+    ADC,
+    ADDER_TREE,
+    CELL_ARRAY,
+    COMPUTE,
+    CORE_BUFFER,
+    DRAM,
+    GLOBAL_BUFFER,
+    NOC,
+    SHIFT_ADD,
+    WORDLINE_DRIVER,
+)
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, Layer
 
@@ -468,6 +479,8 @@ class _Costs:
     glb_j: float
     dram_bw: float  # bits per s
     glb_bw: float
+    noc_j: float  # per bit crossing the NoC (its mean hops), 0 without one
+    noc_bw: float  # bits per s (inf without a NoC)
     slices_s: float  # the cells' time per activation (its input slices, and its share of weight writes)
     readout_s: float  # per conversion (a macro's readout units share them)
     drive_s: float  # per word-line drive (a macro drives its word lines on at once)
@@ -490,6 +503,7 @@ class _Costs:
         return cls(weights * bits.weight,
                    system.dram.energy_per_bit_j.value, system.global_buffer.energy_per_bit_j.value,
                    system.dram.bandwidth_bits_per_s, system.global_buffer.bandwidth_bits_per_s,
+                   read(NOC), system.noc.link_bandwidth_bits_per_s if system.noc else math.inf,
                    g.input_slices * system.macro.cycle_s * (1 + writes),
                    system.macro.cycle_s / system.macro.readout_units(),
                    system.macro.cycle_s / system.macro.wordlines_on,
@@ -527,6 +541,12 @@ class _Traffic:
         return (self.macro_inputs + self.inputs_in + self.sums_in + self.sums_added + self.sums_back
                 + self.outputs_out)
 
+    @property
+    def noc(self) -> float:
+        """Bits between the buffer and the macros (AccelForge's count of a pass-through there):
+        the weights down to the cells, the inputs down, the partial sums up and down again."""
+        return self.weights + self.macro_inputs + self.sums_in + self.sums_added
+
 
 def _score(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, holders: dict) -> Estimate:
     """The closed form of one plan, as AccelForge's model counts it (tests/test_cim_backend.py
@@ -534,14 +554,15 @@ def _score(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, holders: dict) -
     global buffer traffic (the macros' inputs, once a column turn; their partial sums, once a
     reduction turn; the fills), word-line drives, partial-sum readouts and the cells' reads
     and writes, priced by the ERT; the latency is the slowest of the cells, the readouts, the
-    word-line drivers, DRAM and buffer traffic."""
+    word-line drivers, DRAM, buffer and NoC traffic (a NoC: every bit between the buffer and
+    the macros, :attr:`_Traffic.noc`)."""
     t = _Traffic.of(c, bits, nest, macros, holders)
-    memories = max(t.dram / c.dram_bw, t.glb / c.glb_bw)
+    memories = max(t.dram / c.dram_bw, t.glb / c.glb_bw, t.noc / c.noc_bw)
     latency = max(macros.cell_turns * c.slices_s, macros.readouts_per_macro * c.readout_s,
                   macros.drives_per_macro * c.drive_s, memories)
     whole = max(macros.activations * c.slices_s, macros.whole_readouts * c.readout_s,
                 macros.whole_drives * c.drive_s, memories)
-    energy = (t.dram * c.dram_j + t.glb * c.glb_j + macros.conversions * c.conversion_j
+    energy = (t.dram * c.dram_j + t.glb * c.glb_j + t.noc * c.noc_j + macros.conversions * c.conversion_j
               + macros.drives * c.drive_j + c.cells_j)
     return Estimate(energy, latency, max(whole, latency), t.held, macros.conversions)
 
@@ -570,12 +591,17 @@ def evaluate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, ert: dict[st
              (WORDLINE_DRIVER, "I", "read"): macros.drives, (WORDLINE_DRIVER, "I", "write"): 0.0}
     for r in readouts:
         moved |= {(r, "O", "read"): macros.conversions, (r, "O", "write"): 0.0}
+    if system.noc is not None:
+        moved |= {(NOC, "W", "read"): t.weights, (NOC, "I", "read"): t.macro_inputs,
+                  (NOC, "O", "read"): t.sums_in + t.sums_added,
+                  **{(NOC, tensor, "write"): 0.0 for tensor in ("W", "I", "O")}}
     actions = {(COMPUTE, "compute"): computes, **by_action(moved)}
     energy = {(part, a): actions[part, a] * e for part, acts in ert.items() for a, e in acts.items()}
     energy |= {(part, "leak"): 0.0 for part in ert}  # cimco's models leak nothing
     latency = {DRAM: t.dram / c.dram_bw, GLOBAL_BUFFER: t.glb / c.glb_bw, COMPUTE: 0.0,
                CELL_ARRAY: macros.cell_turns * c.slices_s, WORDLINE_DRIVER: macros.drives_per_macro * c.drive_s,
-               **dict.fromkeys(readouts, macros.readouts_per_macro * c.readout_s)}
+               **dict.fromkeys(readouts, macros.readouts_per_macro * c.readout_s),
+               **({NOC: t.noc / c.noc_bw} if system.noc is not None else {})}
     # as AccelForge shows a mapping: no loop whose tile is all of its rank above it, one storage
     # node per level
     nodes: list[dict] = []
@@ -734,6 +760,8 @@ def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
         here = sorted((order, tensor) for tensor, (at, order) in holders.items() if at == idx)
         for _, tensor in here:  # in the order _holders gives
             component = CELL_ARRAY if tensor == "W" else GLOBAL_BUFFER
+            if tensor == "W" and system.noc is not None:  # the NoC passes the weights down to the cells
+                nodes.append({"node": "toll", "tensors": ["W"], "component": NOC})
             nodes.append({"node": "storage", "tensors": [tensor], "component": component})
         if idx < len(p.loops):
             k, n = p.loops[idx]
@@ -741,6 +769,11 @@ def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
             inner = math.prod(n for r, n in p.loops[idx + 1:] if r == k)
             tile = (below_temporal[k] if k in WEIGHT_RANKS else 1) * inner
             nodes.append({"node": "temporal", "rank": k, "tile": tile, "bound": n})
+    if system.noc is not None:  # and the inputs and partial sums below the loops (not to stop a tile held lower)
+        if nodes[-2] == {"node": "toll", "tensors": ["W"], "component": NOC}:  # one pass-through, as the model shows it
+            nodes[-2] = {"node": "toll", "tensors": ["W", "I", "O"], "component": NOC}
+        else:
+            nodes.append({"node": "toll", "tensors": ["I", "O"], "component": NOC})
     for k in macro:
         nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1) * core.get(k, 1), "bound": macro[k],
                       "name": "macro", "component": "Macro"})
@@ -774,6 +807,10 @@ class Cim:
         return _af.versions()
 
     def check(self, system: SystemSpec, flags: dict[str, object]) -> list[str]:
+        if system.core_buffer is not None:  # its tiles are a mapspace of their own: not searched here
+            return [f"--backend cimco: the system's memory in each core ({CORE_BUFFER}) is mapped by "
+                    f"--backend accelforge only (cimco's search covers DRAM, the global buffer, a NoC and "
+                    f"the macros)"]
         return []
 
     def map_layer(self, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None = None,

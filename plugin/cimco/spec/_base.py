@@ -30,6 +30,9 @@ def Number(**bounds: float) -> Any:  # noqa: N802 (reads as a type)
     return Annotated[float, Field(strict=True, **bounds)]
 
 
+BitsPerSecond = Number(ge=1e3, le=1e16)  # 1 kb/s .. 10 Pb/s
+
+
 def Bounded(lo: int = 1, hi: int = 2**20) -> Any:  # noqa: N802 (reads as a type)
     """An integer in ``lo..hi``: far beyond any real macro or layer, but small enough that
     the models and the mapper never see absurd sizes."""

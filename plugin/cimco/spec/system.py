@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from cimco.spec._base import Bounded, Number, Strict
-from cimco.spec.macro import Joules, MacroSpec, SquareMetres
-
-BitsPerSecond = Number(ge=1e3, le=1e16)  # 1 kb/s .. 10 Pb/s
+from cimco.spec._base import BitsPerSecond, Bounded, Number, Strict
+from cimco.spec.levels import Level, expanded
+from cimco.spec.macro import Joules, MacroSpec, Seconds, SquareMetres
 
 
 class DramSpec(Strict):
@@ -22,6 +21,26 @@ class BufferSpec(Strict):
     energy_per_bit_j: Joules
     bandwidth_bits_per_s: BitsPerSecond
     area_m2: SquareMetres
+
+
+class CoreBufferSpec(Strict):
+    """A memory in each core, between the global buffer (or the NoC) and the core's macros."""
+
+    keeps: list[Literal["input", "output"]] = Field(min_length=1, description="the tensors it holds")
+    size_bits: Bounded(1, 2**40)
+    energy_per_bit_j: Joules
+    bandwidth_bits_per_s: BitsPerSecond
+    area_m2: SquareMetres
+
+
+class NocSpec(Strict):
+    """The network-on-chip between the global buffer and the cores (:mod:`cimco.noc`)."""
+
+    topology: Literal["bus", "mesh", "htree"]
+    hop_energy_per_bit_j: Joules = Field(description="one bit over one hop (router and link)")
+    hop_latency_s: Seconds = Field(description="one hop's latency")
+    link_bandwidth_bits_per_s: BitsPerSecond = Field(description="one link's bandwidth")
+    area_m2: SquareMetres | None = None
 
 
 class IndexMemorySpec(Strict):
@@ -67,6 +86,16 @@ class SystemSpec(Strict):
     index_memory: IndexMemorySpec | None = None
     digital_unit: DigitalUnitSpec | None = None
     vector_unit: VectorUnitSpec | None = None
+    noc: NocSpec | None = None
+    core_buffer: CoreBufferSpec | None = None
+    # the same system as a list of levels (cimco.spec.levels): given, it is expanded into the keys
+    # above, and this stays None (declared for the schema and the spelling hints of its keys)
+    levels: list[Level] | None = Field(None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _levels(cls, data):
+        return expanded(data)
 
     def on_digital_unit(self, layer) -> bool:
         """Whether ``layer`` runs on the digital unit (a dynamic layer, where there is one)."""

@@ -65,6 +65,14 @@ class LayerPlan:
     index_reads_per_update: float | None = None
 
 
+def unsupported(system: SystemSpec) -> list[str]:
+    """The system's levels these files do not write (one line each), to refuse it before any work:
+    the export is checked against AccelForge on the template's levels only."""
+    return [f"the system's {what} ({key}) is not in the Timeloop export; map it with --backend cimco or "
+            f"accelforge" for key, what in (("noc", "network-on-chip"), ("core_buffer", "memory in each core"))
+            if getattr(system, key) is not None]
+
+
 def readout_level(system: SystemSpec) -> str:
     """Name of the Timeloop level that stands for the macro's readout parts."""
     return next(p for p in READOUT_PARTS if p in system.macro.parts)

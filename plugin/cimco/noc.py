@@ -1,0 +1,36 @@
+"""The network-on-chip between the global buffer and the cores: hops by topology.
+
+The architecture (:mod:`cimco.arch`) puts the NoC between the global buffer and the core
+fanout as a pass-through (AccelForge's ``Toll``): every bit between the buffer and the macros
+crosses it once (inputs down; weights down to the cells; partial sums up, and down again to
+be added), costing ``hop_energy_per_bit_j`` for each of the topology's mean hops from the
+buffer to a core, at one link's bandwidth (the buffer's port into the network).
+
+AccelForge 1.0.467 has a ``Network`` node of its own (mesh and all-to-all), but its model
+raises ``NotImplementedError`` on a spatial loop over a rank that is only partly relevant to
+a tensor (a sliding window's kernel rank), which nearly every convolution's mapping onto the
+macros has; ``tests/test_levels.py`` checks that it still does, so that an upgrade which
+lifts it fails there and says to move to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def hops(topology: str, cores: int) -> float:
+    """Mean hops from the global buffer to a core.
+
+    - ``bus``: one.
+    - ``mesh``: the cores on a k x k grid (k = ceil(sqrt(cores)), filled row by row), the
+      buffer on the router of the corner core: one hop into the mesh plus the mean Manhattan
+      distance from that corner (assumed placement).
+    - ``htree``: the root at the buffer, a level a hop: ceil(log2(cores)) hops to every leaf
+      (at least one), as NeuroSim's H-tree reaches its tiles (all hops assumed alike).
+    """
+    if topology == "bus":
+        return 1.0
+    if topology == "htree":
+        return float(max(1, math.ceil(math.log2(cores))))
+    k = math.ceil(math.sqrt(cores))
+    return 1.0 + sum(i // k + i % k for i in range(cores)) / cores

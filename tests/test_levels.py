@@ -1,0 +1,258 @@
+"""A system's levels as a list (cimco.spec.levels): the template as its default expansion, a NoC
+and a memory in each core honoured by the backends, hand-counted; bad level lists refused."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cimco.cli import main
+from cimco.noc import hops
+from cimco.spec import load
+from cimco.spec.levels import as_levels
+from cimco.spec.system import SystemSpec
+from cimco.spec.workload import Bits, Layer
+
+ROOT = Path(__file__).resolve().parent.parent
+MARS = ROOT / "arch_specs/mars_system.yaml"
+BITS = Bits(input=8, weight=8, output=8)
+NOC = {"kind": "noc", "name": "mesh", "topology": "mesh",
+       "hop_energy_per_bit_j": {"value": 0.1e-12, "source": "assumed"}, "hop_latency_s": 1e-9,
+       "link_bandwidth_bits_per_s": 1e12}
+CORE_BUFFER = {"kind": "memory", "name": "cb", "keeps": ["input", "output"], "size_bits": 8192,
+               "energy_per_bit_j": {"value": 0.1e-12, "source": "assumed"}, "bandwidth_bits_per_s": 1e12,
+               "area_m2": {"value": 0.01e-6, "source": "assumed"}}
+
+
+def _template_free(system: SystemSpec) -> dict:
+    d = system.model_dump(mode="json")
+    for k in ("dram", "global_buffer", "cores", "macros_per_core", "noc", "core_buffer"):
+        d.pop(k)
+    return d
+
+
+def _with_levels(levels: list[dict]) -> SystemSpec:
+    return SystemSpec.model_validate({**_template_free(load(MARS)), "levels": levels})
+
+
+def _levels(noc: bool = True, core_buffer: bool = False, cores: int = 2, macros: int = 2) -> list[dict]:
+    top = as_levels(load(MARS))[:2]
+    return [*top, *([NOC] if noc else []), {"kind": "fanout", "name": "core", "count": cores},
+            *([CORE_BUFFER] if core_buffer else []), {"kind": "fanout", "name": "macro", "count": macros}]
+
+
+@pytest.mark.parametrize("topology, cores, expected", [
+    ("bus", 64, 1.0), ("htree", 1, 1.0), ("htree", 16, 4.0), ("htree", 17, 5.0),
+    ("mesh", 1, 1.0), ("mesh", 2, 1.5), ("mesh", 3, 1 + 2 / 3), ("mesh", 4, 2.0),
+    ("mesh", 9, 1 + (0 + 1 + 2 + 1 + 2 + 3 + 2 + 3 + 4) / 9),
+])
+def test_hops_by_topology(topology: str, cores: int, expected: float) -> None:
+    """Counted by hand: a mesh's cores row by row on a ceil(sqrt(n)) grid, the buffer at the
+    corner router (one hop in, then the Manhattan distance); an H-tree a level a hop."""
+    assert hops(topology, cores) == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_template_is_the_default_expansion(tmp_path: Path) -> None:
+    """Every bundled system written as its levels loads as the same spec (so the same totals,
+    and the same cache key); the levels file validates through the CLI."""
+    systems = [p for p in (ROOT / "arch_specs").glob("*.yaml") if yaml.safe_load(p.read_text())["kind"] == "system"]
+    assert systems
+    for path in systems:
+        system = load(path)
+        data = yaml.safe_load(path.read_text())
+        levels = {k: v for k, v in data.items() if k not in ("dram", "global_buffer", "cores", "macros_per_core")}
+        levels["macro"] = str(path.parent / data["macro"])
+        levels["levels"] = as_levels(system)
+        out = tmp_path / path.name
+        out.write_text(yaml.safe_dump(levels, sort_keys=False))
+        again = load(out)
+        assert again == system
+        assert again.model_dump_json() == system.model_dump_json()
+        assert main(["specs", "validate", str(out)]) == 0
+
+
+def test_levels_name_what_the_template_cannot() -> None:
+    system = _with_levels(_levels(noc=True, core_buffer=True, cores=4, macros=8))
+    assert (system.cores, system.macros_per_core) == (4, 8)
+    assert system.noc.topology == "mesh" and system.noc.link_bandwidth_bits_per_s == 1e12
+    assert system.core_buffer.size_bits == 8192 and system.core_buffer.keeps == ["input", "output"]
+    assert [x["kind"] for x in as_levels(system)] == ["memory", "memory", "noc", "fanout", "memory", "fanout"]
+    assert _with_levels(as_levels(system)) == system
+
+
+def _bad(levels: list[dict], **extra) -> str:
+    return yaml.safe_dump({**_template_free(load(MARS)), "levels": levels, **extra}, sort_keys=False)
+
+
+def _cycle() -> list[dict]:
+    x = _levels()
+    x[1]["under"] = "core"
+    return x
+
+
+def _keeps_nothing() -> list[dict]:
+    x = _levels()
+    x[1]["keeps"] = []
+    return x
+
+
+def _zero_bandwidth() -> list[dict]:
+    x = copy.deepcopy(_levels())
+    x[2]["link_bandwidth_bits_per_s"] = 0
+    return x
+
+
+def _two_under_one() -> list[dict]:
+    x = _levels()
+    x[3]["under"] = "DRAM"
+    return x
+
+
+def _unknown_under() -> list[dict]:
+    x = _levels()
+    x[4]["under"] = "tile"
+    return x
+
+
+def _weights_in_the_buffer() -> list[dict]:
+    x = _levels()
+    x[1]["keeps"] = ["input", "weight"]
+    return x
+
+
+def _no_macro_fanout() -> list[dict]:
+    return _levels()[:-1]
+
+
+def _below_the_macros() -> list[dict]:
+    return [*_levels(), CORE_BUFFER]
+
+
+@pytest.mark.parametrize("make, path, words", [
+    (_cycle, "levels[1].under", "not a cycle (GlobalBuffer under core under mesh under GlobalBuffer)"),
+    (_keeps_nothing, "levels[1].keeps", "a memory that keeps nothing"),
+    (_zero_bandwidth, "levels[2].link_bandwidth_bits_per_s", "expected at least 1000.0, got 0"),
+    (_two_under_one, "levels[3].under", "one level under 'DRAM'"),
+    (_unknown_under, "levels[4].under", "the name of another level"),
+    (_weights_in_the_buffer, "levels[1]", "weights stay in the macros' cells"),
+    (_no_macro_fanout, "levels", "the macro fanout"),
+    (_below_the_macros, "levels[5]", "nothing below the macro fanout"),
+])
+def test_bad_level_lists_exit_2_with_the_dotted_path(make, path: str, words: str, tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "system.yaml"
+    spec.write_text(_bad(make()))
+    assert main(["specs", "validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}: {path}: expected" in err and words in err, err
+    assert "Traceback" not in err
+
+
+def test_template_keys_beside_levels_are_refused(tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "system.yaml"
+    spec.write_text(_bad(_levels(), cores=4))
+    assert main(["specs", "validate", str(spec)]) == 2
+    assert f"{spec}: cores: expected no template key beside `levels`" in capsys.readouterr().err
+
+
+LAYER = Layer(name="fc", type="linear", in_channels=16, out_channels=4)  # one macro activation
+
+
+def _oracle(system: SystemSpec) -> dict[tuple[str, str, str], float]:
+    """The hand count of LAYER (16 inputs, 4 outputs, 8 bits; one activation of one macro:
+    every value moves once) above the macros, in bits."""
+    w, i, o = 16 * 4 * 8, 16 * 8, 4 * 8
+    counts = {("DRAM", "W", "read"): w, ("DRAM", "I", "read"): i, ("DRAM", "O", "write"): o,
+              ("GlobalBuffer", "I", "write"): i, ("GlobalBuffer", "I", "read"): i,
+              ("GlobalBuffer", "O", "write"): o, ("GlobalBuffer", "O", "read"): o}
+    if system.noc is not None:  # weights down to the cells, inputs down, outputs up: once each
+        counts |= {("NoC", "W", "read"): w, ("NoC", "I", "read"): i, ("NoC", "O", "read"): o}
+    if system.core_buffer is not None:  # inputs and outputs in and out of each core's buffer once
+        counts |= {("CoreBuffer", "I", "write"): i, ("CoreBuffer", "I", "read"): i,
+                   ("CoreBuffer", "O", "write"): o, ("CoreBuffer", "O", "read"): o}
+    return counts
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("core_buffer, backend", [(False, "cimco"), (False, "accelforge"), (True, "accelforge")])
+def test_three_levels_and_a_noc_by_hand(core_buffer: bool, backend: str, tmp_path: Path) -> None:
+    """DRAM -> buffer -> mesh NoC -> 2 cores [-> a buffer in each] -> 2 macros: every count
+    above the macros is the hand count, the NoC's energy is its bits x 1.5 hops (a 2-core mesh:
+    one hop in, half the cores one further) x 0.1 pJ, its time its bits over the link."""
+    from cimco.backends import get
+
+    system = _with_levels(_levels(noc=True, core_buffer=core_buffer))
+    r = get(backend).map_layer(system, LAYER, BITS, scratch=tmp_path)
+    moved = {k: v for k, v in r.tensor_actions.items()
+             if k[0] in ("DRAM", "GlobalBuffer", "NoC", "CoreBuffer") and v}
+    assert moved == pytest.approx(_oracle(system), rel=1e-9)
+    noc_bits = 16 * 4 * 8 + 16 * 8 + 4 * 8
+    assert r.energy["NoC", "read"] == pytest.approx(noc_bits * 1.5 * 0.1e-12, rel=1e-9)
+    assert r.latency_by_component["NoC"] == pytest.approx(noc_bits / 1e12, rel=1e-6)
+    if core_buffer:
+        assert r.energy["CoreBuffer", "read"] + r.energy["CoreBuffer", "write"] == pytest.approx(
+            2 * (16 * 8 + 4 * 8) * 0.1e-12, rel=1e-9)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("topology", ["mesh", "htree"])
+def test_noc_closed_form_is_the_models(topology: str) -> None:
+    """With a NoC, the cimco backend's best plans of ResNet-18 layers (a 7x7 kernel spread over
+    macros, 3x3, a downsample, the classifier) are AccelForge's model's evaluation of them,
+    entry by entry (tests/test_cim_backend.py's check)."""
+    from test_cim_backend import _is_the_models
+
+    from cimco import _af, arch
+    from cimco.backends.cim import Shape, ranked
+
+    mars = load(MARS)
+    system = SystemSpec.model_validate({**mars.model_dump(mode="json"), "noc": {
+        **{k: v for k, v in NOC.items() if k not in ("kind", "name")}, "topology": topology}})
+    workload = load(ROOT / "workloads/resnet18_imagenet.yaml")
+    for name in ("conv1", "layer2.0.conv2", "layer3.0.downsample.0", "fc"):
+        layer = next(x for x in workload.layers if x.name == name)
+        einsum = _af.einsum_of(layer)
+        model = _af.Evaluator(arch.build_nodes(system, BITS), einsum, BITS)
+        for estimate, plan in ranked(system, layer, einsum, BITS, model.ert)[:2]:
+            _is_the_models(system, Shape.of(layer, einsum), BITS, plan, model, estimate)
+
+
+@pytest.mark.engine
+def test_a_noc_adds_its_hops_to_a_network(tmp_path: Path) -> None:
+    """ResNet-20 on the MARS-like system with a 4-core mesh NoC: the same mapping as without
+    (the NoC only adds), and the NoC's energy is 2 hops x 0.1 pJ for every bit it carries."""
+    import cimco
+
+    noc = _with_levels(_levels(noc=True, cores=4, macros=8))
+    plain = load(MARS)
+    a = cimco.map(plain, ROOT / "workloads/resnet20_cifar.yaml", replicate=False)
+    b = cimco.map(noc, ROOT / "workloads/resnet20_cifar.yaml", replicate=False)
+    assert [x["mapping"] for x in a.data["layers"]] == [
+        x["mapping"].replace(" [W in NoC]", "").replace(" [I,O in NoC]", "").replace(" [W,I,O in NoC]", "")
+        for x in b.data["layers"]]
+    for x in b.data["layers"]:
+        assert x["energy_by_component"]["NoC"] == pytest.approx(x["action_counts"]["NoC.read"] * 2 * 0.1e-12,
+                                                                rel=1e-9)
+    rest = {k: v for k, v in b.data["energy_by_component"].items() if k != "NoC"}
+    assert rest == pytest.approx(a.data["energy_by_component"], rel=1e-9)
+    assert math.isclose(b.data["totals"]["energy_j"], a.data["totals"]["energy_j"]
+                        + b.data["energy_by_component"]["NoC"], rel_tol=1e-9)
+
+
+@pytest.mark.engine
+def test_backends_that_cannot_honour_a_level_refuse_it(tmp_path: Path, capsys) -> None:
+    """The cimco search does not cover a memory in each core; the Timeloop export writes neither
+    it nor a NoC: exit 2 naming the backend, nothing written."""
+    spec = tmp_path / "system.yaml"
+    spec.write_text(_bad(_levels(noc=True, core_buffer=True)))
+    wl = str(ROOT / "workloads/resnet20_cifar.yaml")
+    assert main(["map", "--system", str(spec), "--workload", wl, "--out", str(tmp_path / "a")]) == 2
+    assert "--backend cimco: " in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    assert main(["timeloop", "export", "--system", str(spec), "--workload", wl, "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "network-on-chip (noc) is not in the Timeloop export" in err and "memory in each core" in err
+    assert not (tmp_path / "b").exists()
