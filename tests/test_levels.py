@@ -256,3 +256,44 @@ def test_backends_that_cannot_honour_a_level_refuse_it(tmp_path: Path, capsys) -
     err = capsys.readouterr().err
     assert "network-on-chip (noc) is not in the Timeloop export" in err and "memory in each core" in err
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("topology, cores, expected", [
+    ("bus", 8, 1.0), ("mesh", 16, 1.0), ("htree", 1, 1.0), ("htree", 2, 2.0),
+    ("htree", 4, (2 + 4 + 2) / 3), ("htree", 8, (2 + 4 + 2 + 6 + 2 + 4 + 2) / 7),
+])
+def test_stage_hops(topology: str, cores: int, expected: float) -> None:
+    """Consecutive stages on consecutive cores: an H-tree's leaves i and i + 1 meet at the
+    branch of the highest bit that differs (up and down again), a snake mesh's are neighbours."""
+    from cimco.noc import stage_hops
+
+    assert stage_hops(topology, cores) == pytest.approx(expected, rel=1e-12)
+
+
+def test_lrmp_stages_receive_their_inputs_over_the_noc() -> None:
+    """Each option's transfer by hand: ResNet-20's layer1.0.conv2 receives its 32x32x16 input and
+    the skip connection's 32x32x16 tensor; at b bits, over a 4-core bus (1 hop) of 1e10 b/s and
+    1 ns hops. The stage takes the longer of its compute and the transfer, which replication
+    does not shorten; without a NoC nothing is added."""
+    from cimco.codesign.spatial import layer_options, received
+
+    plain = load(MARS)
+    slow = {**{k: v for k, v in NOC.items() if k not in ("kind", "name")}, "topology": "bus",
+            "link_bandwidth_bits_per_s": 1e10}
+    noc = SystemSpec.model_validate({**plain.model_dump(mode="json"), "noc": slow})
+    workload = load(ROOT / "workloads/resnet20_cifar.yaml")
+    layer = next(x for x in workload.layers if x.name == "layer1.0.conv2")
+    elements = received(workload, layer)
+    assert elements == 32 * 32 * 16 * 2
+    without = layer_options(plain, layer, {}, [4, 8], max_replication=8, elements_in=elements)
+    with_noc = layer_options(noc, layer, {}, [4, 8], max_replication=8, elements_in=elements)
+    assert len(without) == len(with_noc) > 4
+    for a, b in zip(without, with_noc):
+        moved_s = elements * b.bits / 1e10 + 1e-9
+        assert (a.transfer_s, a.transfer_j) == (0.0, 0.0)
+        assert b.transfer_s == pytest.approx(moved_s, rel=1e-12)
+        assert b.transfer_j == pytest.approx(elements * b.bits * 0.1e-12, rel=1e-12)
+        assert b.time_s == pytest.approx(max(a.time_s, moved_s), rel=1e-12)
+        assert b.energy_j == pytest.approx(a.energy_j + b.transfer_j, rel=1e-12)
+    fastest = min(o.time_s for o in with_noc if o.bits == 8)
+    assert fastest == pytest.approx(elements * 8 / 1e10 + 1e-9, rel=1e-12)  # replication stops at the link

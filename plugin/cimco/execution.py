@@ -107,20 +107,22 @@ def _in_sizes(workload: WorkloadSpec) -> list[int]:
 def _stages(system: SystemSpec, workload: WorkloadSpec, masks: list) -> list | None:
     """One LRMP option per layer: its own macros at replication 1 and its weight bits; None
     when a layer is too large for the spatial model's exact occupancy (held in memory). Only
-    their macros and times are used, so no ERT is given (their energies are left 0)."""
-    from cimco.codesign.spatial import layer_options
+    their macros and times are used (with a NoC, a stage's time is at least its inputs' transfer,
+    as ``cimco lrmp`` has it), so no ERT is given (their energies are not used)."""
+    from cimco.codesign.spatial import layer_options, received
 
     if any(x.out_channels * x.reduction > MAX_MASK_WEIGHTS for x in workload.layers):
         return None
     def option(x, mask):
-        return layer_options(system, x, {}, [workload.layer_bits(x).weight], mask, 1)[0]
+        return layer_options(system, x, {}, [workload.layer_bits(x).weight], mask, 1,
+                             elements_in=received(workload, x))[0]
 
     out, dense = [], {}  # layers alike but for their names and links, without a mask: one option
     for x, mask in zip(workload.layers, masks):
         if mask is not None:
             out.append(option(x, mask))
             continue
-        key = (x.model_dump_json(exclude={"name", "inputs", "residual"}), workload.layer_bits(x))
+        key = (x.model_dump_json(exclude={"name", "inputs", "residual"}), workload.layer_bits(x), received(workload, x))
         if key not in dense:
             dense[key] = option(x, None)
         out.append(dense[key])

@@ -34,3 +34,20 @@ def hops(topology: str, cores: int) -> float:
         return float(max(1, math.ceil(math.log2(cores))))
     k = math.ceil(math.sqrt(cores))
     return 1.0 + sum(i // k + i % k for i in range(cores)) / cores
+
+
+def stage_hops(topology: str, cores: int) -> float:
+    """Mean hops between consecutive stages of a layer pipeline, laid out on cores in order
+    (assumed): a bus 1; a mesh 1 (a snake order makes consecutive cores neighbours); an H-tree
+    up to the lowest common branch of leaves i and i + 1 and down again, averaged over i."""
+    if topology != "htree" or cores < 2:
+        return 1.0
+    return sum(2 * (i ^ (i + 1)).bit_length() for i in range(cores - 1)) / (cores - 1)
+
+
+def transfer(noc, cores: int, bits: float) -> tuple[float, float]:
+    """(energy, time) of ``bits`` from one stage to the next over ``noc`` (a NocSpec): each bit
+    over :func:`stage_hops` hops, through one link (the receiving stage's; assumed), after the
+    route's hop latencies."""
+    n = stage_hops(noc.topology, cores)
+    return bits * n * noc.hop_energy_per_bit_j.value, bits / noc.link_bandwidth_bits_per_s + n * noc.hop_latency_s

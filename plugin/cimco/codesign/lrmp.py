@@ -37,9 +37,11 @@ class Option:
     bits: int
     replication: int
     macros: int
-    time_s: float
+    time_s: float  # the stage's time: its compute, or its inputs' transfer where that is longer
     energy_j: float
     loss: float
+    transfer_s: float = 0.0  # its inputs' transfer over the NoC, from the stage before (cimco.noc)
+    transfer_j: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cimco.codesign.lrmp import Choice, Option, solve
-from cimco.codesign.spatial import layer_options, proxy_loss, too_large
+from cimco.codesign.spatial import layer_options, proxy_loss, received, too_large
 from cimco.errors import Problem, SpecError
 from cimco.io import write_atomic
 from cimco.spec.system import SystemSpec
@@ -139,7 +139,8 @@ def run(system: SystemSpec, workload: WorkloadSpec, ert: dict | Callable[[], dic
         layers = tqdm(workload.layers, desc="mapping options", unit="layer", disable=not progress or mapper is None,
                       dynamic_ncols=True)
         return [layer_options(system, layer, energies, bits, (masks or {}).get(layer.name), max_replication,
-                              (sensitivity or {}).get(layer.name), mapper, workload.layer_bits(layer).output)
+                              (sensitivity or {}).get(layer.name), mapper, workload.layer_bits(layer).output,
+                              received(workload, layer))
                 for layer in layers]
 
     m = system.macro
@@ -186,12 +187,15 @@ def _designs(workload: WorkloadSpec, opts: list[list[Option]], weight_bits, budg
 
 
 def write(result: Result, out: Path) -> None:
+    moved = any(o.transfer_s for ch in result.designs.values() for o in ch.options)
     lines = [f"# LRMP: {result.workload}", "",
              f"macro budget {result.budget}; accuracy budget {result.accuracy_budget:.4g} ({result.loss})", "",
              "stage times and energies: " + ("the spatial model" if result.costs == "spatial" else
                                              f"the {result.costs} backend's mapping of each layer on its macros")
-             + " (the macros' compute and index codes only: buffers, DRAM and the transfers between stages "
-               "are not counted)", "",
+             + (" (the macros' compute and index codes, and each stage's inputs over the NoC from the stage "
+                "before: buffers and DRAM are not counted)" if moved else
+                " (the macros' compute and index codes only: buffers, DRAM and the transfers between stages "
+                "are not counted; give the system a NoC to count them)"), "",
              "| design | macros | bottleneck (us) | latency (us) | macro energy (uJ) | latency gain "
              "| throughput gain |",
              "|---|---|---|---|---|---|---|"]
@@ -200,17 +204,17 @@ def write(result: Result, out: Path) -> None:
         lines.append(f"| {name} | {ch.macros} | {ch.bottleneck_s * 1e6:.2f} | {ch.latency_s * 1e6:.2f} | "
                      f"{ch.energy_j * 1e6:.3f} | {lg:.2f}x | {tg:.2f}x |")
     j, b = result.designs["joint"], result.designs["baseline"]
-    lines += ["", "| layer | bits | replication | macros | stage (us) | baseline stage (us) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| layer | bits | replication | macros | stage (us) | its inputs' transfer (us) "
+                  "| baseline stage (us) |", "|---|---|---|---|---|---|---|"]
     rows = []
     for name, o, ob in zip(result.layers, j.options, b.options):
         lines.append(f"| {name} | {o.bits} | {o.replication} | {o.macros} | {o.time_s * 1e6:.2f} | "
-                     f"{ob.time_s * 1e6:.2f} |")
-        rows.append([name, o.bits, o.replication, o.macros, o.time_s, ob.time_s])
+                     f"{o.transfer_s * 1e6:.2f} | {ob.time_s * 1e6:.2f} |")
+        rows.append([name, o.bits, o.replication, o.macros, o.time_s, o.transfer_s, ob.time_s])
     write_atomic(out / "lrmp.md", "\n".join(lines) + "\n")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["layer", "bits", "replication", "macros", "stage_s", "baseline_stage_s"])
+    w.writerow(["layer", "bits", "replication", "macros", "stage_s", "transfer_s", "baseline_stage_s"])
     w.writerows(rows)
     write_atomic(out / "lrmp_layers.csv", buf.getvalue())
     write_atomic(out / "lrmp_stages.png", _png(result))

@@ -6,7 +6,11 @@ for conv layers; a single-vector linear layer AccelForge maps up to 3x slower, s
 abstract macro lets columns split the reduction with per-column inputs). Counts per input vector come from the exact
 block occupancy of the layer's mask (dense when it has none) at each weight precision;
 energies from the component models' ERT (macro actions only: in spatial mode weights stay
-in their macros and activations move between neighbouring stages, which is not modeled).
+in their macros). On a system with a NoC (:mod:`cimco.noc`) a stage also receives its inputs
+(and a skip connection's tensor) from the stage before over it: their energy is added, and the
+stage takes at least their time over one link (received while the previous input is computed,
+double-buffered: assumed); replication does not shorten it. Without a NoC the transfers
+between stages are not modeled.
 """
 
 from __future__ import annotations
@@ -66,13 +70,25 @@ def mapped_costs(system: SystemSpec, layer: Layer, bits: int, macros: int, mask:
     return row["latency_s"] / layer.positions, energy
 
 
+def received(workload: WorkloadSpec, layer: Layer) -> int:
+    """Elements a stage receives per inference: its input and the tensors its skip connections add."""
+    by_name = {x.name: x for x in workload.layers}
+    h, w = layer.input_hw
+    skip = sum(by_name[n].positions * by_name[n].out_channels * by_name[n].repeat for n in layer.residual)
+    return h * w * layer.in_channels * layer.tokens * layer.repeat + skip
+
+
 def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: list[int],
                   mask: np.ndarray | None = None, max_replication: int = 64,
-                  loss: dict[int, float] | None = None, backend=None, output_bits: int = 8) -> list[Option]:
+                  loss: dict[int, float] | None = None, backend=None, output_bits: int = 8,
+                  elements_in: int = 0) -> list[Option]:
     """Each (weight precision, replication) of ``layer`` in spatial mode: its macros (from the
     block occupancy of its mask), stage time and energy from the spatial model, or, with a
     mapping ``backend``, from that backend's mapping of the layer on its macros
-    (:func:`mapped_costs`)."""
+    (:func:`mapped_costs`); with a NoC, the transfer of the ``elements_in`` it receives
+    (:func:`received`) at the precision's bits."""
+    from cimco.noc import transfer
+
     m = system.macro
     if mask is not None and mask.shape != weight_shape(layer):
         raise ValueError(f"mask of {layer.name} has shape {mask.shape}")
@@ -99,10 +115,12 @@ def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: lis
         if backend is not None and tiles:
             per_position_s, energy = mapped_costs(system, layer, b, tiles, mask, backend, output_bits)
             energy *= layer.repeat
+        moved_j, moved_s = transfer(system.noc, system.cores, elements_in * b) if system.noc else (0.0, 0.0)
         r = 1
         while r <= max_replication and r <= layer.positions:
             t = math.ceil(layer.positions / r) * per_position_s * layer.repeat
-            out.append(Option(bits=b, replication=r, macros=r * tiles, time_s=t, energy_j=energy,
-                              loss=(loss or {}).get(b, proxy_loss(layer, b))))
+            out.append(Option(bits=b, replication=r, macros=r * tiles, time_s=max(t, moved_s),
+                              energy_j=energy + moved_j, loss=(loss or {}).get(b, proxy_loss(layer, b)),
+                              transfer_s=moved_s, transfer_j=moved_j))
             r *= 2
     return out
