@@ -1,15 +1,19 @@
-"""MARS's evaluation setup on the MARS-like system: VGG-16 and ResNet-18 (CIFAR-10 shapes)
-compressed MARS-style, side by side with the paper's figures (Sie et al., TCAD 2022:
+"""MARS's evaluation setup on the bundled multi-macro systems: VGG-16 and ResNet-18 (CIFAR-10
+shapes) compressed MARS-style, side by side with the paper's figures (Sie et al., TCAD 2022:
 52.3 / 88.2 TOPS/W, > 700 FPS on CIFAR-10).
 
 Compression as MARS does it: 4-bit inputs and weights (8-bit outputs re-quantized on chip),
 row-block pruning (the word lines on at once x one column group) at 50% on every layer but
 the first and the last (seeded patterns: shapes only, no trained weights here). Each network
 runs sequentially, batch 1 and batch 16 (weights reloaded per batch when one copy of them
-does not fit in the 32 macros). Every figure is from `cimco map` with the real mapper.
+does not fit in the macros), on the MARS-like system, the same with a buffer in each core and
+a mesh NoC, and the NeuroSim-style tiled system (H-tree, tile buffers; its pruning blocks are
+the MARS macro's 16 rows, not its 128). Every figure is from `cimco map` with the real mapper:
+the cimco backend where it covers the system, AccelForge's FFM for the systems with a memory
+in each core (about 5 minutes a network on 2 cores, cold).
 
-Run: python scripts/mars_table.py [--out out/mars_table]   (a few minutes cold, cached after)
-Last line: RESULT vgg16_tops_per_w_on_chip=... resnet18_tops_per_w_on_chip=... ...
+Run: python scripts/mars_table.py [--out out/mars_table] [--systems mars_system ...]
+Last line: RESULT <net>_<system>_tops_per_w_on_chip=... ...
 """
 
 from __future__ import annotations
@@ -36,41 +40,58 @@ def compressed(name: str, out: Path) -> Path:
     return path
 
 
+SYSTEMS = ("mars_system", "mars_system_cores", "neurosim_system")
+
+
 def main() -> int:
+    from cimco.spec import load
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="out/mars_table")
+    ap.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, result = [], []
-    for name, paper in MARS.items():
-        wl = compressed(name, out)
-        for batch in (1, 16):
-            d = out / f"{name}_b{batch}"
-            code = cimco(["map", "--system", str(ROOT / "arch_specs/mars_system.yaml"), "--workload", str(wl),
-                          "--out", str(d), "--cache-dir", str(out / "cache"), "--quiet", "--batch", str(batch)])
+    for system in args.systems:
+        spec = ROOT / f"arch_specs/{system}.yaml"
+        backend = "cimco" if load(spec).core_buffer is None else "accelforge"
+        for name, paper in MARS.items():
+            code = _rows(system, spec, backend, name, paper, compressed(name, out), out, rows, result)
             if code:
                 return code
-            r = json.loads((d / "report.json").read_text())
-            t, e = r["totals"], r["energy_by_component"]
-            macro_j = sum(v for c, v in e.items() if c in MACRO)
-            dense = t["dense_macs"]
-            row = {"network": name, "batch": batch, "weights": t["weights"], "paper": paper,
-                   "system": t["tops_per_w"], "on_chip": t["tops_per_w_on_chip"],
-                   "macros": 2 * dense / macro_j / 1e12, "fps": t["fps"],
-                   "dram_share": e.get("DRAM", 0.0) / t["energy_j"]}
-            rows.append(row)
-            if batch == 1:
-                result += [f"{name.split('_')[0]}_tops_per_w_on_chip={row['on_chip']:.1f}",
-                           f"{name.split('_')[0]}_tops_per_w_macros={row['macros']:.1f}",
-                           f"{name.split('_')[0]}_fps={row['fps']:.0f}"]
-    print("| network | batch | weights | MARS TOPS/W | cimco TOPS/W (all, with DRAM) | on chip (no DRAM) "
+    print("| system | network | batch | weights | MARS TOPS/W | cimco TOPS/W (all, with DRAM) | on chip (no DRAM) "
           "| macros only | DRAM share | FPS (MARS: > 700) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['network']} | {r['batch']} | {r['weights']} | {r['paper']} | {r['system']:.1f} | "
-              f"{r['on_chip']:.1f} | {r['macros']:.1f} | {r['dram_share']:.0%} | {r['fps']:,.0f} |")
+        print(f"| {r['system_name']} | {r['network']} | {r['batch']} | {r['weights']} | {r['paper']} | "
+              f"{r['system']:.1f} | {r['on_chip']:.1f} | {r['macros']:.1f} | {r['dram_share']:.0%} | {r['fps']:,.0f} |")
     print("RESULT " + " ".join(result))
+    return 0
+
+
+def _rows(system: str, spec: Path, backend: str, name: str, paper: float, wl: Path, out: Path, rows: list,
+          result: list) -> int:
+    for batch in (1, 16):
+        d = out / f"{system}_{name}_b{batch}"
+        jobs = ["--jobs", "2"] if backend == "accelforge" else []
+        code = cimco(["map", "--system", str(spec), "--workload", str(wl), "--backend", backend, *jobs,
+                      "--out", str(d), "--cache-dir", str(out / "cache"), "--quiet", "--batch", str(batch)])
+        if code:
+            return code
+        r = json.loads((d / "report.json").read_text())
+        t, e = r["totals"], r["energy_by_component"]
+        macro_j = sum(v for c, v in e.items() if c in MACRO)
+        dense = t["dense_macs"]
+        row = {"system_name": system, "network": name, "batch": batch, "weights": t["weights"], "paper": paper,
+               "system": t["tops_per_w"], "on_chip": t["tops_per_w_on_chip"],
+               "macros": 2 * dense / macro_j / 1e12, "fps": t["fps"],
+               "dram_share": e.get("DRAM", 0.0) / t["energy_j"]}
+        rows.append(row)
+        if batch == 1:
+            key = f"{name.split('_')[0]}_{system}"
+            result += [f"{key}_tops_per_w_on_chip={row['on_chip']:.1f}",
+                       f"{key}_tops_per_w_macros={row['macros']:.1f}", f"{key}_fps={row['fps']:.0f}"]
     return 0
 
 

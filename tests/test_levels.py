@@ -297,3 +297,29 @@ def test_lrmp_stages_receive_their_inputs_over_the_noc() -> None:
         assert b.energy_j == pytest.approx(a.energy_j + b.transfer_j, rel=1e-12)
     fastest = min(o.time_s for o in with_noc if o.bits == 8)
     assert fastest == pytest.approx(elements * 8 / 1e10 + 1e-9, rel=1e-12)  # replication stops at the link
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("system", ["mars_system_cores", "neurosim_system"])
+def test_bundled_systems_with_core_memories_map_with_accelforge(system: str, tmp_path: Path) -> None:
+    """The bundled systems that hold a memory in each core (and a NoC) map end to end with
+    AccelForge's FFM: every bit of input and output passes the NoC and the core memory (a layer
+    that fits one activation moves each value once), and the energy is the ERT times the counts."""
+    import json
+
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump({
+        "kind": "workload", "name": "tiny", "source": "test", "bits": {"input": 8, "weight": 8, "output": 8},
+        "layers": [{"name": "fc", "type": "linear", "in_channels": 16, "out_channels": 4}]}))
+    out = tmp_path / "o"
+    assert main(["map", "--system", str(ROOT / f"arch_specs/{system}.yaml"), "--workload", str(tmp_path / "w.yaml"),
+                 "--backend", "accelforge", "--weights", "reload", "--out", str(out), "--quiet"]) == 0
+    r = json.loads((out / "report.json").read_text())
+    counts = r["layers"][0]["action_counts"]
+    assert counts["CoreBuffer.write"] == counts["CoreBuffer.read"] == 16 * 8 + 4 * 8
+    assert counts["NoC.read"] == 16 * 4 * 8 + 16 * 8 + 4 * 8
+    ert = {(t["name"].split(".")[-1], a["name"]): a["energy"]
+           for t in yaml.safe_load((out / "ERT.yaml").read_text())["ERT"]["tables"] for a in t["actions"]}
+    pj = load(ROOT / f"arch_specs/{system}.yaml").noc.hop_energy_per_bit_j.value * 1e12  # ERT.yaml is in pJ
+    hops = {"mars_system_cores": 2.0, "neurosim_system": 4.0}[system]  # 2 x 2 mesh: 1 + 1; 16-leaf H-tree: 4
+    assert ert["NoC", "read"] == pytest.approx(pj * hops, rel=1e-9)
+    assert r["energy_by_component"]["NoC"] == pytest.approx(counts["NoC.read"] * pj * hops * 1e-12, rel=1e-6)
