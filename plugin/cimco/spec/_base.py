@@ -145,6 +145,7 @@ _WANTED = {  # pydantic error type -> what the user should write, in the spec's 
     "too_long": "a list of at most {max_length} values", "too_short": "a list of at least {min_length} values",
     "string_too_long": "text of at most {max_length} characters",
     "string_too_short": "text of at least {min_length} character(s)",
+    "union_tag_invalid": "{discriminator} to be one of {expected_tags}",
 }
 
 

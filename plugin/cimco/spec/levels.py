@@ -34,11 +34,12 @@ from cimco.spec.macro import Joules, Seconds, SquareMetres
 
 TENSORS = ("input", "output", "weight")
 TEMPLATE = ("dram", "global_buffer", "cores", "macros_per_core", "noc", "core_buffer")
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+Name = Annotated[str, Field(min_length=1, max_length=100, description="what `under` names (reports call the "
+                                                                    "parts DRAM, GlobalBuffer, NoC, CoreBuffer)")]
 
 
 class MemoryLevel(Strict):
-    kind: Literal["memory"]
+    kind: Literal["memory"] = Field(description="memory | noc | fanout")
     name: Name
     under: Name | None = Field(None, description="the level above this one (default: the entry before)")
     keeps: list[Literal["input", "output", "weight"]] = Field(description="the tensors it holds")
@@ -49,7 +50,7 @@ class MemoryLevel(Strict):
 
 
 class NocLevel(Strict):
-    kind: Literal["noc"]
+    kind: Literal["noc"] = Field(description="memory | noc | fanout")
     name: Name
     under: Name | None = None
     topology: Literal["bus", "mesh", "htree"]
@@ -60,7 +61,7 @@ class NocLevel(Strict):
 
 
 class FanoutLevel(Strict):
-    kind: Literal["fanout"]
+    kind: Literal["fanout"] = Field(description="memory | noc | fanout")
     name: Name
     under: Name | None = None
     count: Bounded(1, 2**16) = Field(description="instances of what is below, per instance above")

@@ -57,6 +57,13 @@ global_buffer:
 #   energy_per_op_j: {value: 0.75e-12, source: "Horowitz, ISSCC 2014 (45 nm): mean of an FP16 add and multiply"}
 #   ops_per_s: 3.2e10              # assumed: 32 lanes at 1 GHz
 #   area_m2: {value: 0.05e-6, source: "assumed"}
+# Optional: a network-on-chip between the global buffer and the cores (cimco.noc; a `levels:`
+# list can give the whole hierarchy instead, docs/specs.md#a-systems-levels).
+# noc:
+#   topology: mesh                 # bus | mesh | htree
+#   hop_energy_per_bit_j: {value: 0.1e-12, source: "assumed"}
+#   hop_latency_s: 1.0e-9
+#   link_bandwidth_bits_per_s: 1.28e11
 """
 
 WORKLOAD = """\
