@@ -557,12 +557,13 @@ def _score(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, holders: dict) -
     word-line drivers, DRAM, buffer and NoC traffic (a NoC: every bit between the buffer and
     the macros, :attr:`_Traffic.noc`)."""
     t = _Traffic.of(c, bits, nest, macros, holders)
-    memories = max(t.dram / c.dram_bw, t.glb / c.glb_bw, t.noc / c.noc_bw)
+    noc = t.noc if c.noc_bw != math.inf else 0.0  # (the sum skipped without a NoC: this runs for every plan)
+    memories = max(t.dram / c.dram_bw, t.glb / c.glb_bw, noc / c.noc_bw)
     latency = max(macros.cell_turns * c.slices_s, macros.readouts_per_macro * c.readout_s,
                   macros.drives_per_macro * c.drive_s, memories)
     whole = max(macros.activations * c.slices_s, macros.whole_readouts * c.readout_s,
                 macros.whole_drives * c.drive_s, memories)
-    energy = (t.dram * c.dram_j + t.glb * c.glb_j + t.noc * c.noc_j + macros.conversions * c.conversion_j
+    energy = (t.dram * c.dram_j + t.glb * c.glb_j + noc * c.noc_j + macros.conversions * c.conversion_j
               + macros.drives * c.drive_j + c.cells_j)
     return Estimate(energy, latency, max(whole, latency), t.held, macros.conversions)
 

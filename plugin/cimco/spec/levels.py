@@ -38,6 +38,26 @@ Name = Annotated[str, Field(min_length=1, max_length=100, description="what `und
                                                                     "parts DRAM, GlobalBuffer, NoC, CoreBuffer)")]
 
 
+class CoreBufferSpec(Strict):
+    """A memory in each core, between the global buffer (or the NoC) and the core's macros."""
+
+    keeps: list[Literal["input", "output"]] = Field(min_length=1, description="the tensors it holds")
+    size_bits: Bounded(1, 2**40)
+    energy_per_bit_j: Joules
+    bandwidth_bits_per_s: BitsPerSecond
+    area_m2: SquareMetres
+
+
+class NocSpec(Strict):
+    """The network-on-chip between the global buffer and the cores (:mod:`cimco.noc`)."""
+
+    topology: Literal["bus", "mesh", "htree"]
+    hop_energy_per_bit_j: Joules = Field(description="one bit over one hop (router and link)")
+    hop_latency_s: Seconds = Field(description="one hop's latency")
+    link_bandwidth_bits_per_s: BitsPerSecond = Field(description="one link's bandwidth")
+    area_m2: SquareMetres | None = None
+
+
 class MemoryLevel(Strict):
     kind: Literal["memory"] = Field(description="memory | noc | fanout")
     name: Name
@@ -49,15 +69,10 @@ class MemoryLevel(Strict):
     area_m2: SquareMetres | None = None
 
 
-class NocLevel(Strict):
+class NocLevel(NocSpec):
     kind: Literal["noc"] = Field(description="memory | noc | fanout")
     name: Name
     under: Name | None = None
-    topology: Literal["bus", "mesh", "htree"]
-    hop_energy_per_bit_j: Joules = Field(description="one bit over one hop (router and link)")
-    hop_latency_s: Seconds = Field(description="one hop's latency")
-    link_bandwidth_bits_per_s: BitsPerSecond = Field(description="one link's bandwidth")
-    area_m2: SquareMetres | None = None
 
 
 class FanoutLevel(Strict):

@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from cimco.spec._base import BitsPerSecond, Bounded, Number, Strict
-from cimco.spec.levels import Level, expanded
-from cimco.spec.macro import Joules, MacroSpec, Seconds, SquareMetres
+from cimco.spec.levels import CoreBufferSpec, Level, NocSpec, expanded
+from cimco.spec.macro import Joules, MacroSpec, SquareMetres
 
 
 class DramSpec(Strict):
@@ -21,26 +21,6 @@ class BufferSpec(Strict):
     energy_per_bit_j: Joules
     bandwidth_bits_per_s: BitsPerSecond
     area_m2: SquareMetres
-
-
-class CoreBufferSpec(Strict):
-    """A memory in each core, between the global buffer (or the NoC) and the core's macros."""
-
-    keeps: list[Literal["input", "output"]] = Field(min_length=1, description="the tensors it holds")
-    size_bits: Bounded(1, 2**40)
-    energy_per_bit_j: Joules
-    bandwidth_bits_per_s: BitsPerSecond
-    area_m2: SquareMetres
-
-
-class NocSpec(Strict):
-    """The network-on-chip between the global buffer and the cores (:mod:`cimco.noc`)."""
-
-    topology: Literal["bus", "mesh", "htree"]
-    hop_energy_per_bit_j: Joules = Field(description="one bit over one hop (router and link)")
-    hop_latency_s: Seconds = Field(description="one hop's latency")
-    link_bandwidth_bits_per_s: BitsPerSecond = Field(description="one link's bandwidth")
-    area_m2: SquareMetres | None = None
 
 
 class IndexMemorySpec(Strict):
