@@ -323,3 +323,14 @@ def test_bundled_systems_with_core_memories_map_with_accelforge(system: str, tmp
     hops = {"mars_system_cores": 2.0, "neurosim_system": 4.0}[system]  # 2 x 2 mesh: 1 + 1; 16-leaf H-tree: 4
     assert ert["NoC", "read"] == pytest.approx(pj * hops, rel=1e-9)
     assert r["energy_by_component"]["NoC"] == pytest.approx(counts["NoC.read"] * pj * hops * 1e-12, rel=1e-6)
+
+
+def test_every_problem_of_a_level_list_at_once(tmp_path: Path, capsys) -> None:
+    levels = _levels()
+    levels[1]["keeps"] = []
+    levels[2]["under"] = "macro"  # the NoC under the macros: a cycle
+    spec = tmp_path / "system.yaml"
+    spec.write_text(_bad(levels))
+    assert main(["specs", "validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "2 problems found" in err and "levels[1].keeps: expected" in err and "levels[2].under: expected" in err

@@ -91,6 +91,13 @@ def _error(loc: tuple, message: str, value: Any) -> InitErrorDetails:
     return InitErrorDetails(type=PydanticCustomError("value_error", "{m}", {"m": message}), loc=loc, input=value)
 
 
+def _again(e: ValidationError, prefix: tuple = ()) -> list[InitErrorDetails]:
+    """``e``'s errors, to raise again (under ``prefix``) beside others."""
+    return [InitErrorDetails(type=PydanticCustomError(x["type"], x["msg"].replace("{", "{{").replace("}", "}}"),
+                                                      x.get("ctx")), loc=(*prefix, *x["loc"]), input=x.get("input"))
+            for x in e.errors()]
+
+
 def _raise(errors: list[InitErrorDetails]) -> None:
     if errors:
         raise ValidationError.from_exception_data("levels", errors)
@@ -157,14 +164,14 @@ def expanded(data: dict) -> dict:
     try:
         levels = _LEVELS.validate_python(data["levels"])
     except ValidationError as e:
-        _raise([InitErrorDetails(type=PydanticCustomError(x["type"], x["msg"].replace("{", "{{").replace("}", "}}"),
-                                                          x.get("ctx")),
-                                 loc=("levels", *x["loc"]), input=x.get("input")) for x in e.errors()])
-        raise
-    order = _chain(levels)
+        _raise(_again(e, ("levels",)))
     errors = [_error(("levels", i, "keeps"), "at least one of input, output, weight (a memory that keeps "
                                              "nothing)", []) for i, x in enumerate(levels)
               if isinstance(x, MemoryLevel) and not x.keeps]
+    try:
+        order = _chain(levels)
+    except ValidationError as e:
+        _raise(errors + _again(e))
     _raise(errors)
     out = {k: v for k, v in data.items() if k != "levels"}
     out.update(_template([levels[i] for i in order], order))
