@@ -6,8 +6,9 @@ these networks here), and under sensitivities *measured* on the digits CNN for a
 row (one layer quantized at a time, validation split). Also times the MILP on ResNet-50
 shapes (the solve alone, against building its options in the same run).
 The same with each stage receiving its inputs over mars_system_cores.yaml's mesh NoC (the
-with-transport columns). Last line: RESULT <net>_latency_gain=... <net>_throughput_gain=...
-<net>_noc_latency_gain=... ... resnet50_milp_s=...
+with-transport columns: its 128-bit links, and 32-bit ones).
+Last line: RESULT <net>_latency_gain=... <net>_throughput_gain=... <net>_noc_latency_gain=...
+<net>_noc32_latency_gain=... ... resnet50_milp_s=...
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ def main() -> int:
     # the same macros with a 2 x 2 mesh NoC (128-bit links, 0.1 pJ a bit a hop, assumed): each
     # stage receives its inputs over it (cimco.codesign.spatial)
     noc = load(ROOT / "arch_specs/mars_system_cores.yaml")
+    narrow = noc.model_copy(update={"noc": noc.noc.model_copy(update={"link_bandwidth_bits_per_s": 3.2e10})})
     results = {}
     print("| network | baseline macros | budget | joint macros | bits used | latency gain | "
           "throughput gain | replication-only thr. gain | precision-only thr. gain "
-          "| with NoC transport: latency gain | throughput gain |")
+          "| with NoC transport, 128-bit links: latency, throughput gain | 32-bit links |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     nets = [(n, load(ROOT / f"workloads/{n}.yaml"), None)
             for n in ("resnet20_cifar", "vgg16_cifar", "resnet18_cifar")]
@@ -64,12 +66,12 @@ def main() -> int:
         lg, tg = r.gain("joint")
         j = r.designs["joint"]
         bits = sorted({o.bits for o in j.options})
-        moved = run(noc, w, ert, 2.0, "throughput", sens)
-        mlg, mtg = moved.gain("joint")
+        mlg, mtg = run(noc, w, ert, 2.0, "throughput", sens).gain("joint")
+        nlg, ntg = run(narrow, w, ert, 2.0, "throughput", sens).gain("joint")
         print(f"| {name} | {r.designs['baseline'].macros} | {r.budget} | {j.macros} | {bits} | "
               f"{lg:.2f}x | {tg:.2f}x | {r.gain('replication')[1]:.2f}x | {r.gain('precision')[1]:.2f}x | "
-              f"{mlg:.2f}x | {mtg:.2f}x |")
-        results[name] = (lg, tg, mlg, mtg)
+              f"{mlg:.2f}x, {mtg:.2f}x | {nlg:.2f}x, {ntg:.2f}x |")
+        results[name] = (lg, tg, mlg, mtg, nlg, ntg)
     w = load(ROOT / "workloads/resnet50_imagenet.yaml")
     ert = component_tables(system, w).ert
     t = time.perf_counter()
@@ -83,8 +85,9 @@ def main() -> int:
     print(f"\nResNet-50: {len(opts)} layers, {n_vars} binary options; building options "
           f"{build:.2f} s, MILP {milp:.2f} s")
     print("RESULT " + " ".join(f"{n}_latency_gain={lg:.2f} {n}_throughput_gain={tg:.2f} "
-                              f"{n}_noc_latency_gain={mlg:.2f} {n}_noc_throughput_gain={mtg:.2f}"
-                              for n, (lg, tg, mlg, mtg) in results.items())
+                              f"{n}_noc_latency_gain={mlg:.2f} {n}_noc_throughput_gain={mtg:.2f} "
+                              f"{n}_noc32_latency_gain={nlg:.2f} {n}_noc32_throughput_gain={ntg:.2f}"
+                              for n, (lg, tg, mlg, mtg, nlg, ntg) in results.items())
           + f" resnet50_milp_s={milp:.2f} resnet50_options_s={build:.2f}")
     return 0
 
