@@ -334,3 +334,33 @@ def test_every_problem_of_a_level_list_at_once(tmp_path: Path, capsys) -> None:
     assert main(["specs", "validate", str(spec)]) == 2
     err = capsys.readouterr().err
     assert "2 problems found" in err and "levels[1].keeps: expected" in err and "levels[2].under: expected" in err
+
+
+@pytest.mark.engine
+def test_pipelined_stages_wait_for_their_inputs_over_the_noc() -> None:
+    """`cimco map --mode pipelined` on a system with a slow NoC: each stage's macro time is
+    LRMP's option (its compute, or its inputs' transfer where longer: 16x8x8 values and, for
+    the layer adding a skip connection, 16x8x8 more, at 8 bits over 1e8 b/s), and the stage
+    takes the longest of its parts (the NoC's own time from the mapping included)."""
+    from cimco.backends.cim import Cim
+    from cimco.execution import Execution, apply
+    from cimco.mapping import map_workload
+    from cimco.spec.workload import WorkloadSpec
+
+    conv = {"type": "conv", "in_channels": 16, "out_channels": 16, "input_hw": [8, 8], "kernel": 3, "padding": 1}
+    skip = WorkloadSpec.model_validate({"kind": "workload", "name": "skip", "source": "test",
+                                        "bits": {"input": 8, "weight": 8, "output": 8},
+                                        "layers": [{"name": "a", **conv}, {"name": "b", **conv},
+                                                   {"name": "c", **conv, "residual": ["a"]}]})
+    slow = {**{k: v for k, v in NOC.items() if k not in ("kind", "name")}, "link_bandwidth_bits_per_s": 1e8}
+    system = SystemSpec.model_validate({**load(MARS).model_dump(mode="json"), "noc": slow})
+    runs = map_workload(system, skip, Cim(), None, progress=False)
+    out, plan = apply(system, skip, runs, how=Execution(mode="pipelined"))
+    hop = hops("mesh", 4)  # the stages' hops: 1 (consecutive cores of a snake-ordered mesh)
+    assert hop == 2.0
+    for x, run, stage in zip(skip.layers, out, plan.stage_s):
+        moved = 16 * 8 * 8 * 8 * (2 if x.residual else 1)
+        transfer = moved / 1e8 + 1 * 1e-9
+        assert run.latency_by_component["CellArray"] == pytest.approx(transfer, rel=1e-12)  # slower than compute
+        assert stage == pytest.approx(max(run.latency_by_component.values()), rel=1e-12)
+        assert run.latency_by_component["NoC"] > 0
