@@ -292,7 +292,7 @@ def test_readme_opens_with_setup_then_the_quick_start_in_order() -> None:
 
 # dicts keyed by part, part.action or package, not by report fields; the loops as data
 OPEN_KEYS = ("energy_by_component", "latency_by_component_s", "action_counts", "memory_budget_bits", "engine",
-             "mapping_loops", "placement")
+             "mapping_loops", "placement", "levels")
 
 
 def report_keys(x, out: set[str]) -> set[str]:

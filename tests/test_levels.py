@@ -323,6 +323,14 @@ def test_bundled_systems_with_core_memories_map_with_accelforge(system: str, tmp
     hops = {"mars_system_cores": 2.0, "neurosim_system": 4.0}[system]  # 2 x 2 mesh: 1 + 1; 16-leaf H-tree: 4
     assert ert["NoC", "read"] == pytest.approx(pj * hops, rel=1e-9)
     assert r["energy_by_component"]["NoC"] == pytest.approx(counts["NoC.read"] * pj * hops * 1e-12, rel=1e-6)
+    # report.json's levels are the spec's, the NoC with its hops; report.md draws them in a line
+    noc = next(x for x in r["levels"] if x["kind"] == "noc")
+    assert noc["hops"] == hops
+    spec = load(ROOT / f"arch_specs/{system}.yaml")
+    levels = [{k: v for k, v in x.items() if k != "hops"} for x in r["levels"]]
+    assert _with_levels(levels).model_copy(update={"name": spec.name, "citation": spec.citation,
+                                                   "macro": spec.macro, "index_memory": spec.index_memory}) == spec
+    assert "levels: DRAM -> GlobalBuffer" in (out / "report.md").read_text()
 
 
 def test_every_problem_of_a_level_list_at_once(tmp_path: Path, capsys) -> None:

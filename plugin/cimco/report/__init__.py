@@ -83,6 +83,14 @@ def utilization(run: LayerRun, system: SystemSpec, copies: int = 1) -> dict:
                            busy / run.latency_s if busy is not None and run.latency_s > 0 else None)))
 
 
+def _levels(system: SystemSpec) -> list[dict]:
+    """The system's levels as a spec lists them, a NoC with its mean hops from the buffer to a core."""
+    from cimco.noc import hops
+    from cimco.spec.levels import as_levels
+
+    return [{**x, "hops": hops(x["topology"], system.cores)} if x["kind"] == "noc" else x for x in as_levels(system)]
+
+
 def ceilings(system: SystemSpec, workload: WorkloadSpec) -> dict:
     """The system's roofline ceilings: peak ops/s of all macros at the first layer's bits (2 ops
     per MAC, every macro's word lines on at once x its outputs each activation), and DRAM's and
@@ -175,6 +183,8 @@ def build_report(system: SystemSpec, workload: WorkloadSpec, runs: list[LayerRun
         "backend": backend.name,
         "engine": backend.versions(),
         "system": system.name,
+        # the system's hierarchy, top to bottom (cimco.spec.levels: the template's default expansion)
+        "levels": _levels(system),
         "workload": workload.name,
         "totals": {
             **totals,
