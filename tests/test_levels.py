@@ -372,3 +372,17 @@ def test_pipelined_stages_wait_for_their_inputs_over_the_noc() -> None:
         assert run.latency_by_component["CellArray"] == pytest.approx(transfer, rel=1e-12)  # slower than compute
         assert stage == pytest.approx(max(run.latency_by_component.values()), rel=1e-12)
         assert run.latency_by_component["NoC"] > 0
+
+
+def test_a_sweep_varies_a_levels_system_by_its_template_paths(tmp_path: Path) -> None:
+    """A base system written as levels is swept by the same dotted paths as the template form."""
+    from cimco import sweeps
+
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "kind": "sweep", "name": "noc", "system": str(ROOT / "arch_specs/mars_system_cores.yaml"),
+        "workload": str(ROOT / "workloads/resnet20_cifar.yaml"),
+        "grid": {"system.noc.link_bandwidth_bits_per_s": [3.2e10, 1.28e11], "system.cores": [2, 4]}}))
+    _, points = sweeps.load(tmp_path / "s.yaml")
+    got = sorted((p.system.noc.link_bandwidth_bits_per_s, p.system.cores) for p in points)
+    assert got == [(3.2e10, 2), (3.2e10, 4), (1.28e11, 2), (1.28e11, 4)]
+    assert all(p.system.core_buffer.size_bits == 262144 for p in points)

@@ -167,9 +167,16 @@ def _set(data: dict, parts: list[str], value: Any) -> None:
 
 
 def _system_data(path: Path) -> dict:
+    """A base system's mapping, a ``levels:`` list expanded into the template keys, so that one
+    dotted path (``system.noc.link_bandwidth_bits_per_s``, ``system.cores``) sweeps either form."""
+    from cimco.spec.levels import expanded
     from cimco.spec.load import _inline_macro
 
-    return _inline_macro(read_yaml(path), path)
+    data = _inline_macro(read_yaml(path), path)
+    try:
+        return expanded(data)
+    except ValidationError as e:
+        raise SpecError(problems_from(e, clip(str(path)), data, SystemSpec)) from None
 
 
 def _validate(model, data: dict, file: str, prefix: str) -> tuple[Any, list[Problem]]:
