@@ -41,8 +41,8 @@ def _with_levels(levels: list[dict]) -> SystemSpec:
 
 def _levels(noc: bool = True, core_buffer: bool = False, cores: int = 2, macros: int = 2) -> list[dict]:
     top = as_levels(load(MARS))[:2]
-    return [*top, *([NOC] if noc else []), {"kind": "fanout", "name": "core", "count": cores},
-            *([CORE_BUFFER] if core_buffer else []), {"kind": "fanout", "name": "macro", "count": macros}]
+    return copy.deepcopy([*top, *([NOC] if noc else []), {"kind": "fanout", "name": "core", "count": cores},
+                          *([CORE_BUFFER] if core_buffer else []), {"kind": "fanout", "name": "macro", "count": macros}])
 
 
 @pytest.mark.parametrize("topology, cores, expected", [
@@ -101,7 +101,7 @@ def _keeps_nothing() -> list[dict]:
 
 
 def _zero_bandwidth() -> list[dict]:
-    x = copy.deepcopy(_levels())
+    x = _levels()
     x[2]["link_bandwidth_bits_per_s"] = 0
     return x
 

@@ -93,15 +93,11 @@ class Plan:
 
 def _sizes(workload: WorkloadSpec) -> list[int]:
     """Bits of each layer's output tensor, per inference."""
-    return [x.positions * x.out_channels * workload.layer_bits(x).output * x.repeat for x in workload.layers]
+    return [x.output_elements * workload.layer_bits(x).output for x in workload.layers]
 
 
 def _in_sizes(workload: WorkloadSpec) -> list[int]:
-    out = []
-    for x in workload.layers:
-        h, w = x.input_hw
-        out.append(h * w * x.in_channels * x.tokens * workload.layer_bits(x).input * x.repeat)
-    return out
+    return [x.input_elements * workload.layer_bits(x).input for x in workload.layers]
 
 
 def _stages(system: SystemSpec, workload: WorkloadSpec, masks: list) -> list | None:

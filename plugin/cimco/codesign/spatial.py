@@ -73,9 +73,7 @@ def mapped_costs(system: SystemSpec, layer: Layer, bits: int, macros: int, mask:
 def received(workload: WorkloadSpec, layer: Layer) -> int:
     """Elements a stage receives per inference: its input and the tensors its skip connections add."""
     by_name = {x.name: x for x in workload.layers}
-    h, w = layer.input_hw
-    skip = sum(by_name[n].positions * by_name[n].out_channels * by_name[n].repeat for n in layer.residual)
-    return h * w * layer.in_channels * layer.tokens * layer.repeat + skip
+    return layer.input_elements + sum(by_name[n].output_elements for n in layer.residual)
 
 
 def layer_options(system: SystemSpec, layer: Layer, ert: dict, bits_choices: list[int],

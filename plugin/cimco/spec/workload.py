@@ -187,6 +187,17 @@ class Layer(Strict):
         p, q = self.output_hw()
         return p * q * self.tokens
 
+    @property
+    def input_elements(self) -> int:
+        """Elements of its input tensor per inference (all runs)."""
+        h, w = self.input_hw
+        return h * w * self.in_channels * self.tokens * self.repeat
+
+    @property
+    def output_elements(self) -> int:
+        """Elements of its output tensor per inference (all runs)."""
+        return self.positions * self.out_channels * self.repeat
+
 
 class WorkloadSpec(Strict):
     """A network as the layers the macros compute (``cimco export`` writes one from a torch

@@ -703,7 +703,7 @@ def _causal_blocks(n_q: int, n_k: int) -> list[tuple[int, int, int]]:
 def _outputs(layer: dict) -> int:
     """Output elements of an exported layer per inference (all its runs)."""
     x = Layer.model_validate({k: v for k, v in layer.items() if k not in ("inputs", "residual", "ops")})
-    return x.positions * x.out_channels * x.repeat
+    return x.output_elements
 
 
 def _compact(layer: dict, default_bits: dict) -> dict:
