@@ -414,6 +414,23 @@ def page(title: str, body: list[str]) -> str:
                       f"<style>{_STYLE}</style></head><body>", *body, f"<script>{_SORT}</script></body></html>", ""])
 
 
+def levels_line(levels) -> str:
+    """The hierarchy in one line: DRAM -> GlobalBuffer (2,097,152 b) -> NoC (mesh, 2 hops) -> core x4 -> ...
+    (empty for anything else: an edited report.json)."""
+    def one(x: dict) -> str:
+        if x.get("kind") == "fanout":
+            return f"{x.get('name')} x{x.get('count')}"
+        if x.get("kind") == "noc":
+            n = x.get("hops")
+            return f"NoC ({x.get('topology')}, {f'{n:g}' if isinstance(n, int | float) else n} hops)"
+        size = x.get("size_bits")
+        return str(x.get("name")) + (f" ({size:,} b)" if isinstance(size, int) else "")
+
+    if not isinstance(levels, list) or not all(isinstance(x, dict) for x in levels):
+        return ""
+    return "levels: " + " -> ".join(one(x) for x in levels)
+
+
 def fragment(report: dict, area_m2: dict[str, float] | None = None, cache: Path | None = None) -> str:
     """The report's body: summary, plots and per-layer table (also a notebook's HTML);
     figures drawn before from the same data are taken from ``cache`` (see :func:`figure`)."""
@@ -421,6 +438,7 @@ def fragment(report: dict, area_m2: dict[str, float] | None = None, cache: Path 
     engine = ", ".join(f"{k} {v}" for k, v in (report.get("engine") or {}).items())
     parts = [f"<h1>{html.escape(str(report.get('workload')))} on {html.escape(str(report.get('system')))}</h1>",
              f"<p>cimco {html.escape(str(report.get('cimco_version')))}; engine {html.escape(engine)}</p>",
+             *([f"<p>{html.escape(line)}</p>"] if (line := levels_line(report.get("levels"))) else []),
              *([f"<h2>Warnings</h2><ul>{''.join(f'<li>{html.escape(str(w))}</li>' for w in report['warnings'])}"
                 "</ul>"] if report.get("warnings") else []),
              "<h2>Summary</h2>",

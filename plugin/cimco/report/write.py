@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cimco.io import write_atomic
 from cimco.parts import DRAM
-from cimco.report.html import aggregation_note, energy_data, figure, stacked, tabulated
+from cimco.report.html import aggregation_note, energy_data, figure, levels_line, stacked, tabulated
 from cimco.report.html import render as render_html
 from cimco.tables import Tables, art_yaml, ert_yaml
 
@@ -80,23 +80,11 @@ def totals_line(report: dict) -> str:
             + (f" | {len(budgets) - 5} more such layers (see report.json)" if len(budgets) > 5 else ""))
 
 
-def levels_line(levels: list[dict]) -> str:
-    """The hierarchy in one line: DRAM -> GlobalBuffer (2,097,152 b) -> NoC (mesh, 2 hops) -> core x4 -> ..."""
-    def one(x: dict) -> str:
-        if x["kind"] == "fanout":
-            return f"{x['name']} x{x['count']}"
-        if x["kind"] == "noc":
-            return f"NoC ({x['topology']}, {x['hops']:g} hops)"
-        return x["name"] + (f" ({x['size_bits']:,} b)" if x.get("size_bits") else "")
-
-    return "levels: " + " -> ".join(one(x) for x in levels)
-
-
 def _markdown(report: dict, tables: Tables | None = None) -> str:
     head, rows = summary_rows(report)
     lines = [f"# {report['workload']} on {report['system']}", "", totals_line(report), ""]
-    if report.get("levels"):
-        lines += [levels_line(report["levels"]), ""]
+    if line := levels_line(report.get("levels")):
+        lines += [line, ""]
     if report.get("warnings"):
         lines += ["## Warnings", "", *(f"- {w}" for w in report["warnings"]), ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
