@@ -129,11 +129,12 @@ def test_specs_init_writes_templates_that_validate(tmp_path: Path, capsys, monke
     assert (tmp_path / "my_macro.yaml").read_text() == before
     assert main(["specs", "init", "workload", "--out", str(tmp_path / "w2.yaml")]) == 0
     assert load(tmp_path / "w2.yaml").name == "my_net"
-    # the system's optional vector unit, uncommented, validates too
+    # the system's optional vector unit and NoC, uncommented (their prose lines left), validate too
     text = (tmp_path / "my_system.yaml").read_text()
-    block = text[text.index("# vector_unit:"):]
-    (tmp_path / "v.yaml").write_text(text.replace(block, "\n".join(line[2:] for line in block.splitlines())))
-    assert load(tmp_path / "v.yaml").vector_unit.ops_per_s == 3.2e10
+    lines = [line[2:] if line.startswith(("# vector_unit:", "# noc:", "#   ")) else line for line in text.splitlines()]
+    (tmp_path / "v.yaml").write_text("\n".join(lines))
+    system = load(tmp_path / "v.yaml")
+    assert system.vector_unit.ops_per_s == 3.2e10 and system.noc.topology == "mesh"
 
 
 def test_schema_covers_the_workload() -> None:
