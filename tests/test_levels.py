@@ -42,7 +42,8 @@ def _with_levels(levels: list[dict]) -> SystemSpec:
 def _levels(noc: bool = True, core_buffer: bool = False, cores: int = 2, macros: int = 2) -> list[dict]:
     top = as_levels(load(MARS))[:2]
     return copy.deepcopy([*top, *([NOC] if noc else []), {"kind": "fanout", "name": "core", "count": cores},
-                          *([CORE_BUFFER] if core_buffer else []), {"kind": "fanout", "name": "macro", "count": macros}])
+                          *([CORE_BUFFER] if core_buffer else []),
+                          {"kind": "fanout", "name": "macro", "count": macros}])
 
 
 @pytest.mark.parametrize("topology, cores, expected", [
