@@ -3,7 +3,8 @@
 Every distinct layer of the chosen workloads is mapped alone, dense, at its bits, by both
 backends on each system: `mars_system`, a digital-macro system (the MARS system with
 Chih's adder-tree macro) and a generated family of 20 variants (global buffer 16 KB-1 MB,
-4-64 macros, DRAM bandwidth x0.25-x4, the three macro families; see :func:`systems`). A pair agrees when
+4-64 macros, DRAM bandwidth x0.25-x4, the three macro families; see :func:`systems`), or with
+--noc the same systems each with mars_system_cores.yaml's mesh NoC. A pair agrees when
 energy and latency are each within --tol of FFM's, or the cimco mapping has a lower
 energy-delay product (listed with both). A pair that does neither while FFM's mapping runs
 more tiles side by side than a core has macros or the system cores (AccelForge's model counts
@@ -65,13 +66,17 @@ def systems():
         yield SystemSpec.model_validate(data)
 
 
-def distinct_layers(n_systems: int, workloads: list[str]):
+def distinct_layers(n_systems: int, workloads: list[str], noc: bool = False):
     """(system, workload name, layer, bits, einsum) for each distinct layer (shape and bits) of
-    ``workloads`` on each of the first ``n_systems`` systems."""
+    ``workloads`` on each of the first ``n_systems`` systems (``noc``: each with the NoC of
+    ``mars_system_cores.yaml`` between its buffer and its cores)."""
     from cimco import _af
     from cimco.spec import load
 
+    mesh = load(ROOT / "arch_specs/mars_system_cores.yaml").noc
     for system in list(systems())[:n_systems]:
+        if noc:
+            system = system.model_copy(update={"name": f"{system.name}-noc", "noc": mesh})
         seen = set()
         for name in workloads:
             workload = load(ROOT / f"workloads/{name}.yaml")
@@ -154,6 +159,7 @@ def main() -> int:
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated bundled workload names")
     p.add_argument("--systems", type=int, default=22, help="the first N systems (mars, digital, then the 20 variants)")
     p.add_argument("--tol", type=float, default=0.01, help="relative tolerance on energy and latency")
+    p.add_argument("--noc", action="store_true", help="give every system mars_system_cores.yaml's mesh NoC")
     p.add_argument("--cache", default=str(Path.home() / ".cache/cimco-agreement"),
                    help="where FFM's results are kept between runs")
     args = p.parse_args()
@@ -164,7 +170,7 @@ def main() -> int:
     worst_e = worst_l = 1.0
     ours_under = 0  # cimco's mappings the model counts below the readouts any mapping has
     t_ours = t_ffm = 0.0
-    for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(",")):
+    for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(","), args.noc):
         k = ffm_key(system, einsum, bits, ffm_engine)
         path = store / f"{k}.json"
         ffm = cache.read(path, cache.result_from_json) if path.exists() else None

@@ -9,7 +9,7 @@ buffer to a core, at one link's bandwidth (the buffer's port into the network).
 AccelForge 1.0.467 has a ``Network`` node of its own (mesh and all-to-all), but its model
 raises ``NotImplementedError`` on a spatial loop over a rank that is only partly relevant to
 a tensor (a sliding window's kernel rank), which nearly every convolution's mapping onto the
-macros has; ``tests/test_levels.py`` checks that it still does, so that an upgrade which
+macros has; ``tests/test_upstream.py`` checks that it still does, so that an upgrade which
 lifts it fails there and says to move to it.
 """
 
@@ -19,7 +19,8 @@ import math
 
 
 def hops(topology: str, cores: int) -> float:
-    """Mean hops from the global buffer to a core.
+    """Mean hops from the global buffer to a core (a bit crossing the NoC pays them; its time
+    is its bits over one link, the hop latency counting only in :func:`transfer`).
 
     - ``bus``: one.
     - ``mesh``: the cores on a k x k grid (k = ceil(sqrt(cores)), filled row by row), the
