@@ -1,7 +1,8 @@
 """The cimco backend's closed form against AccelForge's model, layer by layer.
 
 For every distinct layer of the bundled workloads on the systems of
-``backend_agreement.py`` (mars_system, its digital variant, the 20-system family), the plan
+``backend_agreement.py`` (mars_system, its digital variant, the 20-system family; with --noc each
+with a mesh NoC), the plan
 the closed form ranks best is evaluated by AccelForge's model and the two results compared
 entry by entry (:meth:`cimco.backends.LayerResult.differences`: totals, every count by part,
 tensor and action, energy by part and action, each part's latency, the loops). Lists every
@@ -36,12 +37,13 @@ def main() -> int:
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated bundled workload names")
     p.add_argument("--systems", type=int, default=22, help="the first N systems (mars, digital, then the 20 variants)")
     p.add_argument("--tol", type=float, default=1e-4, help="relative difference reported")
+    p.add_argument("--noc", action="store_true", help="give every system mars_system_cores.yaml's mesh NoC")
     args = p.parse_args()
     n = rejected = 0
     off: list[tuple] = []
     worst_e = worst_l = 0.0
     partial, whole_turns = 0, 1.0
-    for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(",")):
+    for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(","), args.noc):
         model = _af.Evaluator(arch.build_nodes(system, bits), einsum, bits)
         best = ranked(system, layer, einsum, bits, model.ert)
         if not best:
