@@ -109,18 +109,18 @@ def _stages(system: SystemSpec, workload: WorkloadSpec, masks: list) -> list | N
 
     if any(x.out_channels * x.reduction > MAX_MASK_WEIGHTS for x in workload.layers):
         return None
-    def option(x, mask):
-        return layer_options(system, x, {}, [workload.layer_bits(x).weight], mask, 1,
-                             elements_in=received(workload, x))[0]
+    def option(x, mask, elements_in: int):
+        return layer_options(system, x, {}, [workload.layer_bits(x).weight], mask, 1, elements_in=elements_in)[0]
 
     out, dense = [], {}  # layers alike but for their names and links, without a mask: one option
     for x, mask in zip(workload.layers, masks):
+        moved = received(workload, x)
         if mask is not None:
-            out.append(option(x, mask))
+            out.append(option(x, mask, moved))
             continue
-        key = (x.model_dump_json(exclude={"name", "inputs", "residual"}), workload.layer_bits(x), received(workload, x))
+        key = (x.model_dump_json(exclude={"name", "inputs", "residual"}), workload.layer_bits(x), moved)
         if key not in dense:
-            dense[key] = option(x, None)
+            dense[key] = option(x, None, moved)
         out.append(dense[key])
     return out
 

@@ -147,10 +147,11 @@ def _chain(levels: list) -> list[int]:
     return out
 
 
-# The chain's form, top to bottom: (what, optional).
-FORM = ("the off-chip memory (keeps input, output and weight; no size_bits)",
-        "the on-chip buffer (keeps input and output, with size_bits and area_m2)",
-        "a network-on-chip (optional)", "the core fanout", "a memory in each core (optional)", "the macro fanout")
+# The chain's form, top to bottom: (what it is, the template key it expands to, optional).
+FORM = (("the off-chip memory (keeps input, output and weight; no size_bits)", "dram", False),
+        ("the on-chip buffer (keeps input and output, with size_bits and area_m2)", "global_buffer", False),
+        ("a network-on-chip (optional)", "noc", True), ("the core fanout", "cores", False),
+        ("a memory in each core (optional)", "core_buffer", True), ("the macro fanout", "macros_per_core", False))
 
 
 def expanded(data: dict) -> dict:
@@ -180,52 +181,46 @@ def expanded(data: dict) -> dict:
 
 def _template(chain: list, order: list[int]) -> dict:
     """The template keys of a well-formed chain; raises where the chain leaves :data:`FORM`."""
-    want = iter(enumerate(FORM))
-    got: dict[int, Any] = {}
+    form = "; ".join(what for what, _, _ in FORM)
+    want = iter(FORM)
+    out: dict[str, Any] = {}
     for pos, x in enumerate(chain):
-        for step, _ in want:
-            fits = _fits(step, x)
+        for what, key, optional in want:
+            fits = _fits(key, x)
             if fits is True:
-                got[step] = x
+                out[key] = x.count if isinstance(x, FanoutLevel) else x.model_dump(
+                    exclude={"kind", "name", "under", *(("keeps",) if key != "core_buffer" else ())},
+                    exclude_none=True)
                 break
-            if step in (2, 4) and fits is False:  # optional: try the next step
+            if optional and fits is False:  # try the next step
                 continue
-            what = f"{FORM[step]} here (levels, top to bottom: {'; '.join(FORM)})" if fits is False else fits
-            _raise([_error(("levels", order[pos]), what, x.name)])
+            _raise([_error(("levels", order[pos]), f"{what} here (levels, top to bottom: {form})" if fits is False
+                           else fits, x.name)])
         else:
             _raise([_error(("levels", order[pos]), f"nothing below the macro fanout (the macro spec describes "
                                                    f"what is inside a macro), got {x.kind}", x.name)])
-    missing = [FORM[s] for s in (0, 1, 3, 5) if s not in got]
+    missing = [what for what, key, optional in FORM if not optional and key not in out]
     if missing:
         _raise([_error(("levels",), f"levels with {'; '.join(missing)}", [x.name for x in chain])])
-    dram, glb = got[0], got[1]
-    out: dict[str, Any] = {
-        "dram": {"energy_per_bit_j": dram.energy_per_bit_j, "bandwidth_bits_per_s": dram.bandwidth_bits_per_s},
-        "global_buffer": {"size_bits": glb.size_bits, "energy_per_bit_j": glb.energy_per_bit_j,
-                          "bandwidth_bits_per_s": glb.bandwidth_bits_per_s, "area_m2": glb.area_m2},
-        "cores": got[3].count, "macros_per_core": got[5].count}
-    if 2 in got:
-        out["noc"] = got[2].model_dump(exclude={"kind", "name", "under"})
-    if 4 in got:
-        out["core_buffer"] = got[4].model_dump(exclude={"kind", "name", "under"})
     return out
 
 
-def _fits(step: int, x) -> bool | str:
-    """Whether level ``x`` is :data:`FORM`'s ``step``: True, False (another kind), or what is wrong."""
-    if step in (3, 5):
+def _fits(key: str, x) -> bool | str:
+    """Whether level ``x`` is :data:`FORM`'s step that expands to ``key``: True, False (another
+    kind), or what is wrong."""
+    if key in ("cores", "macros_per_core"):
         return isinstance(x, FanoutLevel)
-    if step == 2:
+    if key == "noc":
         return isinstance(x, NocLevel)
     if not isinstance(x, MemoryLevel):
         return False
     keeps = set(x.keeps)
-    if step == 0:
-        return True if keeps == set(TENSORS) and x.size_bits is None else f"{FORM[0]} first"
+    if key == "dram":
+        return True if keeps == set(TENSORS) and x.size_bits is None else f"{FORM[0][0]} first"
     if "weight" in keeps:
         return "no memory of weights below the off-chip one (weights stay in the macros' cells)"
-    if step == 1:
-        return True if keeps == {"input", "output"} and x.size_bits and x.area_m2 else f"{FORM[1]} here"
+    if key == "global_buffer":
+        return True if keeps == {"input", "output"} and x.size_bits and x.area_m2 else f"{FORM[1][0]} here"
     return True if x.size_bits and x.area_m2 else "a memory in each core with size_bits and area_m2"
 
 
