@@ -542,10 +542,14 @@ class _Traffic:
                 + self.outputs_out)
 
     @property
-    def noc(self) -> float:
+    def noc_by_tensor(self) -> dict[str, float]:
         """Bits between the buffer and the macros (AccelForge's count of a pass-through there):
         the weights down to the cells, the inputs down, the partial sums up and down again."""
-        return self.weights + self.macro_inputs + self.sums_in + self.sums_added
+        return {"W": self.weights, "I": self.macro_inputs, "O": self.sums_in + self.sums_added}
+
+    @property
+    def noc(self) -> float:
+        return sum(self.noc_by_tensor.values())
 
 
 def _score(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, holders: dict) -> Estimate:
@@ -593,9 +597,8 @@ def evaluate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, ert: dict[st
     for r in readouts:
         moved |= {(r, "O", "read"): macros.conversions, (r, "O", "write"): 0.0}
     if system.noc is not None:
-        moved |= {(NOC, "W", "read"): t.weights, (NOC, "I", "read"): t.macro_inputs,
-                  (NOC, "O", "read"): t.sums_in + t.sums_added,
-                  **{(NOC, tensor, "write"): 0.0 for tensor in ("W", "I", "O")}}
+        for tensor, bits in t.noc_by_tensor.items():
+            moved |= {(NOC, tensor, "read"): bits, (NOC, tensor, "write"): 0.0}
     actions = {(COMPUTE, "compute"): computes, **by_action(moved)}
     energy = {(part, a): actions[part, a] * e for part, acts in ert.items() for a, e in acts.items()}
     energy |= {(part, "leak"): 0.0 for part in ert}  # cimco's models leak nothing
