@@ -66,17 +66,20 @@ def systems():
         yield SystemSpec.model_validate(data)
 
 
-def distinct_layers(n_systems: int, workloads: list[str], noc: bool = False):
+def distinct_layers(n_systems: int, workloads: list[str], noc: bool = False, cores: bool = False):
     """(system, workload name, layer, bits, einsum) for each distinct layer (shape and bits) of
     ``workloads`` on each of the first ``n_systems`` systems (``noc``: each with the NoC of
-    ``mars_system_cores.yaml`` between its buffer and its cores)."""
+    ``mars_system_cores.yaml`` between its buffer and its cores; ``cores``: that NoC and its
+    buffer in each core)."""
     from cimco import _af
     from cimco.spec import load
 
-    mesh = load(ROOT / "arch_specs/mars_system_cores.yaml").noc
+    with_cores = load(ROOT / "arch_specs/mars_system_cores.yaml")
     for system in list(systems())[:n_systems]:
-        if noc:
-            system = system.model_copy(update={"name": f"{system.name}-noc", "noc": mesh})
+        if noc or cores:
+            system = system.model_copy(update={"name": f"{system.name}-{'cores' if cores else 'noc'}",
+                                               "noc": with_cores.noc,
+                                               "core_buffer": with_cores.core_buffer if cores else None})
         seen = set()
         for name in workloads:
             workload = load(ROOT / f"workloads/{name}.yaml")
@@ -160,6 +163,8 @@ def main() -> int:
     p.add_argument("--systems", type=int, default=22, help="the first N systems (mars, digital, then the 20 variants)")
     p.add_argument("--tol", type=float, default=0.01, help="relative tolerance on energy and latency")
     p.add_argument("--noc", action="store_true", help="give every system mars_system_cores.yaml's mesh NoC")
+    p.add_argument("--cores", action="store_true",
+                   help="give every system mars_system_cores.yaml's mesh NoC and buffer in each core")
     p.add_argument("--cache", default=str(Path.home() / ".cache/cimco-agreement"),
                    help="where FFM's results are kept between runs")
     args = p.parse_args()
@@ -170,7 +175,8 @@ def main() -> int:
     worst_e = worst_l = 1.0
     ours_under = 0  # cimco's mappings the model counts below the readouts any mapping has
     t_ours = t_ffm = 0.0
-    for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(","), args.noc):
+    for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(","), args.noc,
+                                                             args.cores):
         k = ffm_key(system, einsum, bits, ffm_engine)
         path = store / f"{k}.json"
         ffm = cache.read(path, cache.result_from_json) if path.exists() else None

@@ -110,6 +110,11 @@ class Plan:
     loops: tuple[tuple[str, int], ...]
     glb_i: int
     glb_o: int
+    # a system with a memory in each core (:func:`_core_buffer`): the cores' fanout above the
+    # loops, each core running them on its part and holding its tiles in its buffer (``glb_i`` and
+    # ``glb_o`` then start the core buffer's tiles; the global buffer holds whole tensors), else
+    # below them (the core buffer holds what one turn of the macros needs)
+    cores_above: bool = False
 
     def weight_loops(self) -> int:
         return sum(1 for k, _ in self.loops if k in WEIGHT_RANKS)
@@ -202,17 +207,20 @@ def _split(f: dict[str, int], cores: int, per_core: int) -> tuple[dict, dict] | 
     return {k: a for k, (a, _) in zip(ranks, best[1])}, {k: b for k, (_, b) in zip(ranks, best[1])}
 
 
-def spreads(groups: dict[str, int], cores: int, per_core: int) -> tuple:
+def spreads(groups: dict[str, int], cores: int, per_core: int, every: bool = False) -> tuple:
     """(macro factors, core factors) per weight rank, as (rank, factor) tuples: every spread
     over cores x macros that fits them (for each rank, the fewest side by side for each
     number of turns: :func:`_spans`). None is left out for having more turns than another:
     a looped rank changes the tiles the buffer holds, and fewer groups side by side can
-    waste fewer partial ones."""
-    return _spreads(tuple((k, groups[k]) for k in WEIGHT_RANKS if groups.get(k, 1) > 1), cores, per_core)
+    waste fewer partial ones. Each spread is split between the cores and a core's macros
+    wasting the fewest (:func:`_split`), and with ``every`` also in every other way that
+    divides each rank's groups exactly (where each core holds tiles of its own, the split
+    changes them)."""
+    return _spreads(tuple((k, groups[k]) for k in WEIGHT_RANKS if groups.get(k, 1) > 1), cores, per_core, every)
 
 
 @functools.lru_cache(maxsize=4096)  # layers and sweep points share them
-def _spreads(groups: tuple[tuple[str, int], ...], cores: int, per_core: int) -> tuple:
+def _spreads(groups: tuple[tuple[str, int], ...], cores: int, per_core: int, every: bool) -> tuple:
     ranks = [k for k, _ in groups]
     groups = dict(groups)
     n = cores * per_core
@@ -232,6 +240,13 @@ def _spreads(groups: tuple[tuple[str, int], ...], cores: int, per_core: int) -> 
         split = _split(dict(zip(ranks, combo)), cores, per_core)
         if split is not None:
             out.append((tuple(split[0].items()), tuple(split[1].items())))
+        if every:
+            exact = [[(a, s // a) for a in _divisors(s) if a <= per_core and s // a <= cores] for s in combo]
+            for pick in itertools.product(*exact):
+                if math.prod(a for a, _ in pick) <= per_core and math.prod(b for _, b in pick) <= cores:
+                    x = (tuple(zip(ranks, (a for a, _ in pick))), tuple(zip(ranks, (b for _, b in pick))))
+                    if x not in out:
+                        out.append(x)
     return tuple(out)
 
 
@@ -277,7 +292,7 @@ def plans(system: SystemSpec, shape: Shape, bits: Bits):
     for array in arrays(shape, g, bits, system.global_buffer.size_bits):
         a = dict(array)
         groups = {k: _ceil(shape.size(k), a.get(k, 1)) for k in WEIGHT_RANKS}
-        for macro, core in spreads(groups, system.cores, system.macros_per_core):
+        for macro, core in spreads(groups, system.cores, system.macros_per_core, system.core_buffer is not None):
             turns = dict(groups)
             for k, n in macro + core:
                 turns[k] = _ceil(turns[k], n)
@@ -302,6 +317,7 @@ class Estimate:
     whole_turns_latency_s: float
     glb_bits: float  # the buffer's largest need (input + output tiles)
     conversions: float  # partial sums the macros read out (ADC or adder tree, shift-add)
+    core_bits: float = 0.0  # a core buffer's largest need (:func:`_core_buffer`)
 
     @property
     def edp(self) -> float:
@@ -481,6 +497,8 @@ class _Costs:
     glb_bw: float
     noc_j: float  # per bit crossing the NoC (its mean hops), 0 without one
     noc_bw: float  # bits per s (inf without a NoC)
+    core_j: float  # per bit read or written in a core buffer (0 without one)
+    core_bw: float  # a core buffer's bits per s (inf without one)
     slices_s: float  # the cells' time per activation (its input slices, and its share of weight writes)
     readout_s: float  # per conversion (a macro's readout units share them)
     drive_s: float  # per word-line drive (a macro drives its word lines on at once)
@@ -504,6 +522,7 @@ class _Costs:
                    system.dram.energy_per_bit_j.value, system.global_buffer.energy_per_bit_j.value,
                    system.dram.bandwidth_bits_per_s, system.global_buffer.bandwidth_bits_per_s,
                    read(NOC), system.noc.link_bandwidth_bits_per_s if system.noc else math.inf,
+                   read(CORE_BUFFER), system.core_buffer.bandwidth_bits_per_s if system.core_buffer else math.inf,
                    g.input_slices * system.macro.cycle_s * (1 + writes),
                    system.macro.cycle_s / system.macro.readout_units(),
                    system.macro.cycle_s / system.macro.wordlines_on,
@@ -552,6 +571,118 @@ class _Traffic:
         return sum(self.noc_by_tensor.values())
 
 
+def _memory_moved(t: _Traffic, noc: bool) -> dict[tuple[str, str, str], float]:
+    """A plan's bits by (part, tensor, action) at DRAM, the global buffer and a NoC."""
+    moved = {(DRAM, "I", "read"): t.inputs_in, (DRAM, "I", "write"): 0.0,
+             (DRAM, "O", "read"): t.sums_back, (DRAM, "O", "write"): t.outputs_out,
+             (DRAM, "W", "read"): t.weights, (DRAM, "W", "write"): 0.0,
+             (GLOBAL_BUFFER, "I", "read"): t.macro_inputs, (GLOBAL_BUFFER, "I", "write"): t.inputs_in,
+             (GLOBAL_BUFFER, "O", "read"): t.sums_added + t.outputs_out,
+             (GLOBAL_BUFFER, "O", "write"): t.sums_in + t.sums_back}
+    if noc:
+        for tensor, n in t.noc_by_tensor.items():
+            moved |= {(NOC, tensor, "read"): n, (NOC, tensor, "write"): 0.0}
+    return moved
+
+
+def _even(shape: Shape, array: tuple, macro: tuple, core: tuple, turns: dict[str, int]) -> bool:
+    """Whether a plan covers every weight rank exactly, no partial group or turn anywhere (the
+    plans searched on a system with a memory in each core: :func:`_core_buffer`)."""
+    a, m, c = dict(array), dict(macro), dict(core)
+    return all(a.get(k, 1) * m.get(k, 1) * c.get(k, 1) * turns.get(k, 1) == shape.size(k) for k in WEIGHT_RANKS)
+
+
+def _per_core(shape: Shape, p: Plan) -> tuple[Shape, Plan]:
+    """One core's part of an even plan (each core runs the same loops on its share of the ranks
+    the cores spread) as a plan of one core."""
+    core = dict(p.core)
+    dims = {k: v // core.get(k, 1) for k, v in shape.dims.items()}
+    return Shape(dims, shape.stride, shape.dilation), Plan(p.array, p.macro, (), p.loops, p.glb_i, p.glb_o)
+
+
+def _core_buffer(c: _Costs, bits: Bits, shape: Shape, p: Plan, nest: _Nest, t: _Traffic, g: MacroGeometry,
+                 noc: bool) -> tuple[dict[tuple[str, str, str], float], float, float, float]:
+    """An even plan on a system with a memory in each core: (bits by (part, tensor, action) at
+    DRAM, the global buffer, a NoC and the core buffers; one core buffer's bits, every core's
+    the same; a core buffer's need; the global buffer's need), as AccelForge's model counts them
+    (checked entry by entry: tests/test_levels.py).
+
+    Cores below the loops (``p.cores_above`` false): a core's buffer holds what one turn of its
+    macros needs, filled every turn: each core its input tile (those the m rank spreads over the
+    same one, sent once), read by its macros as they read the global buffer; each core its
+    partial sums in and out once a reduction turn; the rest is the plan without the core buffers.
+
+    Cores above the loops: each core runs the plan on its part (:func:`_per_core`) with its buffer
+    in the global buffer's place; the global buffer holds whole tensors, filled from DRAM once,
+    and sends each core's fills over the NoC once to the cores the m rank spreads over (the same
+    inputs) and takes their partial sums once from the cores a reduction rank spreads over
+    (reduced on the way)."""
+    core = dict(p.core)
+    n = math.prod(core.values())
+    over_m = core.get("m", 1)
+    reduced = math.prod(core.get(k, 1) for k in ("c", "r", "s"))
+    a, m = dict(p.array), dict(p.macro)
+    if not p.cores_above:
+        tile = {k: a.get(k, 1) * m.get(k, 1) for k in WEIGHT_RANKS}
+        fills = n * nest.fills[-1] * shape.input_tile(tile) * bits.input
+        sums = reduced * (t.sums_in + t.sums_added)
+        moved = _memory_moved(t, noc) | {
+            (CORE_BUFFER, "I", "write"): fills, (CORE_BUFFER, "I", "read"): over_m * t.macro_inputs,
+            (CORE_BUFFER, "O", "write"): sums, (CORE_BUFFER, "O", "read"): sums}
+        # the global buffer sends the cores' input tiles (a dilated kernel's whole box), not the rows
+        # the macros read
+        moved[GLOBAL_BUFFER, "I", "read"] = fills / over_m
+        if noc:
+            moved[NOC, "I", "read"] = fills / over_m
+        need = shape.input_tile(tile) * bits.input + tile["g"] * tile["m"] * bits.output
+        held = t.held
+    else:
+        one, q = _per_core(shape, p)
+        inner = _nest(one, q)
+        t1 = _Traffic.of(c, bits, inner, _Macros.of(one, inner, q, bits, g), _holders(one, q))
+        inputs = shape.input_tile(shape.dims) * bits.input
+        outputs = nest.outputs * bits.output
+        down, up, back = n / over_m * t1.inputs_in, n / reduced * t1.outputs_out, n / reduced * t1.sums_back
+        moved = {(DRAM, "I", "read"): inputs, (DRAM, "I", "write"): 0.0,
+                 (DRAM, "O", "read"): 0.0, (DRAM, "O", "write"): outputs,
+                 (DRAM, "W", "read"): t.weights, (DRAM, "W", "write"): 0.0,
+                 (GLOBAL_BUFFER, "I", "read"): down, (GLOBAL_BUFFER, "I", "write"): inputs,
+                 (GLOBAL_BUFFER, "O", "read"): back + outputs, (GLOBAL_BUFFER, "O", "write"): up,
+                 (CORE_BUFFER, "I", "write"): n * t1.inputs_in, (CORE_BUFFER, "I", "read"): n * t1.macro_inputs,
+                 (CORE_BUFFER, "O", "write"): n * (t1.sums_in + t1.sums_back),
+                 (CORE_BUFFER, "O", "read"): n * (t1.sums_added + t1.outputs_out)}
+        if noc:
+            moved |= {(NOC, "W", "read"): t.weights, (NOC, "I", "read"): down, (NOC, "O", "read"): up + back,
+                      (NOC, "W", "write"): 0.0, (NOC, "I", "write"): 0.0, (NOC, "O", "write"): 0.0}
+        need, held = t1.held, inputs + outputs
+    one_core = sum(v for (part, _, _), v in moved.items() if part == CORE_BUFFER) / n
+    return moved, one_core, need, held
+
+
+def _by_part(moved: dict[tuple[str, str, str], float]) -> dict[str, float]:
+    """Bits moved at each memory and the NoC (0 where there is none)."""
+    out = dict.fromkeys((DRAM, GLOBAL_BUFFER, NOC, CORE_BUFFER), 0.0)
+    for (part, _, _), v in moved.items():
+        out[part] += v
+    return out
+
+
+def _score_cores(c: _Costs, bits: Bits, shape: Shape, p: Plan, nest: _Nest, macros: _Macros, g: MacroGeometry,
+                 noc: bool) -> Estimate:
+    """:func:`_score` of an even plan on a system with a memory in each core (:func:`_core_buffer`)."""
+    t = _Traffic.of(c, bits, nest, macros, _holders(shape, p))
+    moved, one_core, need, held = _core_buffer(c, bits, shape, p, nest, t, g, noc)
+    by_part = _by_part(moved)
+    memories = max(by_part[DRAM] / c.dram_bw, by_part[GLOBAL_BUFFER] / c.glb_bw, by_part[NOC] / c.noc_bw,
+                   one_core / c.core_bw)
+    latency = max(macros.cell_turns * c.slices_s, macros.readouts_per_macro * c.readout_s,
+                  macros.drives_per_macro * c.drive_s, memories)
+    energy = (by_part[DRAM] * c.dram_j + by_part[GLOBAL_BUFFER] * c.glb_j + by_part[NOC] * c.noc_j
+              + by_part[CORE_BUFFER] * c.core_j + macros.conversions * c.conversion_j + macros.drives * c.drive_j
+              + c.cells_j)
+    return Estimate(energy, latency, latency, held, macros.conversions, need)
+
+
 def _score(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, holders: dict) -> Estimate:
     """The closed form of one plan, as AccelForge's model counts it (tests/test_cim_backend.py
     checks each count): DRAM traffic (each tile's fills; partial sums written and read back),
@@ -585,27 +716,30 @@ def evaluate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, ert: dict[st
     computes = float(math.prod(shape.dims.values()))
     slices = g.input_slices * g.weight_slices
     readouts = [r for r in (ADC, ADDER_TREE) if r in ert] + [SHIFT_ADD]
-    moved = {(DRAM, "I", "read"): t.inputs_in, (DRAM, "I", "write"): 0.0,
-             (DRAM, "O", "read"): t.sums_back, (DRAM, "O", "write"): t.outputs_out,
-             (DRAM, "W", "read"): t.weights, (DRAM, "W", "write"): 0.0,
-             (GLOBAL_BUFFER, "I", "read"): t.macro_inputs, (GLOBAL_BUFFER, "I", "write"): t.inputs_in,
-             (GLOBAL_BUFFER, "O", "read"): t.sums_added + t.outputs_out,
-             (GLOBAL_BUFFER, "O", "write"): t.sums_in + t.sums_back,
-             (CELL_ARRAY, "W", "read"): computes * slices,
-             (CELL_ARRAY, "W", "write"): math.prod(shape.size(k) for k in WEIGHT_RANKS) * bits.weight,
-             (WORDLINE_DRIVER, "I", "read"): macros.drives, (WORDLINE_DRIVER, "I", "write"): 0.0}
+    noc = system.noc is not None
+    if system.core_buffer is None:
+        moved = _memory_moved(t, noc)
+        latency = {DRAM: t.dram / c.dram_bw, GLOBAL_BUFFER: t.glb / c.glb_bw}
+        if noc:
+            latency[NOC] = t.noc / c.noc_bw
+    else:
+        moved, one_core, _, _ = _core_buffer(c, bits, shape, p, nest, t, g, noc)
+        n = _by_part(moved)
+        latency = {DRAM: n[DRAM] / c.dram_bw, GLOBAL_BUFFER: n[GLOBAL_BUFFER] / c.glb_bw,
+                   CORE_BUFFER: one_core / c.core_bw}
+        if noc:
+            latency[NOC] = n[NOC] / c.noc_bw
+    moved |= {(CELL_ARRAY, "W", "read"): computes * slices,
+              (CELL_ARRAY, "W", "write"): math.prod(shape.size(k) for k in WEIGHT_RANKS) * bits.weight,
+              (WORDLINE_DRIVER, "I", "read"): macros.drives, (WORDLINE_DRIVER, "I", "write"): 0.0}
     for r in readouts:
         moved |= {(r, "O", "read"): macros.conversions, (r, "O", "write"): 0.0}
-    if system.noc is not None:
-        for tensor, bits in t.noc_by_tensor.items():
-            moved |= {(NOC, tensor, "read"): bits, (NOC, tensor, "write"): 0.0}
     actions = {(COMPUTE, "compute"): computes, **by_action(moved)}
     energy = {(part, a): actions[part, a] * e for part, acts in ert.items() for a, e in acts.items()}
     energy |= {(part, "leak"): 0.0 for part in ert}  # cimco's models leak nothing
-    latency = {DRAM: t.dram / c.dram_bw, GLOBAL_BUFFER: t.glb / c.glb_bw, COMPUTE: 0.0,
-               CELL_ARRAY: macros.cell_turns * c.slices_s, WORDLINE_DRIVER: macros.drives_per_macro * c.drive_s,
-               **dict.fromkeys(readouts, macros.readouts_per_macro * c.readout_s),
-               **({NOC: t.noc / c.noc_bw} if system.noc is not None else {})}
+    latency |= {COMPUTE: 0.0, CELL_ARRAY: macros.cell_turns * c.slices_s,
+                WORDLINE_DRIVER: macros.drives_per_macro * c.drive_s,
+                **dict.fromkeys(readouts, macros.readouts_per_macro * c.readout_s)}
     # as AccelForge shows a mapping: no loop whose tile is all of its rank above it, one storage
     # node per level
     nodes: list[dict] = []
@@ -707,18 +841,26 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict
     differently then, where one starts below the other: the estimate of the plan kept
     still prices that). ``whole``: only plans with no partial last turn (a rank whose groups
     do not divide it has all of them side by side); ``accept``: only plans it accepts (both
-    for :mod:`cimco.timeloop.layout`)."""
+    for :mod:`cimco.timeloop.layout`).
+
+    On a system with a memory in each core only even plans (:func:`_even`) are searched, each
+    with the cores below and above the loops (:func:`_core_buffer`), and none is left out by
+    the bounds (which do not cover a core buffer in the global buffer's place)."""
     shape = Shape.of(layer, einsum)
     costs = _Costs.of(system, shape, bits, ert)
     g = MacroGeometry.of_system(system, bits)
     size = system.global_buffer.size_bits
     positions = {k: shape.size(k) for k in POSITION_RANKS}
-    held = resident(system, shape, bits)
+    cores = system.core_buffer is not None
+    core_size = system.core_buffer.size_bits if cores else math.inf
+    held = resident(system, shape, bits) and not cores
     floors: dict[tuple, _Floor] = {}
     choices = []
     for n, (array, macro, core, turns) in enumerate(plans(system, shape, bits)):
         if whole and any(turns[k] > 1 and shape.size(k) != dict(array).get(k, 1) * dict(macro).get(k, 1)
                          * dict(core).get(k, 1) * turns[k] for k in WEIGHT_RANKS):
+            continue
+        if cores and not _even(shape, array, macro, core, turns):
             continue
         if array not in floors:
             floors[array] = _floor(costs, bits, shape, dict(array), g)
@@ -729,25 +871,27 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict
     choices.sort(key=lambda x: x[:2])
     scored, best = [], math.inf
     for quick, n, array, macro, core, turns in choices:
-        if quick > best:  # every later choice's floor is higher still
+        if quick > best and not cores:  # every later choice's floor is higher still
             break
         nested = nests(shape, turns, positions, held)
         first = Plan(array, macro, core, nested[0][0], 0, 0)
         nest = _nest(shape, first)
         macros = _Macros.of(shape, nest, first, bits, g)  # the same for every loop order
-        if _bound(costs, bits, nest, macros, floors[array]) > best:
+        if not cores and _bound(costs, bits, nest, macros, floors[array]) > best:
             continue
         for j, (loops, starts_i, starts_o) in enumerate(nested):
             if j:
                 nest = _nest(shape, Plan(array, macro, core, loops, 0, 0))
-            for i in starts_i:
-                for o in starts_o:
-                    p = Plan(array, macro, core, loops, i, o)
-                    e = _score(costs, bits, nest, macros, _holders(shape, p))
-                    if e.glb_bits <= size and (accept is None or accept(shape, p)):
-                        scored.append((e.edp, e.conversions, e.latency_s, (n, j, i), e, p))
-                        best = min(best, e.edp)
-                        break
+            for above in (False, True) if cores else (False,):
+                for i in starts_i:
+                    for o in starts_o:
+                        p = Plan(array, macro, core, loops, i, o, above)
+                        e = (_score_cores(costs, bits, shape, p, nest, macros, g, system.noc is not None) if cores
+                             else _score(costs, bits, nest, macros, _holders(shape, p)))
+                        if e.glb_bits <= size and e.core_bits <= core_size and (accept is None or accept(shape, p)):
+                            scored.append((e.edp, e.conversions, e.latency_s, (n, j, above, i), e, p))
+                            best = min(best, e.edp)
+                            break
     scored.sort(key=lambda x: x[:4])
     return [x[4:] for x in scored]
 
@@ -756,34 +900,67 @@ def mapping_nodes(system: SystemSpec, shape: Shape, p: Plan) -> list[dict]:
     """The plan as AccelForge mapping nodes (plain dicts, top to bottom; a loop's ``bound``
     is its iterations, or instances for a spatial one)."""
     a, macro, core = dict(p.array), dict(p.macro), dict(p.core)
-    # tile shapes top-down per rank: temporal loop -> macros -> cores -> array -> 1
-    below_temporal = {k: a.get(k, 1) * macro.get(k, 1) * core.get(k, 1) for k in shape.dims}
     nodes: list[dict] = [{"node": "storage", "tensors": ["W", "O", "I"], "component": DRAM}]
-    holders = _holders(shape, p)
-    for idx in range(len(p.loops) + 1):
-        here = sorted((order, tensor) for tensor, (at, order) in holders.items() if at == idx)
-        for _, tensor in here:  # in the order _holders gives
-            component = CELL_ARRAY if tensor == "W" else GLOBAL_BUFFER
-            if tensor == "W" and system.noc is not None:  # the NoC passes the weights down to the cells
-                nodes.append({"node": "toll", "tensors": ["W"], "component": NOC})
-            nodes.append({"node": "storage", "tensors": [tensor], "component": component})
-        if idx < len(p.loops):
-            k, n = p.loops[idx]
-            # a rank in two loops: the outer one's tile spans the inner one's iterations
-            inner = math.prod(n for r, n in p.loops[idx + 1:] if r == k)
-            tile = (below_temporal[k] if k in WEIGHT_RANKS else 1) * inner
-            nodes.append({"node": "temporal", "rank": k, "tile": tile, "bound": n})
+    if p.cores_above:  # the global buffer holds whole tensors; below the cores, the core buffer takes its place
+        nodes += [{"node": "storage", "tensors": [t], "component": GLOBAL_BUFFER} for t in ("I", "O")]
+        if system.noc is not None:
+            nodes.append({"node": "toll", "tensors": ["W", "I", "O"], "component": NOC})
+        nodes += _core_nodes(p, (a.get(k, 1) * macro.get(k, 1) * _turns(p.loops, k) for k in core))
+        return nodes + _nest_nodes(shape, p, CORE_BUFFER, False) + _macro_nodes(system, p)
+    nodes += _nest_nodes(shape, p, GLOBAL_BUFFER, system.noc is not None)
     if system.noc is not None:  # and the inputs and partial sums below the loops (not to stop a tile held lower)
         if nodes[-2] == {"node": "toll", "tensors": ["W"], "component": NOC}:  # one pass-through, as the model shows it
             nodes[-2] = {"node": "toll", "tensors": ["W", "I", "O"], "component": NOC}
         else:
             nodes.append({"node": "toll", "tensors": ["I", "O"], "component": NOC})
+    if system.core_buffer is not None:  # the cores, each buffer holding one turn's tiles, then the macros
+        nodes += _core_nodes(p, (a.get(k, 1) * macro.get(k, 1) for k in core))
+        return nodes + [{"node": "storage", "tensors": ["I", "O"], "component": CORE_BUFFER}] + _macro_nodes(system, p)
     for k in macro:
         nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1) * core.get(k, 1), "bound": macro[k],
                       "name": "macro", "component": "Macro"})
-    for k in core:
-        nodes.append({"node": "spatial", "rank": k, "tile": a.get(k, 1), "bound": core[k], "name": "core",
-                      "component": "Core"})
+    nodes += _core_nodes(p, (a.get(k, 1) for k in core))
+    return nodes + _macro_nodes(system, p, spread=False)
+
+
+def _turns(loops: tuple, k: str) -> int:
+    """A rank's iterations over ``loops``."""
+    return math.prod(n for r, n in loops if r == k)
+
+
+def _core_nodes(p: Plan, tiles) -> list[dict]:
+    return [{"node": "spatial", "rank": k, "tile": tile, "bound": n, "name": "core", "component": "Core"}
+            for (k, n), tile in zip(p.core, tiles)]
+
+
+def _nest_nodes(shape: Shape, p: Plan, buffer: str, noc: bool) -> list[dict]:
+    """The loops above the macros with the cells' and ``buffer``'s tiles among them (the weights
+    through the NoC just above the cells where ``noc``)."""
+    a, macro, core = dict(p.array), dict(p.macro), dict(p.core)
+    # a weight rank's tile below the loops: the macros' (and the cores', where below the loops)
+    spread = {k: a.get(k, 1) * macro.get(k, 1) * (1 if p.cores_above else core.get(k, 1)) for k in shape.dims}
+    holders = _holders(shape, p)
+    nodes: list[dict] = []
+    for idx in range(len(p.loops) + 1):
+        here = sorted((order, tensor) for tensor, (at, order) in holders.items() if at == idx)
+        for _, tensor in here:  # in the order _holders gives
+            if tensor == "W" and noc:  # the NoC passes the weights down to the cells
+                nodes.append({"node": "toll", "tensors": ["W"], "component": NOC})
+            nodes.append({"node": "storage", "tensors": [tensor], "component": CELL_ARRAY if tensor == "W" else buffer})
+        if idx < len(p.loops):
+            k, n = p.loops[idx]
+            # a rank in two loops: the outer one's tile spans the inner one's iterations
+            tile = (spread[k] if k in WEIGHT_RANKS else 1) * _turns(p.loops[idx + 1:], k)
+            nodes.append({"node": "temporal", "rank": k, "tile": tile, "bound": n})
+    return nodes
+
+
+def _macro_nodes(system: SystemSpec, p: Plan, spread: bool = True) -> list[dict]:
+    """The macros (their fanout where ``spread``), their word-line drivers and readouts, the rows
+    and columns, the compute."""
+    a = dict(p.array)
+    nodes = [{"node": "spatial", "rank": k, "tile": a.get(k, 1), "bound": n, "name": "macro", "component": "Macro"}
+             for k, n in p.macro] if spread else []
     nodes.append({"node": "toll", "tensors": ["I"], "component": WORDLINE_DRIVER})
     for readout in (ADC, ADDER_TREE):
         if readout in system.macro.parts:
@@ -811,10 +988,6 @@ class Cim:
         return _af.versions()
 
     def check(self, system: SystemSpec, flags: dict[str, object]) -> list[str]:
-        if system.core_buffer is not None:  # its tiles are a mapspace of their own: not searched here
-            return [f"--backend cimco: the system's memory in each core ({CORE_BUFFER}) is mapped by "
-                    f"--backend accelforge only (cimco's search covers DRAM, the global buffer, a NoC and "
-                    f"the macros)"]
         return []
 
     def map_layer(self, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None = None,
@@ -828,6 +1001,10 @@ class Cim:
         with deadline(timeout_s):
             ert = component_costs(system, bits)[0]
             best = ranked(system, layer, einsum, bits, ert)
+            if not best and system.core_buffer is not None:
+                raise MappingError(f"no mapping of {layer.name} covers its ranks exactly and fits the buffers "
+                                   f"(the cimco search on a system with a memory in each core; "
+                                   f"--backend accelforge maps it)")
             if not best:
                 raise MappingError(f"no mapping of {layer.name} fits the global buffer "
                                    f"({system.global_buffer.size_bits} bits)", (GLOBAL_BUFFER,))
