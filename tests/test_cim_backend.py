@@ -219,28 +219,50 @@ def test_differences_finds_each_kind_of_difference() -> None:
 
 def _best_of_all(system: SystemSpec, layer: Layer, bits: Bits, ert: dict):
     """The oracle of the bound in :func:`cimco.backends.cim.ranked`: every plan scored (each
-    loop order with its own :class:`_Macros`), the best by ranked's order."""
+    loop order with its own :class:`_Macros`; on a system with a memory in each core, its even
+    plans both ways), the best by ranked's order."""
     from cimco import _af
-    from cimco.backends.cim import Plan, _Costs, _holders, _Macros, _Nest, _score, nests, plans, resident
+    from cimco.backends.cim import (
+        Plan,
+        _Core,
+        _Costs,
+        _even,
+        _holders,
+        _Macros,
+        _Nest,
+        _score,
+        _score_cores,
+        nests,
+        plans,
+        resident,
+    )
     from cimco.geometry import MacroGeometry
 
     shape = Shape.of(layer, _af.einsum_of(layer))
     costs, g = _Costs.of(system, shape, bits, ert), MacroGeometry.of_system(system, bits)
     positions = {k: shape.size(k) for k in ("t", "p", "q")}
+    cores = system.core_buffer is not None
     best = None
     for n, (array, macro, core, turns) in enumerate(plans(system, shape, bits)):
-        for j, (loops, starts_i, starts_o) in enumerate(nests(shape, turns, positions, resident(system, shape, bits))):
+        if cores and not _even(shape, array, macro, core, turns):
+            continue
+        held = resident(system, shape, bits) and not cores
+        for j, (loops, starts_i, starts_o) in enumerate(nests(shape, turns, positions, held)):
             first = Plan(array, macro, core, loops, 0, 0)
             nest = _Nest(shape, first)
             macros = _Macros.of(shape, nest, first, bits, g)
-            for i in starts_i:
-                for o in starts_o:
-                    p = Plan(array, macro, core, loops, i, o)
-                    e = _score(costs, bits, nest, macros, _holders(shape, p))
-                    if e.glb_bits <= system.global_buffer.size_bits:
-                        if best is None or (e.edp, e.conversions, e.latency_s, (n, j, i)) < best[0]:
-                            best = ((e.edp, e.conversions, e.latency_s, (n, j, i)), p)
-                        break
+            for above in (False, True) if cores else (False,):
+                part = _Core.of(shape, first, bits, g) if above else None
+                for i in starts_i:
+                    for o in starts_o:
+                        p = Plan(array, macro, core, loops, i, o, above)
+                        e = (_score_cores(costs, bits, shape, p, nest, macros, part, system.noc is not None) if cores
+                             else _score(costs, bits, nest, macros, _holders(shape, p)))
+                        if e.glb_bits <= system.global_buffer.size_bits and (
+                                not cores or e.core_bits <= system.core_buffer.size_bits):
+                            if best is None or (e.edp, e.conversions, e.latency_s, (n, j, above, i)) < best[0]:
+                                best = ((e.edp, e.conversions, e.latency_s, (n, j, above, i)), p)
+                            break
     return None if best is None else best[1]
 
 
@@ -255,6 +277,21 @@ def test_bound_never_leaves_out_the_best_plan(family: str, layer: Layer) -> None
     from cimco.tables import component_costs
 
     system = FAMILIES[family]
+    einsum = _af.einsum_of(layer)
+    ert = component_costs(system, BITS)[0]
+    best = ranked(system, layer, einsum, BITS, ert)
+    assert (best[0][1] if best else None) == _best_of_all(system, layer, BITS, ert), layer
+
+
+@settings(max_examples=30, deadline=None, database=None, derandomize=True,
+          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+@given(layer=layers())
+def test_bound_never_leaves_out_the_best_plan_with_core_buffers(layer: Layer) -> None:
+    """As above on a system with a memory in each core and a NoC (the bounds of either way)."""
+    from cimco import _af
+    from cimco.tables import component_costs
+
+    system = load(ROOT / "arch_specs/mars_system_cores.yaml")
     einsum = _af.einsum_of(layer)
     ert = component_costs(system, BITS)[0]
     best = ranked(system, layer, einsum, BITS, ert)

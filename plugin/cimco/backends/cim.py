@@ -592,15 +592,24 @@ def _even(shape: Shape, array: tuple, macro: tuple, core: tuple, turns: dict[str
     return all(a.get(k, 1) * m.get(k, 1) * c.get(k, 1) * turns.get(k, 1) == shape.size(k) for k in WEIGHT_RANKS)
 
 
-def _per_core(shape: Shape, p: Plan) -> tuple[Shape, Plan]:
-    """One core's part of an even plan (each core runs the same loops on its share of the ranks
-    the cores spread) as a plan of one core."""
-    core = dict(p.core)
-    dims = {k: v // core.get(k, 1) for k, v in shape.dims.items()}
-    return Shape(dims, shape.stride, shape.dilation), Plan(p.array, p.macro, (), p.loops, p.glb_i, p.glb_o)
+class _Core(NamedTuple):
+    """One core's part of an even plan whose cores are above the loops: each core runs the same
+    loops on its share of the ranks the cores spread (its layer, nest and macros)."""
+
+    shape: Shape
+    nest: _Nest
+    macros: _Macros
+
+    @classmethod
+    def of(cls, shape: Shape, p: Plan, bits: Bits, g: MacroGeometry) -> _Core:
+        core = dict(p.core)
+        one = Shape({k: v // core.get(k, 1) for k, v in shape.dims.items()}, shape.stride, shape.dilation)
+        q = Plan(p.array, p.macro, (), p.loops, 0, 0)
+        nest = _nest(one, q)
+        return cls(one, nest, _Macros.of(one, nest, q, bits, g))
 
 
-def _core_buffer(c: _Costs, bits: Bits, shape: Shape, p: Plan, nest: _Nest, t: _Traffic, g: MacroGeometry,
+def _core_buffer(c: _Costs, bits: Bits, shape: Shape, p: Plan, nest: _Nest, t: _Traffic, part: _Core | None,
                  noc: bool) -> tuple[dict[tuple[str, str, str], float], float, float, float]:
     """An even plan on a system with a memory in each core: (bits by (part, tensor, action) at
     DRAM, the global buffer, a NoC and the core buffers; one core buffer's bits, every core's
@@ -612,7 +621,7 @@ def _core_buffer(c: _Costs, bits: Bits, shape: Shape, p: Plan, nest: _Nest, t: _
     same one, sent once), read by its macros as they read the global buffer; each core its
     partial sums in and out once a reduction turn; the rest is the plan without the core buffers.
 
-    Cores above the loops: each core runs the plan on its part (:func:`_per_core`) with its buffer
+    Cores above the loops: each core runs the plan on its ``part`` (:class:`_Core`) with its buffer
     in the global buffer's place; the global buffer holds whole tensors, filled from DRAM once,
     and sends each core's fills over the NoC once to the cores the m rank spreads over (the same
     inputs) and takes their partial sums once from the cores a reduction rank spreads over
@@ -637,9 +646,7 @@ def _core_buffer(c: _Costs, bits: Bits, shape: Shape, p: Plan, nest: _Nest, t: _
         need = shape.input_tile(tile) * bits.input + tile["g"] * tile["m"] * bits.output
         held = t.held
     else:
-        one, q = _per_core(shape, p)
-        inner = _nest(one, q)
-        t1 = _Traffic.of(c, bits, inner, _Macros.of(one, inner, q, bits, g), _holders(one, q))
+        t1 = _Traffic.of(c, bits, part.nest, part.macros, _holders(part.shape, p))
         inputs = shape.input_tile(shape.dims) * bits.input
         outputs = nest.outputs * bits.output
         down, up, back = n / over_m * t1.inputs_in, n / reduced * t1.outputs_out, n / reduced * t1.sums_back
@@ -667,11 +674,11 @@ def _by_part(moved: dict[tuple[str, str, str], float]) -> dict[str, float]:
     return out
 
 
-def _score_cores(c: _Costs, bits: Bits, shape: Shape, p: Plan, nest: _Nest, macros: _Macros, g: MacroGeometry,
+def _score_cores(c: _Costs, bits: Bits, shape: Shape, p: Plan, nest: _Nest, macros: _Macros, part: _Core | None,
                  noc: bool) -> Estimate:
     """:func:`_score` of an even plan on a system with a memory in each core (:func:`_core_buffer`)."""
     t = _Traffic.of(c, bits, nest, macros, _holders(shape, p))
-    moved, one_core, need, held = _core_buffer(c, bits, shape, p, nest, t, g, noc)
+    moved, one_core, need, held = _core_buffer(c, bits, shape, p, nest, t, part, noc)
     by_part = _by_part(moved)
     memories = max(by_part[DRAM] / c.dram_bw, by_part[GLOBAL_BUFFER] / c.glb_bw, by_part[NOC] / c.noc_bw,
                    one_core / c.core_bw)
@@ -723,7 +730,8 @@ def evaluate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, ert: dict[st
         if noc:
             latency[NOC] = t.noc / c.noc_bw
     else:
-        moved, one_core, _, _ = _core_buffer(c, bits, shape, p, nest, t, g, noc)
+        part = _Core.of(shape, p, bits, g) if p.cores_above else None
+        moved, one_core, _, _ = _core_buffer(c, bits, shape, p, nest, t, part, noc)
         n = _by_part(moved)
         latency = {DRAM: n[DRAM] / c.dram_bw, GLOBAL_BUFFER: n[GLOBAL_BUFFER] / c.glb_bw,
                    CORE_BUFFER: one_core / c.core_bw}
@@ -793,13 +801,16 @@ class _Floor(NamedTuple):
     activation_s: float  # an activation's time, were every turn whole (the cells', readouts' or drives')
 
 
-def _floor(c: _Costs, bits: Bits, shape: Shape, array: dict[str, int], g: MacroGeometry) -> _Floor:
+def _floor(c: _Costs, bits: Bits, shape: Shape, array: dict[str, int], g: MacroGeometry,
+           cores: bool = False) -> _Floor:
     """The energy, DRAM and buffer traffic no plan with this array goes below, whatever its
     spread, loops and tiles: the cells' reads and writes; the weights, outputs and each input
     an output position reads at its kernel's first tap (distinct inputs: every tile's fills
     move at least those) moved once; the macros' inputs, partial sums and outputs through the
     buffer once; and each row group's partial sums read out, each input row driven, once
-    per column group (a rank's groups are at least its size over its array factor)."""
+    per column group (a rank's groups are at least its size over its array factor). With a
+    memory in each core (``cores``) the macros read their inputs from it, and DRAM's traffic
+    crosses the NoC."""
     outputs = math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
     inputs = math.prod(shape.size(k) for k in ("g", "c", "t", "p", "q")) * bits.input
     per_channel = math.prod(shape.size(k) for k in shape.dims if k != "m")  # input rows per output channel
@@ -808,24 +819,34 @@ def _floor(c: _Costs, bits: Bits, shape: Shape, array: dict[str, int], g: MacroG
                    * shape.size("m") * shape.size("g") * g.conversions_per_output)
     drives = per_channel * shape.size("m") / array.get("m", 1) * g.input_slices
     dram = c.weight_bits + outputs + inputs
-    glb = per_channel * bits.input + inputs + 2 * outputs
+    glb = inputs + 2 * outputs + (0 if cores else per_channel * bits.input)
+    near = per_channel * bits.input * c.core_j + dram * c.noc_j if cores else 0.0  # the core buffers', the NoC's
     rows = math.prod(array.get(k, 1) for k in ("c", "r", "s"))
-    return _Floor(c.cells_j + dram * c.dram_j + glb * c.glb_j + conversions * c.conversion_j + drives * c.drive_j,
-                  dram, glb, inputs, max(c.slices_s, array.get("m", 1) * g.conversions_per_output * c.readout_s,
-                                         rows * g.input_slices * c.drive_s))
+    return _Floor(c.cells_j + dram * c.dram_j + glb * c.glb_j + near + conversions * c.conversion_j
+                  + drives * c.drive_j, dram, glb, inputs,
+                  max(c.slices_s, array.get("m", 1) * g.conversions_per_output * c.readout_s,
+                      rows * g.input_slices * c.drive_s))
 
 
-def _bound(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, floor: _Floor) -> float:
+def _bound(c: _Costs, bits: Bits, nest: _Nest, macros: _Macros, floor: _Floor, cores: int = 0) -> float:
     """A lower bound on the energy-delay product (:attr:`Estimate.edp`) of every plan with this
     array and spread, whatever its loop order and tiles: the macros' energy and time (the
     same for every order), the floor's DRAM traffic (weights, outputs and inputs moved once),
-    and the buffer's traffic to and from the macros with the floor's inputs."""
+    and the buffer's traffic to and from the macros with the floor's inputs. With a memory in
+    each of the spread's ``cores`` (:func:`_core_buffer`, either way) the traffic to and from
+    the macros is the core buffers' (shared by the cores), the global buffer's the floor's
+    inputs and the outputs in and out, and DRAM's traffic crosses the NoC."""
     sums = nest.refills[-1] * nest.outputs * bits.output
-    glb = macros.glb_inputs + 2 * sums + floor.inputs_bits  # partial sums in and back out, outputs out, inputs in
+    near = macros.glb_inputs + 2 * sums  # partial sums in and back out
+    glb = near + floor.inputs_bits if not cores else floor.inputs_bits + 2 * nest.outputs * bits.output
     energy = (floor.dram_bits * c.dram_j + glb * c.glb_j + macros.conversions * c.conversion_j
               + macros.drives * c.drive_j + c.cells_j)
+    memories = max(floor.dram_bits / c.dram_bw, glb / c.glb_bw)
+    if cores:
+        energy += near * c.core_j + floor.dram_bits * c.noc_j
+        memories = max(memories, near / cores / c.core_bw, floor.dram_bits / c.noc_bw)
     return energy * max(macros.activations * c.slices_s, macros.whole_readouts * c.readout_s,
-                        macros.whole_drives * c.drive_s, floor.dram_bits / c.dram_bw, glb / c.glb_bw)
+                        macros.whole_drives * c.drive_s, memories)
 
 
 def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict[str, dict[str, float]],
@@ -844,8 +865,7 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict
     for :mod:`cimco.timeloop.layout`).
 
     On a system with a memory in each core only even plans (:func:`_even`) are searched, each
-    with the cores below and above the loops (:func:`_core_buffer`), and none is left out by
-    the bounds (which do not cover a core buffer in the global buffer's place)."""
+    with the cores below and above the loops (:func:`_core_buffer`)."""
     shape = Shape.of(layer, einsum)
     costs = _Costs.of(system, shape, bits, ert)
     g = MacroGeometry.of_system(system, bits)
@@ -863,30 +883,32 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict
         if cores and not _even(shape, array, macro, core, turns):
             continue
         if array not in floors:
-            floors[array] = _floor(costs, bits, shape, dict(array), g)
+            floors[array] = _floor(costs, bits, shape, dict(array), g, cores)
         f = floors[array]
         activations = math.prod(turns.values()) * math.prod(positions.values())
-        quick = f.energy_j * max(activations * f.activation_s, f.dram_bits / costs.dram_bw, f.glb_bits / costs.glb_bw)
+        quick = f.energy_j * max(activations * f.activation_s, f.dram_bits / costs.dram_bw, f.glb_bits / costs.glb_bw,
+                                 f.dram_bits / costs.noc_bw if cores else 0.0)
         choices.append((quick, n, array, macro, core, turns))
     choices.sort(key=lambda x: x[:2])
     scored, best = [], math.inf
     for quick, n, array, macro, core, turns in choices:
-        if quick > best and not cores:  # every later choice's floor is higher still
+        if quick > best:  # every later choice's floor is higher still
             break
         nested = nests(shape, turns, positions, held)
         first = Plan(array, macro, core, nested[0][0], 0, 0)
         nest = _nest(shape, first)
         macros = _Macros.of(shape, nest, first, bits, g)  # the same for every loop order
-        if not cores and _bound(costs, bits, nest, macros, floors[array]) > best:
+        if _bound(costs, bits, nest, macros, floors[array], cores and math.prod(n for _, n in core)) > best:
             continue
         for j, (loops, starts_i, starts_o) in enumerate(nested):
             if j:
                 nest = _nest(shape, Plan(array, macro, core, loops, 0, 0))
             for above in (False, True) if cores else (False,):
+                part = _Core.of(shape, Plan(array, macro, core, loops, 0, 0), bits, g) if above else None
                 for i in starts_i:
                     for o in starts_o:
                         p = Plan(array, macro, core, loops, i, o, above)
-                        e = (_score_cores(costs, bits, shape, p, nest, macros, g, system.noc is not None) if cores
+                        e = (_score_cores(costs, bits, shape, p, nest, macros, part, system.noc is not None) if cores
                              else _score(costs, bits, nest, macros, _holders(shape, p)))
                         if e.glb_bits <= size and e.core_bits <= core_size and (accept is None or accept(shape, p)):
                             scored.append((e.edp, e.conversions, e.latency_s, (n, j, above, i), e, p))
