@@ -4,7 +4,8 @@ Every distinct layer of the chosen workloads is mapped alone, dense, at its bits
 backends on each system: `mars_system`, a digital-macro system (the MARS system with
 Chih's adder-tree macro) and a generated family of 20 variants (global buffer 16 KB-1 MB,
 4-64 macros, DRAM bandwidth x0.25-x4, the three macro families; see :func:`systems`), or with
---noc the same systems each with mars_system_cores.yaml's mesh NoC. A pair agrees when
+--noc the same systems each with mars_system_cores.yaml's mesh NoC (--cores: that NoC and its
+buffer in each core). A pair agrees when
 energy and latency are each within --tol of FFM's, or the cimco mapping has a lower
 energy-delay product (listed with both). A pair that does neither while FFM's mapping runs
 more tiles side by side than a core has macros or the system cores (AccelForge's model counts

@@ -2,7 +2,7 @@
 
 For every distinct layer of the bundled workloads on the systems of
 ``backend_agreement.py`` (mars_system, its digital variant, the 20-system family; with --noc each
-with a mesh NoC), the plan
+with a mesh NoC, with --cores also a buffer in each core), the plan
 the closed form ranks best is evaluated by AccelForge's model and the two results compared
 entry by entry (:meth:`cimco.backends.LayerResult.differences`: totals, every count by part,
 tensor and action, energy by part and action, each part's latency, the loops). Lists every
@@ -38,12 +38,15 @@ def main() -> int:
     p.add_argument("--systems", type=int, default=22, help="the first N systems (mars, digital, then the 20 variants)")
     p.add_argument("--tol", type=float, default=1e-4, help="relative difference reported")
     p.add_argument("--noc", action="store_true", help="give every system mars_system_cores.yaml's mesh NoC")
+    p.add_argument("--cores", action="store_true",
+                   help="give every system mars_system_cores.yaml's mesh NoC and buffer in each core")
     args = p.parse_args()
     n = rejected = 0
     off: list[tuple] = []
     worst_e = worst_l = 0.0
     partial, whole_turns = 0, 1.0
-    for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(","), args.noc):
+    for system, name, layer, bits, einsum in distinct_layers(args.systems, args.workloads.split(","), args.noc,
+                                                             args.cores):
         model = _af.Evaluator(arch.build_nodes(system, bits), einsum, bits)
         best = ranked(system, layer, einsum, bits, model.ert)
         if not best:

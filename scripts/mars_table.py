@@ -8,9 +8,8 @@ the first and the last (seeded patterns: shapes only, no trained weights here). 
 runs sequentially, batch 1 and batch 16 (weights reloaded per batch when one copy of them
 does not fit in the macros), on the MARS-like system, the same with a buffer in each core and
 a mesh NoC, and the NeuroSim-style tiled system (H-tree, tile buffers; its pruning blocks are
-the MARS macro's 16 rows, not its 128). Every figure is from `cimco map` with the real mapper:
-the cimco backend where it covers the system, AccelForge's FFM for the systems with a memory
-in each core (about 5 minutes a network on 2 cores, cold).
+the MARS macro's 16 rows, not its 128). Every figure is from `cimco map` with the cimco
+backend (its counts AccelForge's model's; about 20 s a network on a system with core buffers).
 
 Run: python scripts/mars_table.py [--out out/mars_table] [--systems mars_system ...]
 Last line: RESULT <net>_<system>_tops_per_w_on_chip=... ...
@@ -44,8 +43,6 @@ SYSTEMS = ("mars_system", "mars_system_cores", "neurosim_system")
 
 
 def main() -> int:
-    from cimco.spec import load
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="out/mars_table")
     ap.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
@@ -55,9 +52,8 @@ def main() -> int:
     rows, result = [], []
     for system in args.systems:
         spec = ROOT / f"arch_specs/{system}.yaml"
-        backend = "cimco" if load(spec).core_buffer is None else "accelforge"
         for name, paper in MARS.items():
-            code = _rows(system, spec, backend, name, paper, compressed(name, out), out, rows, result)
+            code = _rows(system, spec, name, paper, compressed(name, out), out, rows, result)
             if code:
                 return code
     print("| system | network | batch | weights | MARS TOPS/W | cimco TOPS/W (all, with DRAM) | on chip (no DRAM) "
@@ -70,13 +66,11 @@ def main() -> int:
     return 0
 
 
-def _rows(system: str, spec: Path, backend: str, name: str, paper: float, wl: Path, out: Path, rows: list,
-          result: list) -> int:
+def _rows(system: str, spec: Path, name: str, paper: float, wl: Path, out: Path, rows: list, result: list) -> int:
     for batch in (1, 16):
         d = out / f"{system}_{name}_b{batch}"
-        jobs = ["--jobs", "2"] if backend == "accelforge" else []
-        code = cimco(["map", "--system", str(spec), "--workload", str(wl), "--backend", backend, *jobs,
-                      "--out", str(d), "--cache-dir", str(out / "cache"), "--quiet", "--batch", str(batch)])
+        code = cimco(["map", "--system", str(spec), "--workload", str(wl), "--out", str(d),
+                      "--cache-dir", str(out / "cache"), "--quiet", "--batch", str(batch)])
         if code:
             return code
         r = json.loads((d / "report.json").read_text())

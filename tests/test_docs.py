@@ -72,7 +72,9 @@ BACKENDS = """\
 |---|---|---|---|
 | cimco | `cimco` (default) | cimco's own search of the CIM mapspace (imperfect factors included); t\
 he best mapping's counts, energies and latencies in closed form, each equal to AccelForge's model's \
-for that mapping (tested entry by entry; 1,870 layer/system pairs checked) | no AccelForge call at r\
+for that mapping (tested entry by entry; 1,870 layer/system pairs checked); with a memory in each co\
+re, the plans that cover every rank exactly, the cores below or above the loops (510 pairs checked) \
+| no AccelForge call at r\
 un time: ResNet-50 in 4.5 s from a cold start (0.05x plain AccelForge); within 1% of FFM or a lower \
 energy-delay product on 1,848 of 1,870 layer/system pairs, none worse (21 others: FFM's mapping uses\
  more macros than a core has; one: FFM's 1.1% lower energy is the model counting fewer readouts than\

@@ -22,6 +22,14 @@ macro fanouts never split output positions. What remains, and what :func:`plans`
    held lower as AccelForge's model holds them (:meth:`_Nest.tile`), and the cells are
    written under the last weight loop.
 
+On a system with a memory in each core (keeping inputs and outputs) the search takes the
+plans that cover every rank exactly (:func:`_even`; a layer whose sizes have no such plan
+for the array is mapped on smaller arrays), each two ways (:func:`_core_buffer`): the cores
+below the loops, each core's buffer holding one turn's tiles, or above them, each core running
+the loops on its part with its buffer in the global buffer's place (the tiles start among
+them as the global buffer's do) and the global buffer holding whole tensors; and it splits a
+spread between the cores and a core's macros every exact way.
+
 Each plan is priced in closed form (:func:`_score`): the counts AccelForge's model gives
 this architecture (DRAM and buffer traffic per tensor, word-line drives, readouts, the
 cells' reads and writes, partial last turns of imperfect factors included) times the ERT,
@@ -1010,6 +1018,10 @@ class Cim:
         return _af.versions()
 
     def check(self, system: SystemSpec, flags: dict[str, object]) -> list[str]:
+        b = system.core_buffer
+        if b is not None and set(b.keeps) != {"input", "output"}:  # the closed form's core buffer keeps both
+            return [f"--backend cimco: a memory in each core that keeps {' and '.join(b.keeps)} only is mapped by "
+                    f"--backend accelforge (cimco's search covers one that keeps inputs and outputs)"]
         return []
 
     def map_layer(self, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None = None,
