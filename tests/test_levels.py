@@ -313,11 +313,22 @@ def test_a_noc_adds_its_hops_to_a_network(tmp_path: Path) -> None:
 
 @pytest.mark.engine
 def test_backends_that_cannot_honour_a_level_refuse_it(tmp_path: Path, capsys) -> None:
-    """The Timeloop export writes neither a memory in each core nor a NoC: exit 2 naming the
-    backend, nothing written."""
+    """The Timeloop export writes neither a memory in each core nor a NoC; the cimco search covers
+    a core memory that keeps inputs and outputs, not one that keeps one of them: exit 2 naming
+    the backend, nothing written."""
     spec = tmp_path / "system.yaml"
-    spec.write_text(_bad(_levels(noc=True, core_buffer=True)))
     wl = str(ROOT / "workloads/resnet20_cifar.yaml")
+    one = _levels(noc=True, core_buffer=True)
+    one[4]["keeps"] = ["input"]
+    spec.write_text(_bad(one))
+    assert main(["map", "--system", str(spec), "--workload", wl, "--out", str(tmp_path / "a")]) == 2
+    assert "--backend cimco: a memory in each core that keeps input only" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    one[3]["keeps"] = ["input"]  # on the core fanout
+    spec.write_text(_bad(one))
+    assert main(["specs", "validate", str(spec)]) == 2
+    assert "levels[3].keeps: not a key of this kind of entry" in capsys.readouterr().err
+    spec.write_text(_bad(_levels(noc=True, core_buffer=True)))
     assert main(["timeloop", "export", "--system", str(spec), "--workload", wl, "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "network-on-chip (noc) is not in the Timeloop export" in err and "memory in each core" in err

@@ -199,6 +199,8 @@ def _problems_at(loc: tuple, errs: list[dict], file: str, model: type[BaseModel]
         # pydantic puts the unknown key itself last in loc; _real_loc kept it
         key = str(loc[-1]) if loc else ""
         valid = sorted(_keys_at(model, loc[:-1]))
+        if key in valid:  # a key of another kind of entry in a list of several kinds (a level's `kind`)
+            return [Problem(file, path, "not a key of this kind of entry")]
         near = difflib.get_close_matches(key, valid, n=1)
         return [Problem(file, path, "unknown key" + (f"; did you mean {near[0]!r}?" if near else
                                                      f" (valid here: {', '.join(valid)})"))]
