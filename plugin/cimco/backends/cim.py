@@ -670,7 +670,7 @@ def _core_buffer(c: _Costs, bits: Bits, shape: Shape, p: Plan, nest: _Nest, t: _
             moved |= {(NOC, "W", "read"): t.weights, (NOC, "I", "read"): down, (NOC, "O", "read"): up + back,
                       (NOC, "W", "write"): 0.0, (NOC, "I", "write"): 0.0, (NOC, "O", "write"): 0.0}
         need, held = t1.held, inputs + outputs
-    one_core = sum(v for (part, _, _), v in moved.items() if part == CORE_BUFFER) / n
+    one_core = sum(v for (q, _, _), v in moved.items() if q == CORE_BUFFER) / n
     return moved, one_core, need, held
 
 
@@ -740,11 +740,11 @@ def evaluate(system: SystemSpec, shape: Shape, bits: Bits, p: Plan, ert: dict[st
     else:
         part = _Core.of(shape, p, bits, g) if p.cores_above else None
         moved, one_core, _, _ = _core_buffer(c, bits, shape, p, nest, t, part, noc)
-        n = _by_part(moved)
-        latency = {DRAM: n[DRAM] / c.dram_bw, GLOBAL_BUFFER: n[GLOBAL_BUFFER] / c.glb_bw,
+        at = _by_part(moved)
+        latency = {DRAM: at[DRAM] / c.dram_bw, GLOBAL_BUFFER: at[GLOBAL_BUFFER] / c.glb_bw,
                    CORE_BUFFER: one_core / c.core_bw}
         if noc:
-            latency[NOC] = n[NOC] / c.noc_bw
+            latency[NOC] = at[NOC] / c.noc_bw
     moved |= {(CELL_ARRAY, "W", "read"): computes * slices,
               (CELL_ARRAY, "W", "write"): math.prod(shape.size(k) for k in WEIGHT_RANKS) * bits.weight,
               (WORDLINE_DRIVER, "I", "read"): macros.drives, (WORDLINE_DRIVER, "I", "write"): 0.0}
@@ -906,7 +906,7 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict
         first = Plan(array, macro, core, nested[0][0], 0, 0)
         nest = _nest(shape, first)
         macros = _Macros.of(shape, nest, first, bits, g)  # the same for every loop order
-        if _bound(costs, bits, nest, macros, floors[array], cores and math.prod(n for _, n in core)) > best:
+        if _bound(costs, bits, nest, macros, floors[array], cores and math.prod(dict(core).values())) > best:
             continue
         for j, (loops, starts_i, starts_o) in enumerate(nested):
             if j:
