@@ -67,7 +67,7 @@ class SystemSpec(Strict):
     digital_unit: DigitalUnitSpec | None = None
     vector_unit: VectorUnitSpec | None = None
     noc: NocSpec | None = Field(None, description="a network-on-chip between the global buffer and the cores")
-    core_buffer: CoreBufferSpec | None = Field(None, description="a memory in each core (--backend accelforge)")
+    core_buffer: CoreBufferSpec | None = Field(None, description="a memory in each core")
     # the same system as a list of levels (cimco.spec.levels): given, it is expanded into the keys
     # above, and this stays None (declared for the schema and the spelling hints of its keys)
     levels: list[Level] | None = Field(None, exclude=True, description="the hierarchy as a list, top to bottom, "
