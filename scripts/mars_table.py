@@ -9,7 +9,7 @@ runs sequentially, batch 1 and batch 16 (weights reloaded per batch when one cop
 does not fit in the macros), on the MARS-like system, the same with a buffer in each core and
 a mesh NoC, and the NeuroSim-style tiled system (H-tree, tile buffers; its pruning blocks are
 the MARS macro's 16 rows, not its 128). Every figure is from `cimco map` with the cimco
-backend (its counts AccelForge's model's; about 20 s a network on a system with core buffers).
+backend (its counts AccelForge's model's; 4-11 s a network on a system with core buffers).
 
 Run: python scripts/mars_table.py [--out out/mars_table] [--systems mars_system ...]
 Last line: RESULT <net>_<system>_tops_per_w_on_chip=... ...

@@ -309,8 +309,19 @@ def plans(system: SystemSpec, shape: Shape, bits: Bits):
 
 def resident(system: SystemSpec, shape: Shape, bits: Bits) -> bool:
     """Whether the whole input and output fit the buffer together (:func:`nests`)."""
-    whole = shape.input_tile(shape.dims) * bits.input + math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
-    return whole <= system.global_buffer.size_bits
+    return _whole_bits(shape, bits) <= system.global_buffer.size_bits
+
+
+def _whole_bits(shape: Shape, bits: Bits) -> float:
+    return shape.input_tile(shape.dims) * bits.input + math.prod(shape.size(k) for k in RELEVANT["O"]) * bits.output
+
+
+def _core_resident(shape: Shape, core: tuple, bits: Bits, size: float) -> bool:
+    """Whether a core's whole part of the input and output fits its buffer (the cores above the
+    loops: :func:`_core_buffer`), as :func:`resident` for the global buffer."""
+    c = dict(core)
+    return _whole_bits(Shape({k: v // c.get(k, 1) for k, v in shape.dims.items()}, shape.stride, shape.dilation),
+                       bits) <= size
 
 
 @dataclass(frozen=True)
@@ -873,7 +884,9 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict
     for :mod:`cimco.timeloop.layout`).
 
     On a system with a memory in each core only even plans (:func:`_even`) are searched, each
-    with the cores below and above the loops (:func:`_core_buffer`)."""
+    with the cores below and above the loops (:func:`_core_buffer`); with the cores above, the
+    weight turns take one order where each core's whole part fits its buffer
+    (:func:`_core_resident`), as :func:`nests` does where the whole layer fits the global buffer."""
     shape = Shape.of(layer, einsum)
     costs = _Costs.of(system, shape, bits, ert)
     g = MacroGeometry.of_system(system, bits)
@@ -881,7 +894,7 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict
     positions = {k: shape.size(k) for k in POSITION_RANKS}
     cores = system.core_buffer is not None
     core_size = system.core_buffer.size_bits if cores else math.inf
-    held = resident(system, shape, bits) and not cores
+    held = resident(system, shape, bits)
     floors: dict[tuple, _Floor] = {}
     choices = []
     for n, (array, macro, core, turns) in enumerate(plans(system, shape, bits)):
@@ -902,16 +915,19 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict
     for quick, n, array, macro, core, turns in choices:
         if quick > best:  # every later choice's floor is higher still
             break
-        nested = nests(shape, turns, positions, held)
-        first = Plan(array, macro, core, nested[0][0], 0, 0)
+        # the loops: their orders where the buffer holding the tiles (the global buffer, or with the
+        # cores above the loops each core's) could not hold whole tensors (:func:`nests`)
+        ways = [(False, nests(shape, turns, positions, held))]
+        if cores:
+            ways.append((True, nests(shape, turns, positions, _core_resident(shape, core, bits, core_size))))
+        first = Plan(array, macro, core, ways[0][1][0][0], 0, 0)
         nest = _nest(shape, first)
         macros = _Macros.of(shape, nest, first, bits, g)  # the same for every loop order
         if _bound(costs, bits, nest, macros, floors[array], cores and math.prod(dict(core).values())) > best:
             continue
-        for j, (loops, starts_i, starts_o) in enumerate(nested):
-            if j:
+        for above, nested in ways:
+            for j, (loops, starts_i, starts_o) in enumerate(nested):
                 nest = _nest(shape, Plan(array, macro, core, loops, 0, 0))
-            for above in (False, True) if cores else (False,):
                 part = _Core.of(shape, Plan(array, macro, core, loops, 0, 0), bits, g) if above else None
                 for i in starts_i:
                     for o in starts_o:
