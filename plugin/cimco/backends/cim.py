@@ -97,6 +97,11 @@ class Shape:
     def size(self, k: str) -> int:
         return self.dims.get(k, 1)
 
+    def per_core(self, core: tuple[tuple[str, int], ...]) -> Shape:
+        """One core's part where ``core`` (rank -> cores side by side) divides the ranks evenly."""
+        c = dict(core)
+        return Shape({k: v // c.get(k, 1) for k, v in self.dims.items()}, self.stride, self.dilation)
+
     def input_tile(self, t: dict[str, int]) -> int:
         """Inputs a tile of ``t`` (rank -> extent) reads, halo included."""
         if "t" in self.dims or ("p" not in self.dims and "r" not in self.dims):
@@ -319,9 +324,7 @@ def _whole_bits(shape: Shape, bits: Bits) -> float:
 def _core_resident(shape: Shape, core: tuple, bits: Bits, size: float) -> bool:
     """Whether a core's whole part of the input and output fits its buffer (the cores above the
     loops: :func:`_core_buffer`), as :func:`resident` for the global buffer."""
-    c = dict(core)
-    return _whole_bits(Shape({k: v // c.get(k, 1) for k, v in shape.dims.items()}, shape.stride, shape.dilation),
-                       bits) <= size
+    return _whole_bits(shape.per_core(core), bits) <= size
 
 
 @dataclass(frozen=True)
@@ -621,8 +624,7 @@ class _Core(NamedTuple):
 
     @classmethod
     def of(cls, shape: Shape, p: Plan, bits: Bits, g: MacroGeometry) -> _Core:
-        core = dict(p.core)
-        one = Shape({k: v // core.get(k, 1) for k, v in shape.dims.items()}, shape.stride, shape.dilation)
+        one = shape.per_core(p.core)
         q = Plan(p.array, p.macro, (), p.loops, 0, 0)
         nest = _nest(one, q)
         return cls(one, nest, _Macros.of(one, nest, q, bits, g))
@@ -927,8 +929,9 @@ def ranked(system: SystemSpec, layer: Layer, einsum: dict, bits: Bits, ert: dict
             continue
         for above, nested in ways:
             for j, (loops, starts_i, starts_o) in enumerate(nested):
-                nest = _nest(shape, Plan(array, macro, core, loops, 0, 0))
-                part = _Core.of(shape, Plan(array, macro, core, loops, 0, 0), bits, g) if above else None
+                base = Plan(array, macro, core, loops, 0, 0)
+                nest = _nest(shape, base)
+                part = _Core.of(shape, base, bits, g) if above else None
                 for i in starts_i:
                     for o in starts_o:
                         p = Plan(array, macro, core, loops, i, o, above)
