@@ -20,6 +20,12 @@ that keep one tensor each and cost what cimco's parts cost per value passing thr
 - ``CellArray`` keeps the weights; a read (one MAC) costs one cell MAC per input x weight
   slice, a fill (one weight) one write per weight bit. Its depth is the row groups that take turns.
 - DRAM and the global buffer count words of the layer's bits; cimco counts their bits.
+- a NoC (between the global buffer and the cores) is not a level: v0.4's networks count a
+  read-write tensor one way only, and AccelForge's pass-through charges partial sums both ways.
+  What crosses it is charged where Timeloop counts it: the global buffer's reads (inputs and
+  partial sums down) and updates (partial sums up) cost a NoC crossing more than its fills
+  (from DRAM), and a cell's fill (a weight from DRAM) one crossing per weight bit. Timeloop's
+  networks have no bandwidth: the runner adds the NoC's time (its bits over one link).
 
 One Timeloop cycle is one activation of the macro (one row group, all input slices):
 ``activation_cycles`` macro cycles, so bandwidths are given in words per activation and the
@@ -39,16 +45,18 @@ from cimco.geometry import MacroGeometry
 from cimco.parts import (
     CELL_ARRAY,
     COMPUTE,
+    CORE_BUFFER,
     DRAM,
     GLOBAL_BUFFER,
     INDEX_MEMORY,
+    NOC,
     READOUT_PARTS,
     WORDLINE_DRIVER,
 )
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits
 from cimco.tables import Tables
-from cimco.timeloop.layout import INNER_BUFFER, Layout, word_bits
+from cimco.timeloop.layout import BUFFERS, INNER_BUFFER, Layout, word_bits
 
 DATASPACES = ("Weights", "Inputs", "Outputs")
 NO_POSITIONS = "N=1 P=1 Q=1"  # output positions: a fanout that splits them copies weights
@@ -63,14 +71,6 @@ class LayerPlan:
     input_density: float = 1.0
     # sparse layers: pJ-free ratio of index reads to ADC updates (None: dense, no index memory)
     index_reads_per_update: float | None = None
-
-
-def unsupported(system: SystemSpec) -> list[str]:
-    """The system's levels these files do not write (one line each), to refuse it before any work:
-    the export is checked against AccelForge on the template's levels only."""
-    return [f"the system's {what} ({key}) is not in the Timeloop export; map it with --backend cimco or "
-            f"accelforge" for key, what in (("noc", "network-on-chip"), ("core_buffer", "memory in each core"))
-            if getattr(system, key) is not None]
 
 
 def readout_level(system: SystemSpec) -> str:
@@ -103,25 +103,29 @@ def arch(system: SystemSpec, plan: LayerPlan, lay: Layout) -> dict:
         _storage(CELL_ARRAY, "storage", b.weight, m.rows // m.wordlines_on, meshX=cells),
         {"name": COMPUTE, "class": "intmac", "attributes": {"datawidth": b.weight, "meshX": cells}},
     ]
-    # the global buffer: one level, or two sharing its words (the inner one holds its tile exactly)
-    words, inner = system.global_buffer.size_bits // wb, lay.inner_words
-    bandwidth = system.global_buffer.bandwidth_bits_per_s * per_cycle
-    buffers = [_storage(GLOBAL_BUFFER, "SRAM", wb, words - (inner or 0), shared_bandwidth=bandwidth)]
-    if inner is not None:
-        buffers.append(_storage(INNER_BUFFER, "SRAM", wb, inner, shared_bandwidth=bandwidth))
+
+    def memory(name: str, spec, **extra) -> list[dict]:
+        """A memory's one level, or two sharing its words (the inner one holds its tile exactly)."""
+        words, inner = spec.size_bits // wb, lay.inner_words.get(BUFFERS[name])
+        bandwidth = spec.bandwidth_bits_per_s * per_cycle
+        out = [_storage(name, "SRAM", wb, words - (inner or 0), shared_bandwidth=bandwidth, **extra)]
+        if inner is not None:
+            out.append(_storage(BUFFERS[name], "SRAM", wb, inner, shared_bandwidth=bandwidth, **extra))
+        return out
+
     tree = {"name": f"column[0..{g.outputs_per_macro - 1}]", "subtree": [
         {"name": f"row[0..{m.wordlines_on - 1}]", "local": leaf}]}
+    core_memory = memory(CORE_BUFFER, system.core_buffer, meshX=system.cores) if system.core_buffer else []
     return {"architecture": {"version": 0.4, "subtree": [{
         "name": system.name,
         "local": [_storage(DRAM, "DRAM", wb, None,
                            shared_bandwidth=system.dram.bandwidth_bits_per_s * per_cycle)],
         "subtree": [{
             "name": "chip",
-            "local": buffers,
-            "subtree": [{"name": f"core[0..{system.cores - 1}]", "subtree": [{
-                "name": f"macro[0..{system.macros_per_core - 1}]",
-                "local": macro_parts,
-                "subtree": [tree]}]}]}]}]}}
+            "local": memory(GLOBAL_BUFFER, system.global_buffer),
+            "subtree": [{"name": f"core[0..{system.cores - 1}]", **({"local": core_memory} if core_memory else {}),
+                         "subtree": [{"name": f"macro[0..{system.macros_per_core - 1}]", "local": macro_parts,
+                                      "subtree": [tree]}]}]}]}]}}
 
 
 def constraints(system: SystemSpec, dims: list[str], sparse: bool, lay: Layout) -> dict:
@@ -143,7 +147,12 @@ def constraints(system: SystemSpec, dims: list[str], sparse: bool, lay: Layout) 
     targets = [keep(x.name, *x.keeps) for x in lay.levels]
     targets += [keep(WORDLINE_DRIVER, "Inputs"), keep(readout, "Outputs"), keep(CELL_ARRAY, "Weights")]
     # the macros hang below the innermost buffer level, all along X (one row of macros)
-    # (a rank with a partial group is left free on the macros and the array: ruby places it)
+    # (a rank with a partial group is left free on the macros and the array: ruby places it);
+    # with core buffers, the cores below the global buffer's innermost level
+    if lay.cores:
+        chip = [x for x in buffers if x.name in (GLOBAL_BUFFER, INNER_BUFFER)]
+        targets.append({"target": chip[-1].name, "type": "spatial", "factors": fixed(lay.cores),
+                        "permutation": "".join(dims), "split": len(dims)})
     targets.append({"target": buffers[-1].name, "type": "spatial", "factors": fixed(lay.macros, lay.partial),
                     "permutation": "".join(dims), "split": len(dims)})
     # the array: columns (X) share word lines, so they split output channels; rows (Y) the reduction
@@ -190,12 +199,17 @@ def energy_table(tables: Tables, system: SystemSpec, plan: LayerPlan) -> dict[st
     both = g.input_slices * g.weight_slices
     d = plan.input_density  # zero inputs skip word-line drives and cell MACs (gated)
     readout = sum(e[p]["read"] for p in READOUT_PARTS if p in system.macro.parts) * g.conversions_per_output
+    noc = e.get(NOC, {}).get("read", 0.0)  # per bit crossing it
+    glb = e[GLOBAL_BUFFER]
     out = {
         DRAM: {"read": e[DRAM]["read"] * wb, "write": e[DRAM]["write"] * wb},
-        GLOBAL_BUFFER: {"read": e[GLOBAL_BUFFER]["read"] * wb, "write": e[GLOBAL_BUFFER]["write"] * wb},
+        GLOBAL_BUFFER: {"read": (glb["read"] + noc) * wb, "random_fill": glb["write"] * wb,
+                        "random_update": (glb["write"] + noc) * wb},
+        **({CORE_BUFFER: {"read": e[CORE_BUFFER]["read"] * wb, "write": e[CORE_BUFFER]["write"] * wb}}
+           if system.core_buffer else {}),
         WORDLINE_DRIVER: {"read": 0.0, "write": e[WORDLINE_DRIVER]["read"] * g.input_slices * d},
         readout_level(system): {"read": 0.0, "random_fill": 0.0, "random_update": readout},
-        CELL_ARRAY: {"read": e[CELL_ARRAY]["read"] * both * d, "write": e[CELL_ARRAY]["write"] * b.weight},
+        CELL_ARRAY: {"read": e[CELL_ARRAY]["read"] * both * d, "write": (e[CELL_ARRAY]["write"] + noc) * b.weight},
         COMPUTE: {"compute": e[COMPUTE]["compute"]},
     }
     if plan.index_reads_per_update is not None:
@@ -212,6 +226,8 @@ def area_table(tables: Tables, system: SystemSpec, plan: LayerPlan) -> dict[str,
     out = {DRAM: a[DRAM], GLOBAL_BUFFER: a[GLOBAL_BUFFER], WORDLINE_DRIVER: a[WORDLINE_DRIVER] / n,
            readout_level(system): sum(a[p] for p in READOUT_PARTS if p in system.macro.parts) / n,
            CELL_ARRAY: a[CELL_ARRAY] / cells, COMPUTE: a[COMPUTE] / cells}
+    if system.core_buffer is not None:
+        out[CORE_BUFFER] = a[CORE_BUFFER] / system.cores
     if plan.index_reads_per_update is not None:
         out[INDEX_MEMORY] = a[INDEX_MEMORY] / n
     return out

@@ -23,14 +23,13 @@ import yaml
 
 from cimco.geometry import MacroGeometry
 from cimco.io import write_atomic
-from cimco.parts import GLOBAL_BUFFER
 from cimco.sparse import transform
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Layer, WorkloadSpec
 from cimco.tables import Tables, art_yaml, ert_yaml
 from cimco.timeloop import _comment, problem
 from cimco.timeloop.arch import LayerPlan, arch, area_table, constraints, energy_table, mapper
-from cimco.timeloop.layout import INNER_BUFFER, layout
+from cimco.timeloop.layout import BUFFERS, layout
 
 FILES = ("arch.yaml", "problem.yaml", "mapper.yaml", "constraints.yaml", "ERT.yaml", "ART.yaml")
 
@@ -81,8 +80,9 @@ def layer_files(system: SystemSpec, workload: WorkloadSpec, layer: Layer, tables
         f"# pruned: exported as its compressed dense equivalent, {dense.out_channels} kept outputs x "
         f"{dense.reduction} rows (dense {layer.out_channels} x {layer.reduction})\n")
     tl = Tables(ert=energy_table(tables, system, plan), art=area_table(tables, system, plan))
-    if lay.inner_words is not None:  # the buffer's second level: the same SRAM (its area counted once)
-        tl.ert[INNER_BUFFER], tl.art[INNER_BUFFER] = tl.ert[GLOBAL_BUFFER], 0.0
+    for outer, inner in BUFFERS.items():  # a memory's second level: the same SRAM (its area counted once)
+        if inner in lay.inner_words:
+            tl.ert[inner], tl.art[inner] = tl.ert[outer], 0.0
     head = f"# {workload.name} layer {layer.name} on {system.name} (cimco timeloop export, Timeloop v0.4)\n"
     return {
         "arch.yaml": _dump(arch(system, plan, lay), head),

@@ -39,11 +39,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cimco.parts import DRAM, GLOBAL_BUFFER
+from cimco.parts import CORE_BUFFER, DRAM, GLOBAL_BUFFER
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, Layer
 
 INNER_BUFFER = "GlobalBufferInner"  # the global buffer's second Timeloop level, where it has two
+CORE_INNER = "CoreBufferInner"  # a core buffer's second level, where it has two
+BUFFERS = {GLOBAL_BUFFER: INNER_BUFFER, CORE_BUFFER: CORE_INNER}  # a memory's outer level -> its inner one
 DIMS = {"g": "G", "m": "M", "c": "C", "r": "R", "s": "S", "t": "N", "p": "P", "q": "Q"}  # cimco rank -> Timeloop
 SPACES = {"W": "Weights", "I": "Inputs", "O": "Outputs"}
 
@@ -68,30 +70,52 @@ class Layout:
     """A cimco plan as Timeloop constraints (see the module docstring)."""
 
     array: dict[str, int]  # Timeloop dimension -> factor over the columns (M) and word lines on
-    macros: dict[str, int]  # dimension -> macros side by side (over cores x macros)
+    macros: dict[str, int]  # dimension -> macros side by side (over cores x macros without core buffers)
+    cores: dict[str, int]  # with core buffers: dimension -> cores side by side (else empty)
     partial: frozenset[str]  # dimensions with a partial group (all side by side: Timeloop's ruby mapspace)
-    levels: tuple[Level, ...]  # DRAM, then the global buffer's one or two levels
-    inner_words: int | None  # the inner buffer level's depth, where the buffer has two
+    levels: tuple[Level, ...]  # DRAM, the global buffer's one or two levels, a core buffer's
+    inner_words: dict[str, int]  # the depth of a memory's inner level, where it has two
 
 
-def _levels(shape, plan, nest, holders) -> tuple[Level, ...] | None:
-    """The plan's loops over DRAM and the buffer's levels, or None where a level would loop
-    twice over one rank."""
+def _buffer(memory: str, loops: list, nest, holders) -> tuple[list, list[Level], int | None]:
+    """(the loops above the memory's tiles, its one or two levels, the inner level's words)."""
     j = {t: nest.held(t, holders)[0] for t in ("I", "O")}
-    loops = [(DIMS[k], n) for k, n in plan.loops]
     lo, hi = sorted(j.values())
     if lo == hi:
-        out = (Level(DRAM, tuple(SPACES.values()), tuple(loops[:lo])),
-               Level(GLOBAL_BUFFER, (SPACES["I"], SPACES["O"]), tuple(loops[lo:])))
+        return loops[:lo], [Level(memory, (SPACES["I"], SPACES["O"]), tuple(loops[lo:]))], None
+    outer = min(j, key=j.get)
+    inner = "O" if outer == "I" else "I"
+    return loops[:lo], [Level(memory, (SPACES[outer],), tuple(loops[lo:hi])),
+                        Level(BUFFERS[memory], (SPACES[inner],), tuple(loops[hi:]))], nest.size[inner][hi]
+
+
+def _levels(shape, p, core_buffer: bool) -> tuple[tuple[Level, ...], dict[str, int]] | None:
+    """The plan's levels above the macros and their inner levels' words, or None where a level
+    would loop twice over one rank or, with the cores above the loops, a loop would run above
+    the core buffer's tiles (Timeloop has no level for it between the cores and their buffers)."""
+    from cimco.backends import cim
+
+    loops = [(DIMS[k], n) for k, n in p.loops]
+    words: dict[str, int] = {}
+    if p.cores_above:  # the global buffer holds whole tensors; each core runs the loops on its part
+        part = shape.per_core(p.core)
+        one = cim.Plan(p.array, p.macro, (), p.loops, p.glb_i, p.glb_o)
+        above, cb, inner = _buffer(CORE_BUFFER, loops, cim._nest(part, one), cim._holders(part, one))
+        if above:
+            return None
+        out = [Level(DRAM, tuple(SPACES.values()), ()), Level(GLOBAL_BUFFER, (SPACES["I"], SPACES["O"]), ()), *cb]
+        memory = CORE_BUFFER
     else:
-        outer = min(j, key=j.get)
-        inner = "O" if outer == "I" else "I"
-        out = (Level(DRAM, tuple(SPACES.values()), tuple(loops[:lo])),
-               Level(GLOBAL_BUFFER, (SPACES[outer],), tuple(loops[lo:hi])),
-               Level(INNER_BUFFER, (SPACES[inner],), tuple(loops[hi:])))
+        above, out, inner = _buffer(GLOBAL_BUFFER, loops, cim._nest(shape, p), cim._holders(shape, p))
+        out = [Level(DRAM, tuple(SPACES.values()), tuple(above)), *out]
+        if core_buffer:  # each core's buffer holds one turn's tiles of its macros
+            out.append(Level(CORE_BUFFER, (SPACES["I"], SPACES["O"]), ()))
+        memory = GLOBAL_BUFFER
+    if inner is not None:
+        words[BUFFERS[memory]] = inner
     if any(len({d for d, _ in x.loops}) < len(x.loops) for x in out):
         return None
-    return out
+    return tuple(out), words
 
 
 def plan(system: SystemSpec, layer: Layer, bits: Bits):
@@ -103,7 +127,7 @@ def plan(system: SystemSpec, layer: Layer, bits: Bits):
     from cimco.tables import component_costs
 
     def expressible(shape, p) -> bool:
-        return _levels(shape, p, cim._nest(shape, p), cim._holders(shape, p)) is not None
+        return _levels(shape, p, system.core_buffer is not None) is not None
 
     einsum = _af.einsum_of(layer)
     best = cim.ranked(system, layer, einsum, bits, component_costs(system, bits)[0], whole=True, accept=expressible)
@@ -115,17 +139,11 @@ def plan(system: SystemSpec, layer: Layer, bits: Bits):
 
 def layout(system: SystemSpec, layer: Layer, bits: Bits) -> Layout:
     """:func:`plan` as Timeloop loops, levels and buffer sizes."""
-    from cimco.backends import cim
-
     shape, p = plan(system, layer, bits)
-    nest, holders = cim._nest(shape, p), cim._holders(shape, p)
-    out = _levels(shape, p, nest, holders)
-    inner = None
-    if len(out) == 3:
-        t = "I" if out[2].keeps == (SPACES["I"],) else "O"
-        inner = nest.size[t][nest.held(t, holders)[0]]
-    macros = {DIMS[k]: n for k, n in p.macro}
-    for k, n in p.core:
-        macros[DIMS[k]] = macros.get(DIMS[k], 1) * n
-    partial = frozenset(DIMS[k] for k in DIMS if shape.size(k) % (dict(p.array).get(k, 1) * macros.get(DIMS[k], 1)))
-    return Layout({DIMS[k]: n for k, n in p.array}, macros, partial, out, inner)
+    levels, words = _levels(shape, p, system.core_buffer is not None)
+    macros, cores = {DIMS[k]: n for k, n in p.macro}, {DIMS[k]: n for k, n in p.core}
+    if system.core_buffer is None:  # one fanout over cores x macros
+        macros, cores = {d: macros.get(d, 1) * cores.get(d, 1) for d in macros | cores}, {}
+    spread = {d: dict(p.array).get(k, 1) * macros.get(d, 1) * cores.get(d, 1) for k, d in DIMS.items()}
+    partial = frozenset(DIMS[k] for k in DIMS if shape.size(k) % spread[DIMS[k]])
+    return Layout({DIMS[k]: n for k, n in p.array}, macros, cores, partial, levels, words)

@@ -27,13 +27,13 @@ from cimco.backends import LayerResult, by_action
 from cimco.errors import LimitError, MappingError, Problem, SpecError
 from cimco.geometry import MacroGeometry
 from cimco.io import scratch_dir, write_atomic
-from cimco.parts import CELL_ARRAY, COMPUTE, DRAM, GLOBAL_BUFFER, READOUT_PARTS, WORDLINE_DRIVER
+from cimco.parts import CELL_ARRAY, COMPUTE, CORE_BUFFER, DRAM, GLOBAL_BUFFER, NOC, READOUT_PARTS, WORDLINE_DRIVER
 from cimco.spec.system import SystemSpec
 from cimco.spec.workload import Bits, Layer, WorkloadSpec
 from cimco.tables import Tables
 from cimco.timeloop.arch import LayerPlan, readout_level
 from cimco.timeloop.bundle import FILES, layer_files
-from cimco.timeloop.layout import INNER_BUFFER, word_bits
+from cimco.timeloop.layout import BUFFERS, CORE_INNER, INNER_BUFFER, word_bits
 from cimco.timeloop.stats import parse_level_cycles, parse_levels
 
 BINARY = "timeloop-mapper"
@@ -41,6 +41,9 @@ STATS = f"{BINARY}.stats.txt"
 MAP = f"{BINARY}.map.txt"
 ENV = "CIMCO_TIMELOOP_BIN"
 TENSORS = {"Weights": "W", "Inputs": "I", "Outputs": "O"}
+# the memories' Timeloop levels -> cimco's parts (a memory's two levels are one part)
+PARTS = {DRAM: DRAM, GLOBAL_BUFFER: GLOBAL_BUFFER, INNER_BUFFER: GLOBAL_BUFFER, CORE_BUFFER: CORE_BUFFER,
+         CORE_INNER: CORE_BUFFER}
 
 
 @dataclass(frozen=True)
@@ -139,12 +142,15 @@ def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerR
             key = (part, TENSORS[space], action)
             tensor[key] = tensor.get(key, 0.0) + n
 
+    noc = system.noc is not None
     for level, spaces in levels.items():
         for space, c in spaces.items():
-            if level in (DRAM, GLOBAL_BUFFER, INNER_BUFFER):
-                part = GLOBAL_BUFFER if level == INNER_BUFFER else level
+            if level in PARTS:
+                part = PARTS[level]
                 add(part, space, "read", c["read"] * wb)
                 add(part, space, "write", (c["fill"] + c["update"]) * wb)
+                if noc and part == GLOBAL_BUFFER:  # down to the cores and up from them
+                    add(NOC, space, "read", (c["read"] + c["update"]) * wb)
             elif level == WORDLINE_DRIVER:
                 add(level, space, "read", c["fill"] * g.input_slices)
             elif level == readout:
@@ -153,19 +159,34 @@ def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerR
             elif level == CELL_ARRAY:
                 add(level, space, "read", c["read"] * both)
                 add(level, space, "write", c["fill"] * bits.weight)
+                if noc:  # a weight from DRAM crosses the NoC
+                    add(NOC, space, "read", c["fill"] * bits.weight)
     actions = {(COMPUTE, "compute"): float(summary.computes), **by_action(tensor)}
     latency = {level: n * g.cycle_s for level, n in cycles.items()}
     latency.update({p: latency[readout] for p in readouts if readout in latency})
-    # the buffer's two levels (where it has two) are one SRAM: their words share its bandwidth
-    words = sum(c["read"] + c["fill"] + c["update"] for level in (GLOBAL_BUFFER, INNER_BUFFER)
-                for c in levels.get(level, {}).values())
-    latency[GLOBAL_BUFFER] = max(latency.get(GLOBAL_BUFFER, 0.0), latency.pop(INNER_BUFFER, 0.0),
-                                 words * wb / system.global_buffer.bandwidth_bits_per_s)
+    # a memory's two levels (where it has two) are one SRAM: their words share its bandwidth (a
+    # core buffer's: each core's)
     energy = summary.energy_by_component_j()
-    energy[GLOBAL_BUFFER] = energy.get(GLOBAL_BUFFER, 0.0) + energy.pop(INNER_BUFFER, 0.0)
+    for outer, inner in BUFFERS.items():
+        spec = system.global_buffer if outer == GLOBAL_BUFFER else system.core_buffer
+        if spec is None:
+            continue
+        words = sum(c["read"] + c["fill"] + c["update"] for level in (outer, inner)
+                    for c in levels.get(level, {}).values())
+        copies = system.cores if outer == CORE_BUFFER else 1
+        latency[outer] = max(latency.get(outer, 0.0), latency.pop(inner, 0.0),
+                             words * wb / copies / spec.bandwidth_bits_per_s)
+        energy[outer] = energy.get(outer, 0.0) + energy.pop(inner, 0.0)
+    if noc:  # the NoC's share of what the buffer and the cells were charged (arch.energy_table)
+        per_bit = _tables(system.model_dump_json(), bits.model_dump_json()).ert[NOC]["read"]
+        weights = tensor.get((NOC, "W", "read"), 0.0)
+        energy[NOC] = sum(n for (part, _, _), n in tensor.items() if part == NOC) * per_bit
+        energy[CELL_ARRAY] -= weights * per_bit
+        energy[GLOBAL_BUFFER] -= energy[NOC] - weights * per_bit
+        latency[NOC] = energy[NOC] / per_bit / system.noc.link_bandwidth_bits_per_s if per_bit else 0.0
     return LayerResult(
         energy_j=summary.energy_j,
-        latency_s=max(summary.cycles * g.cycle_s, latency[GLOBAL_BUFFER]),
+        latency_s=max(summary.cycles * g.cycle_s, *(latency.get(x, 0.0) for x in (GLOBAL_BUFFER, CORE_BUFFER, NOC))),
         computes=float(summary.computes),
         energy={(level, "all"): e for level, e in energy.items()},
         actions=actions,
@@ -215,9 +236,7 @@ class Timeloop:
         return {"timeloop-mapper": self.binary, "timeloop-mapper-sha256": _binary_hash(self.binary)}
 
     def check(self, system: SystemSpec, flags: dict[str, object]) -> list[str]:
-        from cimco.timeloop.arch import unsupported
-
-        return unsupported(system)  # its per-tensor counts go through the same sparsity and execution steps
+        return []  # its per-tensor counts go through the same sparsity and execution steps
 
     def map_layer(self, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None = None,
                   timeout_s: float | None = None) -> LayerResult:
