@@ -10,7 +10,9 @@ action counts, latency the backend's own. FFM's results are kept in --cache, key
 (--timeloop-bin, $CIMCO_TIMELOOP_BIN or PATH).
 
 With --bundled it maps instead every distinct layer of the bundled workloads on the MARS-like
-system (FFM's results for those are in --cache after `scripts/backend_agreement.py`).
+system (FFM's results for those are in --cache after `scripts/backend_agreement.py`). --noc
+gives every system `mars_system_cores.yaml`'s mesh NoC, --cores that NoC and its buffer in each
+core (as `scripts/backend_agreement.py` does).
 
 Prints one line per system and layer (Timeloop / FFM and Timeloop / cimco energy and latency,
 and where Timeloop and FFM differ most), then
@@ -81,11 +83,16 @@ def pairs(args):
     if args.bundled:
         from backend_agreement import WORKLOADS, distinct_layers
 
-        for system, workload, layer, bits, _ in distinct_layers(1, list(WORKLOADS)):
+        for system, workload, layer, bits, _ in distinct_layers(1, list(WORKLOADS), args.noc, args.cores):
             yield system, f"{workload}:{layer.name}", layer, bits
         return
     by_name = {x.name: x for x in load(ROOT / "workloads/resnet18_imagenet.yaml", "workload").layers}
+    with_cores = load(ROOT / "arch_specs/mars_system_cores.yaml")
     for system in list(systems())[:args.systems]:
+        if args.noc or args.cores:
+            system = system.model_copy(update={"name": f"{system.name}-{'cores' if args.cores else 'noc'}",
+                                               "noc": with_cores.noc,
+                                               "core_buffer": with_cores.core_buffer if args.cores else None})
         for name in args.layers.split(","):
             yield system, name, by_name[name], Bits(input=8, weight=8, output=8)
 
@@ -109,6 +116,9 @@ def main() -> int:
     p.add_argument("--systems", type=int, default=9, help="the first N systems of the square")
     p.add_argument("--bundled", action="store_true",
                    help="instead: every distinct layer of the bundled workloads on the MARS-like system")
+    p.add_argument("--noc", action="store_true", help="give every system mars_system_cores.yaml's mesh NoC")
+    p.add_argument("--cores", action="store_true",
+                   help="give every system mars_system_cores.yaml's mesh NoC and buffer in each core")
     p.add_argument("--timeout", type=float, default=300.0, help="most seconds timeloop-mapper may take on one layer")
     p.add_argument("--cache", default=str(Path.home() / ".cache/cimco-agreement"),
                    help="where FFM's results are kept between runs")

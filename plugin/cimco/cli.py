@@ -452,9 +452,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_timeloop_export(args: argparse.Namespace) -> int:
     from cimco.tables import component_tables
+    from cimco.timeloop.arch import unsupported
     from cimco.timeloop.bundle import export_system
 
     system, workload, masks = _load(args)
+    refused = unsupported(system)
+    if refused:
+        raise SpecError([Problem(args.system, "core_buffer.keeps", why) for why in refused])
     out = Path(args.out)
     with _run_in(out, None):
         done = export_system(system, workload, component_tables(system, workload), out, masks)

@@ -73,6 +73,17 @@ class LayerPlan:
     index_reads_per_update: float | None = None
 
 
+def unsupported(system: SystemSpec) -> list[str]:
+    """What these files cannot write (one line each), to refuse it before any work: the mapping is
+    the cimco backend's, whose search covers a memory in each core that keeps inputs and outputs."""
+    b = system.core_buffer
+    if b is None or set(b.keeps) == {"input", "output"}:
+        return []
+    return [f"the Timeloop export: a memory in each core that keeps {' and '.join(b.keeps)} only is mapped by "
+            f"--backend accelforge (the export writes the cimco backend's mapping, which covers one that keeps "
+            f"inputs and outputs)"]
+
+
 def readout_level(system: SystemSpec) -> str:
     """Name of the Timeloop level that stands for the macro's readout parts."""
     return next(p for p in READOUT_PARTS if p in system.macro.parts)
@@ -148,8 +159,9 @@ def constraints(system: SystemSpec, dims: list[str], sparse: bool, lay: Layout) 
     targets += [keep(WORDLINE_DRIVER, "Inputs"), keep(readout, "Outputs"), keep(CELL_ARRAY, "Weights")]
     # the macros hang below the innermost buffer level, all along X (one row of macros)
     # (a rank with a partial group is left free on the macros and the array: ruby places it);
-    # with core buffers, the cores below the global buffer's innermost level
-    if lay.cores:
+    # with core buffers, the cores below the global buffer's innermost level (Timeloop has no
+    # fanout there for one core)
+    if lay.cores and system.cores > 1:
         chip = [x for x in buffers if x.name in (GLOBAL_BUFFER, INNER_BUFFER)]
         targets.append({"target": chip[-1].name, "type": "spatial", "factors": fixed(lay.cores),
                         "permutation": "".join(dims), "split": len(dims)})

@@ -236,7 +236,9 @@ class Timeloop:
         return {"timeloop-mapper": self.binary, "timeloop-mapper-sha256": _binary_hash(self.binary)}
 
     def check(self, system: SystemSpec, flags: dict[str, object]) -> list[str]:
-        return []  # its per-tensor counts go through the same sparsity and execution steps
+        from cimco.timeloop.arch import unsupported
+
+        return unsupported(system)  # its per-tensor counts go through the same sparsity and execution steps
 
     def map_layer(self, system: SystemSpec, layer: Layer, bits: Bits, scratch: Path | None = None,
                   timeout_s: float | None = None) -> LayerResult:
