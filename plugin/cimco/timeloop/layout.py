@@ -91,8 +91,7 @@ def _buffer(memory: str, loops: list, nest, holders) -> tuple[list, list[Level],
 
 def _levels(shape, p, core_buffer: bool) -> tuple[tuple[Level, ...], dict[str, int]] | None:
     """The plan's levels above the macros and their inner levels' words, or None where a level
-    would loop twice over one rank or, with the cores above the loops, a loop would run above
-    the core buffer's tiles (Timeloop has no level for it between the cores and their buffers)."""
+    would loop twice over one rank."""
     from cimco.backends import cim
 
     loops = [(DIMS[k], n) for k, n in p.loops]
@@ -101,9 +100,10 @@ def _levels(shape, p, core_buffer: bool) -> tuple[tuple[Level, ...], dict[str, i
         part = shape.per_core(p.core)
         one = cim.Plan(p.array, p.macro, (), p.loops, p.glb_i, p.glb_o)
         above, cb, inner = _buffer(CORE_BUFFER, loops, cim._nest(part, one), cim._holders(part, one))
-        if above:
-            return None
-        out = [Level(DRAM, tuple(SPACES.values()), ()), Level(GLOBAL_BUFFER, (SPACES["I"], SPACES["O"]), ()), *cb]
+        # the loops above the core buffers' tiles run at the global buffer, above the cores: it
+        # holds whole tensors, so each core's fills are the same as from a loop of its own
+        out = [Level(DRAM, tuple(SPACES.values()), ()), Level(GLOBAL_BUFFER, (SPACES["I"], SPACES["O"]), tuple(above)),
+               *cb]
         memory = CORE_BUFFER
     else:
         above, out, inner = _buffer(GLOBAL_BUFFER, loops, cim._nest(shape, p), cim._holders(shape, p))

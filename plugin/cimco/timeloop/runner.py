@@ -33,7 +33,7 @@ from cimco.spec.workload import Bits, Layer, WorkloadSpec
 from cimco.tables import Tables
 from cimco.timeloop.arch import LayerPlan, readout_level
 from cimco.timeloop.bundle import FILES, layer_files
-from cimco.timeloop.layout import BUFFERS, CORE_INNER, INNER_BUFFER, word_bits
+from cimco.timeloop.layout import CORE_INNER, DIMS, INNER_BUFFER, word_bits
 from cimco.timeloop.stats import parse_level_cycles, parse_levels
 
 BINARY = "timeloop-mapper"
@@ -162,55 +162,70 @@ def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerR
                 if noc:  # a weight from DRAM crosses the NoC
                     add(NOC, space, "read", c["fill"] * bits.weight)
     actions = {(COMPUTE, "compute"): float(summary.computes), **by_action(tensor)}
-    latency = {level: n * g.cycle_s for level, n in cycles.items()}
+    moved = {}  # bits by part
+    for (part, _, _), n in tensor.items():
+        moved[part] = moved.get(part, 0.0) + n
+    # the macro's parts take Timeloop's cycles; a memory (and the NoC) its bits over its bandwidth
+    # (a core buffer's: each core's), as the other backends time them: Timeloop's cycles of a
+    # memory level are the layer's, throttled or not. A memory's two levels are one SRAM.
+    latency = {level: n * g.cycle_s for level, n in cycles.items() if level not in PARTS}
     latency.update({p: latency[readout] for p in readouts if readout in latency})
-    # a memory's two levels (where it has two) are one SRAM: their words share its bandwidth (a
-    # core buffer's: each core's)
+    latency[COMPUTE] = 0.0  # (its time is the cells')
     energy = summary.energy_by_component_j()
-    for outer, inner in BUFFERS.items():
-        spec = system.global_buffer if outer == GLOBAL_BUFFER else system.core_buffer
-        if spec is None:
-            continue
-        words = sum(c["read"] + c["fill"] + c["update"] for level in (outer, inner)
-                    for c in levels.get(level, {}).values())
-        copies = system.cores if outer == CORE_BUFFER else 1
-        latency[outer] = max(latency.get(outer, 0.0), latency.pop(inner, 0.0),
-                             words * wb / copies / spec.bandwidth_bits_per_s)
-        energy[outer] = energy.get(outer, 0.0) + energy.pop(inner, 0.0)
+    for level, part in PARTS.items():
+        if level != part and level in energy:
+            energy[part] = energy.get(part, 0.0) + energy.pop(level)
+    for part, spec, copies in ((DRAM, system.dram, 1), (GLOBAL_BUFFER, system.global_buffer, 1),
+                               (CORE_BUFFER, system.core_buffer, system.cores), (NOC, system.noc, 1)):
+        if spec is not None:
+            bandwidth = spec.link_bandwidth_bits_per_s if part == NOC else spec.bandwidth_bits_per_s
+            latency[part] = moved.get(part, 0.0) / copies / bandwidth
     if noc:  # the NoC's share of what the buffer and the cells were charged (arch.energy_table)
         per_bit = _tables(system.model_dump_json(), bits.model_dump_json()).ert[NOC]["read"]
-        weights = tensor.get((NOC, "W", "read"), 0.0)
-        energy[NOC] = sum(n for (part, _, _), n in tensor.items() if part == NOC) * per_bit
-        energy[CELL_ARRAY] -= weights * per_bit
-        energy[GLOBAL_BUFFER] -= energy[NOC] - weights * per_bit
-        latency[NOC] = energy[NOC] / per_bit / system.noc.link_bandwidth_bits_per_s if per_bit else 0.0
+        weights = tensor.get((NOC, "W", "read"), 0.0) * per_bit
+        energy[NOC] = moved.get(NOC, 0.0) * per_bit
+        energy[CELL_ARRAY] -= weights
+        energy[GLOBAL_BUFFER] -= energy[NOC] - weights
     return LayerResult(
         energy_j=summary.energy_j,
-        latency_s=max(summary.cycles * g.cycle_s, *(latency.get(x, 0.0) for x in (GLOBAL_BUFFER, CORE_BUFFER, NOC))),
+        latency_s=max(summary.cycles * g.cycle_s, *latency.values()),
         computes=float(summary.computes),
         energy={(level, "all"): e for level, e in energy.items()},
         actions=actions,
         tensor_actions=tensor,
         latency_by_component=latency,
         mapping=mapping,
-        loops=loops_of(mapping),
+        loops=loops_of(mapping, system),
     )
 
 
 _LEVEL = re.compile(r"^(\w+) \[ (.*?) \]")
-_LOOP = re.compile(r"^\|\s*for (\w+) in \[(\d+):(\d+)\)( \(Spatial-[XY]\))?")
+_LOOP = re.compile(r"^\|\s*for (\w+) in \[(\d+):(\d+)\)( \(Spatial-([XY])\))?")
+RANKS = {d: k for k, d in DIMS.items()}  # Timeloop dimension -> cimco rank
 
 
-def loops_of(map_text: str) -> list[dict]:
-    """``timeloop-mapper.map.txt`` as cimco's mapping data (:class:`cimco.backends.LayerResult`):
-    each level with the tensors it keeps, then its loops (Timeloop's dimension names)."""
+def loops_of(map_text: str, system: SystemSpec) -> list[dict]:
+    """``timeloop-mapper.map.txt`` as cimco's mapping data (:class:`cimco.backends.LayerResult`),
+    in cimco's names: each level with the tensors it keeps, then its loops over cimco's ranks
+    (Timeloop's placeholder loops of one iteration left out), a spatial loop named after the
+    fanout below its level, as the other backends name it: ``core`` below the global buffer
+    where the cores have buffers of their own (else ``macro``: the cores x macros), ``macro``
+    below a core buffer, ``column`` (X) and ``row`` (Y) below the macro's last level."""
+    below = {GLOBAL_BUFFER: "core" if system.core_buffer else "macro", CORE_BUFFER: "macro"}
+    below |= {INNER_BUFFER: below[GLOBAL_BUFFER], CORE_INNER: "macro"}
     out: list[dict] = []
+    level = ""
     for line in map_text.splitlines():
         if m := _LEVEL.match(line):
+            level = m[1]
             kept = [TENSORS[s.split(":")[0]] for s in m[2].split() if s.split(":")[0] in TENSORS]
-            out.append({"node": "storage", "component": m[1], "tensors": kept})
-        elif m := _LOOP.match(line.strip()):
-            out.append({"node": "spatial" if m[4] else "temporal", "rank": m[1], "bound": int(m[3]) - int(m[2])})
+            out.append({"node": "storage", "component": level, "tensors": kept})
+        elif (m := _LOOP.match(line.strip())) and int(m[3]) - int(m[2]) > 1:
+            loop = {"node": "spatial" if m[4] else "temporal", "rank": RANKS.get(m[1], m[1]),
+                    "bound": int(m[3]) - int(m[2])}
+            if m[4]:
+                loop["component"] = below.get(level) or ("column" if m[5] == "X" else "row")
+            out.append(loop)
     return out
 
 
