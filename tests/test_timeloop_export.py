@@ -287,13 +287,15 @@ def _files(system, layer: dict) -> dict[str, dict]:
     return {k: yaml.safe_load(v) for k, v in files.items()}
 
 
-@pytest.mark.parametrize("small", [False, True], ids=["mars", "4-macros-16KB"])
+@pytest.mark.parametrize("name", ["mars", "4-macros-16KB", "cores"])
 @pytest.mark.parametrize("layer", SHAPES, ids=lambda x: f"{x['name']}-{x['in_channels']}-{x.get('input_hw')}")
-def test_constraints_fix_one_mapping_of_the_whole_layer(small: bool, layer: dict) -> None:
+def test_constraints_fix_one_mapping_of_the_whole_layer(name: str, layer: dict) -> None:
     """Every dimension's factors over the levels and fanouts multiply to its size (an imperfect
     one's, left to ruby on the array and macros, to at least it); nothing is left to search but
-    where a partial group goes; the buffer levels' words are the buffer's."""
-    system = _small_system() if small else load(ROOT / "arch_specs/mars_system.yaml")
+    where a partial group goes; the buffer levels' words are the buffer's, a core buffer's too
+    (the system with a memory in each core and a NoC: mars_system_cores)."""
+    system = {"mars": lambda: load(ROOT / "arch_specs/mars_system.yaml"), "4-macros-16KB": _small_system,
+              "cores": lambda: load(ROOT / "arch_specs/mars_system_cores.yaml")}[name]()
     f = _files(system, layer)
     ms = f["constraints.yaml"]["mapspace_constraints"]
     dims = f["problem.yaml"]["problem"]["instance"]
@@ -317,6 +319,38 @@ def test_constraints_fix_one_mapping_of_the_whole_layer(small: bool, layer: dict
     levels = {x["name"]: x["attributes"] for x in _walk(f["arch.yaml"])}
     words = sum(levels[n]["depth"] for n in ("GlobalBuffer", "GlobalBufferInner") if n in levels)
     assert words == system.global_buffer.size_bits // 8
+    if system.core_buffer is not None:
+        words = sum(levels[n]["depth"] for n in ("CoreBuffer", "CoreBufferInner") if n in levels)
+        assert words == system.core_buffer.size_bits // 8 and levels["CoreBuffer"]["meshX"] == system.cores
+
+
+def test_the_noc_and_core_buffers_are_charged_where_timeloop_counts_them() -> None:
+    """The NoC is no Timeloop level: the global buffer's reads (inputs and partial sums down to the
+    cores) and updates (partial sums up) cost one crossing more than its fills (from DRAM), a cell's
+    fill (a weight from DRAM) one crossing per weight bit; each core's buffer is a level below the
+    global buffer, one per core, below the cores' fanout and above the macros'."""
+    from cimco.spec.workload import Bits
+    from cimco.timeloop.runner import _tables
+
+    system = load(ROOT / "arch_specs/mars_system_cores.yaml")
+    f = _files(system, _conv(64, 64, 32))
+    e = _tables(system.model_dump_json(), Bits(input=8, weight=8, output=8).model_dump_json()).ert
+    noc = e["NoC"]["read"]
+    assert noc == pytest.approx(2 * 0.1e-12)  # two mean hops on the 2 x 2 mesh
+    ert = {t["name"].rsplit(".", 1)[1]: {a["name"]: a["energy"] for a in t["actions"]}
+           for t in f["ERT.yaml"]["ERT"]["tables"]}
+    glb = e["GlobalBuffer"]
+    assert ert["GlobalBuffer"] == pytest.approx({"read": (glb["read"] + noc) * 8e12, "random_fill": glb["write"] * 8e12,
+                                                 "random_update": (glb["write"] + noc) * 8e12})
+    assert ert["CellArray"]["write"] == pytest.approx((e["CellArray"]["write"] + noc) * 8e12)
+    assert ert["CoreBuffer"] == pytest.approx({"read": e["CoreBuffer"]["read"] * 8e12,
+                                               "write": e["CoreBuffer"]["write"] * 8e12})
+    assert "NoC" not in ert
+    tree = f["arch.yaml"]["architecture"]["subtree"][0]["subtree"][0]["subtree"][0]
+    assert tree["name"] == "core[0..3]" and [x["name"] for x in tree["local"]][0] == "CoreBuffer"
+    targets = f["constraints.yaml"]["mapspace_constraints"]["targets"]
+    spatial = [t["target"] for t in targets if t["type"] == "spatial"]
+    assert spatial[0].startswith("GlobalBuffer") and spatial[1].startswith("CoreBuffer")  # cores, then macros
 
 
 def _walk(tree: dict) -> list[dict]:

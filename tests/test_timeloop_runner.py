@@ -165,3 +165,68 @@ def test_real_timeloop_models_the_exported_mapping_on_other_systems(system: tupl
 
     assert got.latency_s == pytest.approx(want.latency_s, rel=0.02)
     assert energy(got) == pytest.approx(energy(want), rel=tol)
+
+
+def _noc_only():
+    """The MARS-like system with mars_system_cores' mesh NoC and no memory in its cores."""
+    from cimco.spec import load
+
+    cores = load(ROOT / "arch_specs/mars_system_cores.yaml")
+    return cores.model_copy(update={"name": "mars_system_noc", "core_buffer": None})
+
+
+# (system, workload, layer, how the exported plan runs): a NoC alone, and core buffers with the
+# cores below the loops (each core's buffer holds one turn's tiles) and above them (each core
+# runs the loops on its part), where Timeloop's windows are AccelForge's (no kernel rank spread
+# over macros whose inputs overlap)
+LEVELS = [("noc", "resnet18_imagenet", "layer2.0.conv1", None),
+          ("mars_system_cores", "resnet18_imagenet", "layer2.0.conv1", False),
+          ("mars_system_cores", "resnet18_cifar", "layer1.0.conv1", True),
+          ("neurosim_system", "resnet18_cifar", "layer3.0.conv2", True)]
+# a finished value leaving a memory (outputs for DRAM, a core's partial sums for the global
+# buffer) is no read there to Timeloop: docs/timeloop.md
+DRAINS = {("GlobalBuffer", "O", "read"), ("CoreBuffer", "O", "read")}
+
+
+@pytest.mark.skipif(_real_binary() is None, reason="no timeloop-mapper (set CIMCO_TIMELOOP_BIN or put it on PATH)")
+@pytest.mark.parametrize(("system", "workload", "name", "above"), LEVELS, ids=[f"{s}-{n}" for s, _, n, _ in LEVELS])
+def test_real_timeloop_counts_the_noc_and_core_buffers_as_accelforge(system: str, workload: str, name: str,
+                                                                       above: bool | None) -> None:
+    """Every count of the exported mapping, by part, tensor and action, is AccelForge's model's
+    (the cimco backend's closed form of that plan): what crosses the NoC (weights down, inputs
+    down, partial sums up and down again), the core buffers' fills, reads and updates, the
+    macros', DRAM's; Timeloop only leaves out the reads of values drained upwards (and the
+    buffers' time for them). DRAM's and the NoC's time are the model's, the macro's parts all take
+    the busiest one's, and the layer's is the model's (the cells' weight writes aside: 0.1%)."""
+    from cimco.backends.cim import evaluate
+    from cimco.parts import MACRO_PARTS
+    from cimco.spec import load
+    from cimco.tables import component_costs
+    from cimco.timeloop.layout import plan
+    from cimco.timeloop.runner import Timeloop
+
+    s = _noc_only() if system == "noc" else load(ROOT / f"arch_specs/{system}.yaml")
+    w = load(ROOT / f"workloads/{workload}.yaml")
+    layer = next(x for x in w.layers if x.name == name)
+    bits = w.layer_bits(layer)
+    ert = component_costs(s, bits)[0]
+    shape, p = plan(s, layer, bits)
+    assert above is None or p.cores_above == above
+    want = evaluate(s, shape, bits, p, ert)
+    got = Timeloop.find(_real_binary(), None).map_layer(s, layer, bits, None, 600)
+    assert set(got.tensor_actions) <= set(want.tensor_actions)
+    for key, n in want.tensor_actions.items():
+        if key in DRAINS:
+            assert got.tensor_actions.get(key, 0.0) <= n, key
+        else:
+            assert got.tensor_actions.get(key, 0.0) == pytest.approx(n, rel=1e-9), key
+    assert sum(n for (part, _, _), n in got.tensor_actions.items() if part == "NoC") > 0
+    assert got.energy["NoC", "all"] == pytest.approx(want.energy["NoC", "read"], rel=1e-9)
+    for part in ("DRAM", "NoC"):
+        assert got.latency_by_component[part] == pytest.approx(want.latency_by_component[part], rel=1e-9), part
+    macro = max(v for k, v in want.latency_by_component.items() if k in MACRO_PARTS)  # Timeloop's cycles: the busiest
+    assert [got.latency_by_component[k] for k in want.latency_by_component if k in MACRO_PARTS] == pytest.approx(
+        [macro] * sum(k in MACRO_PARTS for k in want.latency_by_component), rel=1e-3)
+    for part in ("GlobalBuffer", "CoreBuffer"):  # (the drains' reads)
+        assert got.latency_by_component.get(part, 0.0) <= want.latency_by_component.get(part, 0.0)
+    assert got.latency_s == pytest.approx(want.latency_s, rel=1e-3)
