@@ -126,10 +126,11 @@ def _tables(system_json: str, bits_json: str) -> Tables:
 def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerResult:
     """A Timeloop stats file of a dense layer as cimco's result: each level's counts turned
     into the cimco actions its Timeloop actions stand for (see :func:`cimco.timeloop.arch.energy_table`):
-    DRAM and global-buffer words x word bits; an input's fill of the word-line drivers x input
+    DRAM's and the buffers' words x word bits; an input's fill of the word-line drivers x input
     slices; a readout update x readouts per output for every readout part; a cell read (one
-    MAC) x input x weight slices, a cell fill (one weight) x weight bits. Each level's time is
-    its cycles x ``cycle_s``."""
+    MAC) x input x weight slices, a cell fill (one weight) x weight bits; what crosses a NoC
+    (the global buffer's reads and updates, the cells' fills). Each macro part's time is the
+    cycles x ``cycle_s``, each memory's its bits over its bandwidth."""
     summary, levels, cycles = parse_stats(text), parse_levels(text), parse_level_cycles(text)
     g = MacroGeometry.of_system(system, bits)
     wb, both = word_bits(bits), g.input_slices * g.weight_slices
@@ -182,10 +183,10 @@ def to_result(system: SystemSpec, bits: Bits, text: str, mapping: str) -> LayerR
             latency[part] = moved.get(part, 0.0) / copies / bandwidth
     if noc:  # the NoC's share of what the buffer and the cells were charged (arch.energy_table)
         per_bit = _tables(system.model_dump_json(), bits.model_dump_json()).ert[NOC]["read"]
-        weights = tensor.get((NOC, "W", "read"), 0.0) * per_bit
+        weights_j = tensor.get((NOC, "W", "read"), 0.0) * per_bit
         energy[NOC] = moved.get(NOC, 0.0) * per_bit
-        energy[CELL_ARRAY] -= weights
-        energy[GLOBAL_BUFFER] -= energy[NOC] - weights
+        energy[CELL_ARRAY] -= weights_j
+        energy[GLOBAL_BUFFER] -= energy[NOC] - weights_j
     return LayerResult(
         energy_j=summary.energy_j,
         latency_s=max(summary.cycles * g.cycle_s, *latency.values()),
