@@ -229,6 +229,8 @@ def test_real_timeloop_counts_the_noc_and_core_buffers_as_accelforge(system: str
             assert got.tensor_actions.get(key, 0.0) == pytest.approx(n, rel=1e-9), key
     assert sum(n for (part, _, _), n in got.tensor_actions.items() if part == "NoC") > 0
     assert got.energy["NoC", "all"] == pytest.approx(want.energy["NoC", "read"], rel=1e-9)
+    # Timeloop's own total, by part (to its printed fJ per compute)
+    assert sum(got.energy.values()) == pytest.approx(got.energy_j, rel=1e-4)
     for part in ("DRAM", "NoC"):
         assert got.latency_by_component[part] == pytest.approx(want.latency_by_component[part], rel=1e-9), part
     macro = max(v for k, v in want.latency_by_component.items() if k in MACRO_PARTS)  # Timeloop's cycles: the busiest
