@@ -3,9 +3,12 @@
 The architecture is the one ``cimco.arch`` builds for AccelForge, written in the hierarchical
 (``subtree``/``local``) form that the ``timeloop-mapper`` binary reads::
 
-    DRAM -> GlobalBuffer -> core[cores] -> macro[macros_per_core]
+    DRAM -> GlobalBuffer -> core[cores] [-> CoreBuffer] -> macro[macros_per_core]
         -> WordlineDriver (inputs), readout (outputs) [, IndexMemory]
         -> column[cols / weight slices] -> row[wordlines_on] -> CellArray (weights) -> Compute
+
+(a memory in each core, where the system has one, is a level in the core's subtree, one per
+core: :func:`cimco.timeloop.layout.layout` says which loops it runs).
 
 The readout level is named after the macro's first readout part (``ADC``, ``AdderTree`` or,
 for bit-serial digital macros, ``ShiftAdd``) and carries the shift-add too.

@@ -30,6 +30,13 @@ Two things need care:
   the inner one holds its tile exactly, the outer the rest. A plan where one level would
   loop twice over a rank is left out.
 
+With a memory in each core (the cimco backend searches even plans only there), the cores
+are a fanout of their own below the global buffer and the macros one below the core
+buffers. Cores below the loops: the loops at DRAM and the global buffer as above, the core
+buffer a level with none (it holds one turn's tiles). Cores above them: the global buffer
+holds whole tensors, each core's buffer takes the global buffer's place for its part (one or
+two levels, as above), and the loops above its tiles run at the global buffer.
+
 Both narrow the search: the mapping exported is the best of what remains (the cimco backend's
 own may be better: ``scripts/timeloop_agreement.py`` prints both). The module's names are
 Timeloop's (dimensions, data spaces, levels).
