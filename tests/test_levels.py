@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -175,6 +177,26 @@ def _oracle(system: SystemSpec) -> dict[tuple[str, str, str], float]:
         counts |= {("CoreBuffer", "I", "write"): i, ("CoreBuffer", "I", "read"): i,
                    ("CoreBuffer", "O", "write"): o, ("CoreBuffer", "O", "read"): o}
     return counts
+
+
+@pytest.mark.skipif(not (os.environ.get("CIMCO_TIMELOOP_BIN") or shutil.which("timeloop-mapper")),
+                    reason="no timeloop-mapper (set CIMCO_TIMELOOP_BIN or put it on PATH)")
+@pytest.mark.parametrize("core_buffer", [False, True])
+def test_three_levels_and_a_noc_by_hand_in_timeloop(core_buffer: bool, tmp_path: Path) -> None:
+    """The same hand count from classic Timeloop on the files `cimco timeloop export` writes, but
+    for the outputs drained upwards, which are no reads to Timeloop (docs/timeloop.md); the NoC's
+    energy and time as above."""
+    from cimco.timeloop.runner import Timeloop
+
+    system = _with_levels(_levels(noc=True, core_buffer=core_buffer))
+    r = Timeloop.find(None, None).map_layer(system, LAYER, BITS, tmp_path)
+    moved = {k: v for k, v in r.tensor_actions.items()
+             if k[0] in ("DRAM", "GlobalBuffer", "NoC", "CoreBuffer") and v}
+    drained = {("GlobalBuffer", "O", "read"), ("CoreBuffer", "O", "read")}
+    assert moved == pytest.approx({k: v for k, v in _oracle(system).items() if k not in drained}, rel=1e-9)
+    noc_bits = 16 * 4 * 8 + 16 * 8 + 4 * 8
+    assert r.energy["NoC", "all"] == pytest.approx(noc_bits * 1.5 * 0.1e-12, rel=1e-9)
+    assert r.latency_by_component["NoC"] == pytest.approx(noc_bits / 1e12, rel=1e-6)
 
 
 @pytest.mark.engine
