@@ -353,6 +353,31 @@ def test_the_noc_and_core_buffers_are_charged_where_timeloop_counts_them() -> No
     assert spatial[0].startswith("GlobalBuffer") and spatial[1].startswith("CoreBuffer")  # cores, then macros
 
 
+# a 1x5 kernel dilated 2 over 19 channels a group: a row group of 95 rows reads a box of 19 x 9 inputs
+DILATED = {"name": "x", "type": "conv", "in_channels": 57, "out_channels": 9, "input_hw": [19, 23], "kernel": [1, 5],
+           "stride": [2, 3], "padding": [0, 1, 0, 0], "dilation": [1, 2], "groups": 3}
+
+
+def test_the_word_line_drivers_hold_a_dilated_kernels_box() -> None:
+    """Timeloop holds the box a row group's inputs span: on NeuroSim's 128-row subarrays the
+    dilated kernel's box (171 inputs for 95 rows) is the drivers' depth, else Timeloop finds
+    no mapping ("mapped tile size 171 exceeds buffer capacity 128")."""
+    from cimco import _af
+    from cimco.backends.cim import Shape
+    from cimco.spec.workload import Bits, Layer
+    from cimco.timeloop.layout import plan
+
+    system = load(ROOT / "arch_specs/neurosim_system.yaml")
+    layer = Layer.model_validate(DILATED)
+    _, p = plan(system, layer, Bits(input=8, weight=8, output=8))
+    box = Shape.of(layer, _af.einsum_of(layer)).input_tile(dict(p.array))
+    assert box > system.macro.rows
+    levels = {x["name"]: x["attributes"] for x in _walk(_files(system, DILATED)["arch.yaml"])}
+    assert levels["WordlineDriver"]["depth"] == box
+    levels = {x["name"]: x["attributes"] for x in _walk(_files(system, _conv(64, 64, 14))["arch.yaml"])}
+    assert levels["WordlineDriver"]["depth"] == system.macro.rows
+
+
 def _walk(tree: dict) -> list[dict]:
     out, node = [], tree["architecture"]
     while "subtree" in node:

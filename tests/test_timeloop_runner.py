@@ -239,3 +239,19 @@ def test_real_timeloop_counts_the_noc_and_core_buffers_as_accelforge(system: str
     for part in ("GlobalBuffer", "CoreBuffer"):  # (the drains' reads)
         assert got.latency_by_component.get(part, 0.0) <= want.latency_by_component.get(part, 0.0)
     assert got.latency_s == pytest.approx(want.latency_s, rel=1e-3)
+
+
+@pytest.mark.skipif(_real_binary() is None, reason="no timeloop-mapper (set CIMCO_TIMELOOP_BIN or put it on PATH)")
+def test_real_timeloop_maps_a_dilated_kernel_wider_than_the_rows() -> None:
+    """A layer hypothesis drew (tests/test_timeloop_export.py::DILATED) that Timeloop could not
+    map on NeuroSim's subarrays while the drivers held only ``rows`` inputs: it maps, every MAC."""
+    from test_timeloop_export import DILATED
+
+    from cimco.spec import load
+    from cimco.spec.workload import Bits, Layer
+    from cimco.timeloop.runner import Timeloop
+
+    layer = Layer.model_validate(DILATED)
+    got = Timeloop.find(_real_binary(), None).map_layer(load(ROOT / "arch_specs/neurosim_system.yaml"), layer,
+                                                        Bits(input=8, weight=8, output=8), None, 600)
+    assert got.computes == layer.macs

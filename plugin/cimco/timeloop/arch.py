@@ -17,7 +17,8 @@ v0.4 Timeloop has only storage and compute levels, so the per-macro parts are st
 that keep one tensor each and cost what cimco's parts cost per value passing through:
 
 - ``WordlineDriver`` keeps inputs; a fill (an input entering the macro) costs one drive per
-  input slice. It holds one input vector (``rows`` values), so inputs are not reused from it.
+  input slice. It holds one input vector (``rows`` values, or the box a dilated kernel's row
+  group spans where that is more: Timeloop holds the box), so inputs are not reused from it.
 - the readout keeps outputs; an update (a partial sum of one row-group activation, reduced
   over the word lines on at once) costs one conversion and shift-add per readout of it.
 - ``CellArray`` keeps the weights; a read (one MAC) costs one cell MAC per input x weight
@@ -107,7 +108,7 @@ def arch(system: SystemSpec, plan: LayerPlan, lay: Layout) -> dict:
     per_cycle = g.cycle_s / wb  # bits/s -> words per Timeloop cycle
     cells = system.n_macros * g.outputs_per_macro
     macro_parts = [
-        _storage(WORDLINE_DRIVER, "storage", b.input, m.rows, meshX=system.n_macros),
+        _storage(WORDLINE_DRIVER, "storage", b.input, max(m.rows, lay.driver_words), meshX=system.n_macros),
         _storage(readout_level(system), "storage", b.output, g.outputs_per_macro, meshX=system.n_macros),
     ]
     if plan.index_reads_per_update is not None:

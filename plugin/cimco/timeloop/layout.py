@@ -82,6 +82,7 @@ class Layout:
     partial: frozenset[str]  # dimensions with a partial group (all side by side: Timeloop's ruby mapspace)
     levels: tuple[Level, ...]  # DRAM, the global buffer's one or two levels, a core buffer's
     inner_words: dict[str, int]  # the depth of a memory's inner level, where it has two
+    driver_words: int  # the inputs one row group reads: a dilated kernel's box, as Timeloop holds it
 
 
 def _buffer(memory: str, loops: list, nest, holders) -> tuple[list, list[Level], int | None]:
@@ -153,4 +154,5 @@ def layout(system: SystemSpec, layer: Layer, bits: Bits) -> Layout:
         macros, cores = {d: macros.get(d, 1) * cores.get(d, 1) for d in macros | cores}, {}
     spread = {d: dict(p.array).get(k, 1) * macros.get(d, 1) * cores.get(d, 1) for k, d in DIMS.items()}
     partial = frozenset(DIMS[k] for k in DIMS if shape.size(k) % spread[DIMS[k]])
-    return Layout({DIMS[k]: n for k, n in p.array}, macros, cores, partial, levels, words)
+    return Layout({DIMS[k]: n for k, n in p.array}, macros, cores, partial, levels, words,
+                  shape.input_tile(dict(p.array)))
