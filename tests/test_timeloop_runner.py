@@ -255,3 +255,41 @@ def test_real_timeloop_maps_a_dilated_kernel_wider_than_the_rows() -> None:
     got = Timeloop.find(_real_binary(), None).map_layer(load(ROOT / "arch_specs/neurosim_system.yaml"), layer,
                                                         Bits(input=8, weight=8, output=8), None, 600)
     assert got.computes == layer.macs
+
+
+@pytest.mark.skipif(_real_binary() is None, reason="no timeloop-mapper (set CIMCO_TIMELOOP_BIN or put it on PATH)")
+def test_real_timeloop_on_drawn_layers_with_core_buffers() -> None:
+    """Layers hypothesis draws (groups, strides, dilations, odd sizes, linears with tokens) on the
+    MARS-like system with a mesh and a buffer in each core: Timeloop maps each exported plan, every
+    MAC, and counts DRAM, the NoC's weights, the cells and the readouts as AccelForge's model does;
+    inputs and outputs at the buffers and the drivers differ only as docs/timeloop.md says (drained
+    values, window overlap or the box a strided window spans, partial sums held in the readout):
+    what the model writes there Timeloop writes too."""
+    from drawn import layers
+    from hypothesis import HealthCheck, given, settings
+
+    from cimco.backends.cim import evaluate
+    from cimco.spec import load
+    from cimco.spec.workload import Bits
+    from cimco.tables import component_costs
+    from cimco.timeloop.layout import plan
+    from cimco.timeloop.runner import Timeloop
+
+    system, bits = load(ROOT / "arch_specs/mars_system_cores.yaml"), Bits(input=8, weight=8, output=8)
+    ert, tl = component_costs(system, bits)[0], Timeloop.find(_real_binary(), None)
+
+    @settings(max_examples=15, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(layers())
+    def check(layer) -> None:
+        shape, p = plan(system, layer, bits)
+        want, got = evaluate(system, shape, bits, p, ert), tl.map_layer(system, layer, bits, None, 600)
+        assert got.computes == layer.macs
+        for key, n in want.tensor_actions.items():
+            part, tensor, _ = key
+            if part in ("GlobalBuffer", "CoreBuffer", "WordlineDriver") or (part == "NoC" and tensor != "W"):
+                assert (got.tensor_actions.get(key, 0.0) > 0) == (n > 0) or key[2] == "read", (layer, key)
+            else:
+                assert got.tensor_actions.get(key, 0.0) == pytest.approx(n, rel=1e-9), (layer, key)
+
+    check()
