@@ -624,10 +624,15 @@ class _Core(NamedTuple):
 
     @classmethod
     def of(cls, shape: Shape, p: Plan, bits: Bits, g: MacroGeometry) -> _Core:
-        one = shape.per_core(p.core)
-        q = Plan(p.array, p.macro, (), p.loops, 0, 0)
-        nest = _nest(one, q)
+        one, q, nest = _core_part(shape, p)
         return cls(one, nest, _Macros.of(one, nest, q, bits, g))
+
+
+def _core_part(shape: Shape, p: Plan) -> tuple[Shape, Plan, _Nest]:
+    """A core's part of ``p`` with the cores above the loops: its share of the ranks the cores
+    spread, the plan without a core fanout, and that plan's loop nest on the part."""
+    one, q = shape.per_core(p.core), Plan(p.array, p.macro, (), p.loops, 0, 0)
+    return one, q, _nest(one, q)
 
 
 def _core_buffer(c: _Costs, bits: Bits, shape: Shape, p: Plan, nest: _Nest, t: _Traffic, part: _Core | None,

@@ -105,9 +105,8 @@ def _levels(shape, p, core_buffer: bool) -> tuple[tuple[Level, ...], dict[str, i
     loops = [(DIMS[k], n) for k, n in p.loops]
     words: dict[str, int] = {}
     if p.cores_above:  # the global buffer holds whole tensors; each core runs the loops on its part
-        part = shape.per_core(p.core)
-        one = cim.Plan(p.array, p.macro, (), p.loops, p.glb_i, p.glb_o)
-        above, cb, inner = _buffer(CORE_BUFFER, loops, cim._nest(part, one), cim._holders(part, one))
+        part, _, nest = cim._core_part(shape, p)
+        above, cb, inner = _buffer(CORE_BUFFER, loops, nest, cim._holders(part, p))
         # the loops above the core buffers' tiles run at the global buffer, above the cores: it
         # holds whole tensors, so each core's fills are the same as from a loop of its own
         out = [Level(DRAM, tuple(SPACES.values()), ()), Level(GLOBAL_BUFFER, (SPACES["I"], SPACES["O"]), tuple(above)),
